@@ -1,0 +1,202 @@
+/* The Linux x86 boot protocol (Documentation/arch/x86/boot.rst), 64-bit entry.
+ * Every field read from the image is bounds-checked before use. */
+#include "arch/x86/boot.h"
+#include "arch/x86/layout.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Offsets in the image and in struct boot_params (the zero page). */
+#define HDR_SETUP_SECTS     0x1f1
+#define HDR_BOOT_FLAG       0x1fe
+#define HDR_JUMP            0x200
+#define HDR_HEADER          0x202
+#define HDR_VERSION         0x206
+#define HDR_TYPE_OF_LOADER  0x210
+#define HDR_LOADFLAGS       0x211
+#define HDR_RAMDISK_IMAGE   0x218
+#define HDR_RAMDISK_SIZE    0x21c
+#define HDR_HEAP_END_PTR    0x224
+#define HDR_CMD_LINE_PTR    0x228
+#define HDR_INITRD_ADDR_MAX 0x22c
+#define HDR_XLOADFLAGS      0x236
+#define HDR_CMDLINE_SIZE    0x238
+#define HDR_INIT_SIZE       0x260
+#define BP_ACPI_RSDP_ADDR   0x070
+#define BP_E820_ENTRIES     0x1e8
+#define BP_E820_TABLE       0x2d0
+#define BP_SIZE             0x1000
+
+#define LOADED_HIGH     0x01
+#define CAN_USE_HEAP    0x80
+#define XLF_KERNEL_64   0x01
+
+static uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return v;
+}
+
+int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage *bz, const char **why)
+{
+	unsigned int sects;
+
+	memset(bz, 0, sizeof(*bz));
+	if (len < HDR_INIT_SIZE + 4) {
+		*why = "too short to hold a Linux boot header";
+		return -ENOEXEC;
+	}
+	if (rd32(img + HDR_HEADER) != 0x53726448) {
+		*why = "not a Linux bzImage (no 'HdrS' magic at 0x202)";
+		return -ENOEXEC;
+	}
+	if (rd16(img + HDR_BOOT_FLAG) != 0xaa55) {
+		*why = "not a Linux bzImage (no 0xaa55 boot flag at 0x1fe)";
+		return -ENOEXEC;
+	}
+	bz->version = rd16(img + HDR_VERSION);
+	if (bz->version < 0x020c) {
+		*why = "boot protocol older than 2.12: no 64-bit entry point";
+		return -ENOEXEC;
+	}
+	bz->loadflags = img[HDR_LOADFLAGS];
+	bz->xloadflags = rd16(img + HDR_XLOADFLAGS);
+	if (!(bz->loadflags & LOADED_HIGH)) {
+		*why = "zImage (loads low): only bzImage kernels are supported";
+		return -ENOEXEC;
+	}
+	if (!(bz->xloadflags & XLF_KERNEL_64)) {
+		*why = "kernel has no 64-bit entry point (XLF_KERNEL_64 unset)";
+		return -ENOEXEC;
+	}
+	sects = img[HDR_SETUP_SECTS] ? img[HDR_SETUP_SECTS] : 4;
+	bz->setup_size = (size_t)(sects + 1) * 512;
+	bz->hdr_end = HDR_JUMP + 2 + (size_t)img[HDR_JUMP + 1];
+	if (bz->hdr_end < HDR_INIT_SIZE + 4 || bz->hdr_end > bz->setup_size) {
+		*why = "setup header length out of range";
+		return -ENOEXEC;
+	}
+	if (bz->setup_size >= len) {
+		*why = "truncated: the image ends inside its setup sectors";
+		return -ENOEXEC;
+	}
+	bz->kernel = img + bz->setup_size;
+	bz->kernel_size = len - bz->setup_size;
+	bz->initrd_addr_max = rd32(img + HDR_INITRD_ADDR_MAX);
+	bz->cmdline_size = rd32(img + HDR_CMDLINE_SIZE);
+	bz->init_size = rd32(img + HDR_INIT_SIZE);
+	if (bz->init_size < bz->kernel_size) {
+		*why = "truncated or corrupt: init_size is smaller than the kernel";
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+unsigned int boot_e820_map(const struct guestmem *mem, struct boot_e820 *map, unsigned int max)
+{
+	unsigned int n = 0;
+
+#define E820_ADD(a, s, t) do { if (n < max) map[n++] = (struct boot_e820){ (a), (s), (t) }; } while (0)
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		const struct guestmem_region *r = &mem->regions[i];
+
+		if (r->gpa == 0 && r->size > LAYOUT_HIGH_MEM_ADDR) {
+			E820_ADD(0, LAYOUT_EBDA_ADDR, E820_RAM);
+			E820_ADD(LAYOUT_EBDA_ADDR, LAYOUT_HIGH_MEM_ADDR - LAYOUT_EBDA_ADDR, E820_RESERVED);
+			E820_ADD(LAYOUT_HIGH_MEM_ADDR, r->size - LAYOUT_HIGH_MEM_ADDR, E820_RAM);
+		} else {
+			E820_ADD(r->gpa, r->size, E820_RAM);
+		}
+	}
+#undef E820_ADD
+	return n;
+}
+
+int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
+		    struct boot_entry *out, char *err, size_t errlen)
+{
+	struct boot_e820 e820[BOOT_E820_MAX];
+	struct bzimage bz;
+	const char *why = NULL;
+	uint8_t *zp, *dst;
+	uint64_t low_end, kernel_end, initrd_addr = 0, top;
+	size_t cmdlen = strlen(p->cmdline);
+	unsigned int n;
+	int r;
+
+	r = boot_parse_bzimage(p->kernel, p->kernel_len, &bz, &why);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", why);
+		return r;
+	}
+	if (mem->nregions == 0 || mem->regions[0].gpa != 0) {
+		snprintf(err, errlen, "no RAM at address 0");
+		return -EINVAL;
+	}
+	low_end = mem->regions[0].size;
+	kernel_end = LAYOUT_HIGH_MEM_ADDR + MAX((uint64_t)bz.init_size, (uint64_t)bz.kernel_size);
+	if (kernel_end > low_end) {
+		snprintf(err, errlen, "the kernel needs %llu MiB to decompress; give the guest more --memory",
+			 (unsigned long long)((kernel_end + (1 << 20) - 1) >> 20));
+		return -ENOMEM;
+	}
+	if (cmdlen > bz.cmdline_size || cmdlen >= LAYOUT_CMDLINE_MAX) {
+		snprintf(err, errlen, "command line is %zu bytes; this kernel takes at most %u",
+			 cmdlen, MIN(bz.cmdline_size, (uint32_t)LAYOUT_CMDLINE_MAX - 1));
+		return -E2BIG;
+	}
+
+	zp = guestmem_ptr(mem, LAYOUT_ZERO_PAGE_ADDR, BP_SIZE);
+	dst = guestmem_ptr(mem, LAYOUT_HIGH_MEM_ADDR, bz.kernel_size);
+	if (!zp || !dst) {
+		snprintf(err, errlen, "guest memory too small for the boot structures");
+		return -ENOMEM;
+	}
+	memcpy(dst, bz.kernel, bz.kernel_size);
+
+	if (p->initrd && p->initrd_len) {
+		top = MIN(low_end, (uint64_t)bz.initrd_addr_max + 1);
+		if (p->initrd_len > top || ((top - p->initrd_len) & ~0xfffULL) < kernel_end) {
+			snprintf(err, errlen,
+				 "initrd (%zu MiB) does not fit in guest memory beside the kernel; give the guest more --memory",
+				 (p->initrd_len + (1 << 20) - 1) >> 20);
+			return -ENOMEM;
+		}
+		initrd_addr = (top - p->initrd_len) & ~0xfffULL;
+		if (guestmem_write(mem, initrd_addr, p->initrd, p->initrd_len) < 0) {
+			snprintf(err, errlen, "initrd lands outside guest memory");
+			return -ENOMEM;
+		}
+	}
+	if (guestmem_write(mem, LAYOUT_CMDLINE_ADDR, p->cmdline, cmdlen + 1) < 0) {
+		snprintf(err, errlen, "guest memory too small for the command line");
+		return -ENOMEM;
+	}
+
+	memset(zp, 0, BP_SIZE);
+	memcpy(zp + HDR_SETUP_SECTS, p->kernel + HDR_SETUP_SECTS, bz.hdr_end - HDR_SETUP_SECTS);
+	zp[HDR_TYPE_OF_LOADER] = 0xff;
+	zp[HDR_LOADFLAGS] = (uint8_t)(bz.loadflags | CAN_USE_HEAP);
+	memcpy(zp + HDR_HEAP_END_PTR, &(uint16_t){ 0xfe00 }, 2);
+	memcpy(zp + HDR_CMD_LINE_PTR, &(uint32_t){ (uint32_t)LAYOUT_CMDLINE_ADDR }, 4);
+	memcpy(zp + HDR_RAMDISK_IMAGE, &(uint32_t){ (uint32_t)initrd_addr }, 4);
+	memcpy(zp + HDR_RAMDISK_SIZE, &(uint32_t){ initrd_addr ? (uint32_t)p->initrd_len : 0 }, 4);
+	memcpy(zp + BP_ACPI_RSDP_ADDR, &p->rsdp_addr, 8);
+	n = boot_e820_map(mem, e820, BOOT_E820_MAX);
+	zp[BP_E820_ENTRIES] = (uint8_t)n;
+	memcpy(zp + BP_E820_TABLE, e820, n * sizeof(e820[0]));
+
+	out->rip = LAYOUT_HIGH_MEM_ADDR + 0x200;   /* startup_64 */
+	out->rsi = LAYOUT_ZERO_PAGE_ADDR;
+	out->initrd_addr = initrd_addr;
+	return 0;
+}

@@ -1,0 +1,64 @@
+/* The Linux x86 boot protocol: parsing a bzImage's setup header and laying
+ * kernel, zero page, command line, initrd and e820 map into guest memory for
+ * the 64-bit entry point. Parsing is pure and fuzzed: the image is untrusted. */
+#ifndef NESTVM_ARCH_X86_BOOT_H
+#define NESTVM_ARCH_X86_BOOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "guestmem.h"
+
+struct bzimage {
+	uint16_t version;          /* boot protocol, e.g. 0x020f */
+	uint8_t loadflags;
+	uint16_t xloadflags;
+	size_t setup_size;         /* boot sector + setup sectors, in bytes */
+	size_t hdr_end;            /* end of the setup header within the image */
+	const uint8_t *kernel;     /* the protected-mode kernel */
+	size_t kernel_size;
+	uint32_t initrd_addr_max;
+	uint32_t cmdline_size;     /* longest command line, without the NUL */
+	uint32_t init_size;        /* memory the kernel needs from its load address */
+};
+
+/* Checks and decodes a bzImage. On failure returns -ENOEXEC (or -EINVAL) and
+ * points *why at a sentence naming the problem. */
+__attribute__((warn_unused_result))
+int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage *bz, const char **why);
+
+struct boot_linux {
+	const uint8_t *kernel;
+	size_t kernel_len;
+	const uint8_t *initrd;     /* may be NULL */
+	size_t initrd_len;
+	const char *cmdline;
+	uint64_t rsdp_addr;
+};
+
+struct boot_entry {
+	uint64_t rip;
+	uint64_t rsi;              /* zero page */
+	uint64_t initrd_addr;
+};
+
+/* Loads everything into guest memory. On failure returns -errno and writes a
+ * one-line reason into err. */
+__attribute__((warn_unused_result))
+int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
+		    struct boot_entry *out, char *err, size_t errlen);
+
+#define E820_RAM       1
+#define E820_RESERVED  2
+#define BOOT_E820_MAX  128
+
+struct boot_e820 {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+} __attribute__((packed));
+
+/* The e820 map for a guest memory layout; returns the number of entries. */
+unsigned int boot_e820_map(const struct guestmem *mem, struct boot_e820 *map, unsigned int max);
+
+#endif

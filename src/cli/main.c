@@ -1,0 +1,53 @@
+/* nestvm's entry point: picks the subcommand. */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef NESTVM_VERSION
+#define NESTVM_VERSION "0.1.0"
+#endif
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("nestvm: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *out)
+{
+	fputs("Usage: nestvm COMMAND [OPTIONS]\n"
+	      "A virtual machine monitor on Linux KVM built for nested virtualization.\n\n"
+	      "Commands:\n"
+	      "  run        boot one VM in the foreground (nestvm run --help)\n"
+	      "  version    print the version\n"
+	      "  help       show this help\n", out);
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("nestvm %s\n", NESTVM_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	cli_error("unknown command '%s' (see 'nestvm help')", cmd);
+	return EXIT_USAGE;
+}

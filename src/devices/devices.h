@@ -1,0 +1,91 @@
+/* The legacy devices of an x86 nestvm machine. Each sees a bus window, an
+ * interrupt line and, where it can end the machine, a power sink: never the VM. */
+#ifndef NESTVM_DEVICES_H
+#define NESTVM_DEVICES_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+
+enum power_event {
+	POWER_OFF = 1,      /* ACPI S5 */
+	POWER_RESET,        /* reset register or keyboard-controller pulse */
+};
+
+struct power_sink {
+	void (*fn)(void *opaque, enum power_event ev);
+	void *opaque;
+};
+
+static inline void power_sink_send(const struct power_sink *ps, enum power_event ev)
+{
+	if (ps->fn)
+		ps->fn(ps->opaque, ev);
+}
+
+/* 16550A UART. Output goes to out_fd; input arrives through serial_receive(). */
+#define SERIAL_RX_SIZE 4096
+struct serial {
+	pthread_mutex_t lock;
+	pthread_cond_t rx_space;
+	struct irq_line irq;
+	int out_fd;
+	uint8_t ier, lcr, mcr, lsr_extra, msr, scr, dll, dlm, fcr;
+	bool thr_empty_pending;        /* THRE interrupt not yet acknowledged */
+	int irq_level;
+	uint8_t rx[SERIAL_RX_SIZE];
+	unsigned int rx_head, rx_count;
+	bool closing;
+};
+
+MUST_CHECK int serial_init(struct serial *s, struct irq_line irq, int out_fd);
+void serial_destroy(struct serial *s);
+bus_handler_fn serial_io;
+/* Queues up to len input bytes; returns how many fit (0 when the FIFO is full). */
+unsigned int serial_receive(struct serial *s, const uint8_t *buf, unsigned int len);
+/* Blocks until the guest has drained some input or serial_close_input() runs. */
+void serial_wait_rx_space(struct serial *s);
+void serial_close_input(struct serial *s);
+
+/* i8042: only what a guest without a PS/2 device uses, the reset pulse. */
+struct i8042 {
+	struct power_sink power;
+	uint8_t cmd, ctr, out;
+	bool has_out;
+};
+bus_handler_fn i8042_io;
+
+/* CMOS RTC and NVRAM, reading the host clock. */
+struct rtc {
+	pthread_mutex_t lock;
+	uint8_t index;
+	uint8_t nvram[128];
+	int64_t offset_s;     /* guest time minus host UTC, as the guest set it */
+};
+void rtc_init(struct rtc *rtc, uint64_t mem_below_4g, uint64_t mem_above_4g);
+bus_handler_fn rtc_io;
+
+/* ACPI PM1 fixed hardware: power-button event, S5 through PM1_CNT, and the
+ * FADT reset register. */
+struct acpi_pm {
+	pthread_mutex_t lock;
+	struct power_sink power;
+	struct irq_line sci;
+	uint16_t sts, en, cnt;
+};
+void acpi_pm_init(struct acpi_pm *pm, struct irq_line sci, struct power_sink power);
+bus_handler_fn acpi_pm_evt_io;
+bus_handler_fn acpi_pm_cnt_io;
+bus_handler_fn acpi_pm_reset_io;
+/* Presses the power button: sets PWRBTN_STS and raises the SCI if enabled. */
+void acpi_pm_power_button(struct acpi_pm *pm);
+
+#define ACPI_PM1_PWRBTN    (1u << 8)
+#define ACPI_PM1_WAK       (1u << 15)
+#define ACPI_PM1_SCI_EN    (1u << 0)
+#define ACPI_PM1_SLP_EN    (1u << 13)
+#define ACPI_PM1_SLP_TYP_SHIFT 10
+
+#endif

@@ -1,0 +1,90 @@
+/* Guest physical memory and its bounds-checked accessors. */
+#include "guestmem.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+int guestmem_add(struct guestmem *mem, uint64_t gpa, uint64_t size)
+{
+	struct guestmem_region *r;
+	void *host;
+
+	if (mem->nregions >= GUESTMEM_MAX_REGIONS)
+		return -ENOSPC;
+	if (!size || gpa + size < gpa || (size & 0xfff) || (gpa & 0xfff))
+		return -EINVAL;
+	host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (host == MAP_FAILED)
+		return -errno;
+	r = &mem->regions[mem->nregions++];
+	r->gpa = gpa;
+	r->size = size;
+	r->host = host;
+	mem->total += size;
+	return 0;
+}
+
+void guestmem_free(struct guestmem *mem)
+{
+	for (unsigned int i = 0; i < mem->nregions; i++)
+		munmap(mem->regions[i].host, mem->regions[i].size);
+	memset(mem, 0, sizeof(*mem));
+}
+
+void *guestmem_ptr(const struct guestmem *mem, uint64_t gpa, uint64_t len)
+{
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		const struct guestmem_region *r = &mem->regions[i];
+
+		/* Written so that no sum can wrap: gpa - r->gpa only once gpa >= r->gpa. */
+		if (gpa >= r->gpa && gpa - r->gpa <= r->size && len <= r->size - (gpa - r->gpa))
+			return r->host + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+int guestmem_read(const struct guestmem *mem, uint64_t gpa, void *dst, uint64_t len)
+{
+	const void *p = guestmem_ptr(mem, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(dst, p, len);
+	return 0;
+}
+
+int guestmem_write(const struct guestmem *mem, uint64_t gpa, const void *src, uint64_t len)
+{
+	void *p = guestmem_ptr(mem, gpa, len);
+
+	if (!p)
+		return -EFAULT;
+	memcpy(p, src, len);
+	return 0;
+}
+
+uint64_t guestmem_resident(const struct guestmem *mem)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uint64_t resident = 0;
+	unsigned char vec[4096];
+
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		const struct guestmem_region *r = &mem->regions[i];
+
+		for (uint64_t off = 0; off < r->size; off += sizeof(vec) * (uint64_t)page) {
+			uint64_t chunk = MIN(r->size - off, sizeof(vec) * (uint64_t)page);
+			uint64_t pages = chunk / (uint64_t)page;
+
+			if (mincore(r->host + off, chunk, vec) < 0)
+				break;
+			for (uint64_t p = 0; p < pages; p++)
+				resident += (vec[p] & 1) ? (uint64_t)page : 0;
+		}
+	}
+	return resident;
+}

@@ -1,0 +1,72 @@
+/* The one place that talks to KVM: every ioctl goes through here, failures
+ * come back as -errno, and the last failing ioctl is named for messages. */
+#ifndef NESTVM_KVM_H
+#define NESTVM_KVM_H
+
+#include <linux/kvm.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "util.h"
+
+struct kvm_sys {
+	int fd;                 /* /dev/kvm */
+	int vcpu_mmap_size;
+};
+
+struct kvm_vm {
+	struct kvm_sys *sys;
+	int fd;
+};
+
+struct kvm_vcpu {
+	int fd;
+	unsigned int id;
+	struct kvm_run *run;
+	int run_size;
+};
+
+/* The ioctl that failed last in this thread, for error messages. */
+const char *kvm_last_op(void);
+
+MUST_CHECK int kvm_sys_open(struct kvm_sys *sys, const char *path);
+void kvm_sys_close(struct kvm_sys *sys);
+MUST_CHECK int kvm_check_extension(struct kvm_sys *sys, long cap);
+/* Fills a malloc'd kvm_cpuid2 with KVM_GET_SUPPORTED_CPUID. */
+MUST_CHECK int kvm_get_supported_cpuid(struct kvm_sys *sys, struct kvm_cpuid2 **out);
+
+MUST_CHECK int kvm_vm_create(struct kvm_sys *sys, struct kvm_vm *vm);
+void kvm_vm_destroy(struct kvm_vm *vm);
+MUST_CHECK int kvm_vm_check_extension(struct kvm_vm *vm, long cap);
+MUST_CHECK int kvm_vm_set_memory(struct kvm_vm *vm, uint32_t slot, uint64_t gpa,
+				 uint64_t size, void *host);
+MUST_CHECK int kvm_vm_set_tss_addr(struct kvm_vm *vm, uint64_t addr);
+MUST_CHECK int kvm_vm_set_identity_map_addr(struct kvm_vm *vm, uint64_t addr);
+MUST_CHECK int kvm_vm_create_irqchip(struct kvm_vm *vm);
+MUST_CHECK int kvm_vm_create_pit2(struct kvm_vm *vm);
+MUST_CHECK int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, int level);
+MUST_CHECK int kvm_vm_enable_cap(struct kvm_vm *vm, uint32_t cap, uint64_t arg0);
+
+MUST_CHECK int kvm_vcpu_create(struct kvm_vm *vm, unsigned int id, struct kvm_vcpu *vcpu);
+void kvm_vcpu_destroy(struct kvm_vcpu *vcpu);
+/* KVM_RUN; returns 0, -EINTR when a signal kicked it out, or -errno. */
+MUST_CHECK int kvm_vcpu_run(struct kvm_vcpu *vcpu);
+MUST_CHECK int kvm_vcpu_get_regs(struct kvm_vcpu *vcpu, struct kvm_regs *regs);
+MUST_CHECK int kvm_vcpu_set_regs(struct kvm_vcpu *vcpu, const struct kvm_regs *regs);
+MUST_CHECK int kvm_vcpu_get_sregs(struct kvm_vcpu *vcpu, struct kvm_sregs *sregs);
+MUST_CHECK int kvm_vcpu_set_sregs(struct kvm_vcpu *vcpu, const struct kvm_sregs *sregs);
+MUST_CHECK int kvm_vcpu_set_fpu(struct kvm_vcpu *vcpu, const struct kvm_fpu *fpu);
+MUST_CHECK int kvm_vcpu_set_cpuid2(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
+MUST_CHECK int kvm_vcpu_set_msrs(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs);
+MUST_CHECK int kvm_vcpu_get_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs);
+MUST_CHECK int kvm_vcpu_get_lapic(struct kvm_vcpu *vcpu, struct kvm_lapic_state *lapic);
+MUST_CHECK int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapic);
+MUST_CHECK int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp);
+/* Nested virtualization state (KVM_CAP_NESTED_STATE); *out is malloc'd with
+ * room for the size KVM reports. -ENOTSUP where the capability is absent. */
+MUST_CHECK int kvm_vcpu_get_nested_state(struct kvm_vcpu *vcpu, int max_size,
+					 struct kvm_nested_state **out);
+MUST_CHECK int kvm_vcpu_set_nested_state(struct kvm_vcpu *vcpu,
+					 const struct kvm_nested_state *st);
+
+#endif

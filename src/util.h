@@ -1,0 +1,28 @@
+/* Small helpers shared by the whole tree: sizes, strings and error text. */
+#ifndef NESTVM_UTIL_H
+#define NESTVM_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define MUST_CHECK __attribute__((warn_unused_result))
+#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((__typeof__(x))(a) - 1))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Parses "512M", "2G", "65536K", "1048576" (bytes) into *out. */
+MUST_CHECK int util_parse_size(const char *s, uint64_t *out);
+/* Parses a decimal unsigned integer in [min, max]. */
+MUST_CHECK int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Reads a whole file into a malloc'd buffer. */
+MUST_CHECK int util_read_file(const char *path, uint8_t **data, size_t *len);
+
+uint64_t util_now_ns(void);
+
+/* Formats a byte count the way the command line accepts it ("512M"). */
+const char *util_fmt_size(uint64_t bytes, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,617 @@
+/* The machine: an explicit build sequence (memory, irqchip, vCPUs, devices,
+ * ACPI, boot image), the vCPU threads, and exit decode/dispatch. */
+#include "vm.h"
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot.h"
+#include "arch/x86/cpu.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/layout.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define VM_KICK_SIGNAL SIGUSR1
+
+static void vm_errf(struct vm *vm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void vm_errf(struct vm *vm, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vm->err, sizeof(vm->err), fmt, ap);
+	va_end(ap);
+}
+
+/* For failures of the KVM layer: "KVM_CREATE_VM: Permission denied". */
+static int vm_kvm_err(struct vm *vm, int r, const char *what)
+{
+	vm_errf(vm, "%s: %s: %s", what, kvm_last_op(), strerror(-r));
+	return r;
+}
+
+const char *vm_stop_reason_name(enum vm_stop_reason why)
+{
+	switch (why) {
+	case VM_STOP_NONE: return "running";
+	case VM_STOP_POWEROFF: return "poweroff";
+	case VM_STOP_RESET: return "reboot";
+	case VM_STOP_HALT: return "halt";
+	case VM_STOP_REQUEST: return "stopped by request";
+	case VM_STOP_FAULT: return "fault";
+	}
+	return "unknown";
+}
+
+static int vm_irq_set(void *opaque, uint32_t gsi, int level)
+{
+	struct vm *vm = opaque;
+
+	return kvm_vm_irq_line(&vm->kvm, gsi, level);
+}
+
+static void vm_power_event(void *opaque, enum power_event ev)
+{
+	struct vm *vm = opaque;
+
+	vm_request_stop(vm, ev == POWER_OFF ? VM_STOP_POWEROFF : VM_STOP_RESET, NULL);
+}
+
+/* Step 1: KVM itself, its capabilities, and an empty VM. */
+static int vm_build_kvm(struct vm *vm)
+{
+	static const struct { long cap; const char *name; } need[] = {
+		{ KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY" },
+		{ KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP" },
+		{ KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR" },
+		{ KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID" },
+		{ KVM_CAP_PIT2, "KVM_CAP_PIT2" },
+		{ KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT" },
+	};
+	const char *path = vm->cfg.kvm_path ? vm->cfg.kvm_path : "/dev/kvm";
+	int r, max;
+
+	r = kvm_sys_open(&vm->sys, path);
+	if (r < 0) {
+		if (r == -ENOENT)
+			vm_errf(vm, "%s: no such device: load kvm_intel or kvm_amd, or enable virtualization in the firmware", path);
+		else if (r == -EACCES || r == -EPERM)
+			vm_errf(vm, "%s: permission denied: run as root or join the group that owns it (often 'kvm')", path);
+		else
+			vm_kvm_err(vm, r, path);
+		return r;
+	}
+	for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+		if (kvm_check_extension(&vm->sys, need[i].cap) <= 0) {
+			vm_errf(vm, "%s: KVM lacks %s", path, need[i].name);
+			return -ENOTSUP;
+		}
+	}
+	max = kvm_check_extension(&vm->sys, KVM_CAP_MAX_VCPUS);
+	if (max <= 0)
+		max = kvm_check_extension(&vm->sys, KVM_CAP_NR_VCPUS);
+	if (max > 0 && vm->cfg.ncpus > (unsigned int)max) {
+		vm_errf(vm, "%u vCPUs requested; KVM here allows at most %d", vm->cfg.ncpus, max);
+		return -EINVAL;
+	}
+	vm->nested_state_size = kvm_check_extension(&vm->sys, KVM_CAP_NESTED_STATE);
+	if (vm->nested_state_size < 0)
+		vm->nested_state_size = 0;
+	r = kvm_vm_create(&vm->sys, &vm->kvm);
+	if (r < 0)
+		return vm_kvm_err(vm, r, "creating the VM");
+	r = kvm_get_supported_cpuid(&vm->sys, &vm->supported_cpuid);
+	if (r < 0)
+		return vm_kvm_err(vm, r, "reading supported CPUID");
+	return 0;
+}
+
+/* Step 2: platform pieces KVM emulates in the kernel. */
+static int vm_build_platform(struct vm *vm)
+{
+	int r;
+
+	r = kvm_vm_set_identity_map_addr(&vm->kvm, LAYOUT_KVM_IDMAP_ADDR);
+	if (r >= 0)
+		r = kvm_vm_set_tss_addr(&vm->kvm, LAYOUT_KVM_TSS_ADDR);
+	if (r >= 0 && !vm->cfg.no_irqchip) {
+		r = kvm_vm_create_irqchip(&vm->kvm);
+		if (r >= 0)
+			r = kvm_vm_create_pit2(&vm->kvm);
+	}
+	return r < 0 ? vm_kvm_err(vm, r, "setting up the platform") : 0;
+}
+
+/* Step 3: RAM below the 32-bit hole, and the rest above 4 GiB. */
+static int vm_build_memory(struct vm *vm)
+{
+	uint64_t low = MIN(vm->cfg.mem_size, LAYOUT_MMIO_HOLE_ADDR);
+	uint64_t high = vm->cfg.mem_size - low;
+	int r;
+
+	r = guestmem_add(&vm->mem, 0, low);
+	if (r >= 0 && high)
+		r = guestmem_add(&vm->mem, LAYOUT_MMIO_HOLE_END, high);
+	if (r < 0) {
+		vm_errf(vm, "allocating %llu MiB of guest memory: %s",
+			(unsigned long long)(vm->cfg.mem_size >> 20), strerror(-r));
+		return r;
+	}
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct guestmem_region *g = &vm->mem.regions[i];
+
+		r = kvm_vm_set_memory(&vm->kvm, i, g->gpa, g->size, g->host);
+		if (r < 0)
+			return vm_kvm_err(vm, r, "mapping guest memory");
+	}
+	return 0;
+}
+
+/* Step 4: vCPUs with their CPUID, FPU, MSRs and LAPIC. */
+static int vm_build_vcpus(struct vm *vm)
+{
+	struct cpuid_config cc = { .ncpus = vm->cfg.ncpus, .expose_virt = vm->cfg.expose_virt };
+	int r;
+
+	if (vm->cfg.expose_virt && !cpuid_has_virt(vm->supported_cpuid)) {
+		vm_errf(vm, "cannot expose virtualization extensions: KVM on this host offers neither VMX nor SVM to guests "
+			"(load kvm_intel or kvm_amd with nested=1, e.g. 'modprobe -r kvm_amd && modprobe kvm_amd nested=1')");
+		return -ENOTSUP;
+	}
+	vm->vcpus = calloc(vm->cfg.ncpus, sizeof(*vm->vcpus));
+	if (!vm->vcpus) {
+		vm_errf(vm, "out of memory");
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < vm->cfg.ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		struct kvm_cpuid2 *cpuid;
+
+		v->vm = vm;
+		v->kvm.fd = -1;
+		r = kvm_vcpu_create(&vm->kvm, i, &v->kvm);
+		if (r < 0)
+			return vm_kvm_err(vm, r, "creating a vCPU");
+		vm->ncpus++;
+		cpuid = cpuid_build(vm->supported_cpuid, &cc, i);
+		if (!cpuid) {
+			vm_errf(vm, "out of memory");
+			return -ENOMEM;
+		}
+		r = kvm_vcpu_set_cpuid2(&v->kvm, cpuid);
+		free(cpuid);
+		if (r >= 0)
+			r = x86_setup_vcpu_common(&v->kvm, !vm->cfg.no_irqchip);
+		if (r < 0)
+			return vm_kvm_err(vm, r, "setting up a vCPU");
+	}
+	return 0;
+}
+
+/* Step 5: the legacy devices on the port bus. */
+static int vm_build_devices(struct vm *vm)
+{
+	struct power_sink power = { vm_power_event, vm };
+	struct irq_line com1_irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_COM1_IRQ };
+	struct irq_line sci = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_SCI_IRQ };
+	int r;
+
+	r = serial_init(&vm->com1, com1_irq, vm->cfg.console_out);
+	if (r < 0)
+		return r;
+	vm->i8042.power = power;
+	rtc_init(&vm->rtc, vm->mem.regions[0].size, vm->mem.nregions > 1 ? vm->mem.regions[1].size : 0);
+	acpi_pm_init(&vm->pm, sci, power);
+
+	r = bus_register(&vm->pio, LAYOUT_COM1_PORT, 8, "com1", serial_io, &vm->com1);
+	if (r >= 0)
+		r = bus_register(&vm->pio, LAYOUT_I8042_PORT, 5, "i8042", i8042_io, &vm->i8042);
+	if (r >= 0)
+		r = bus_register(&vm->pio, LAYOUT_RTC_PORT, 2, "rtc", rtc_io, &vm->rtc);
+	if (r >= 0)
+		r = bus_register(&vm->pio, LAYOUT_PM1A_EVT_PORT, LAYOUT_PM1A_EVT_LEN, "pm1a_evt",
+				 acpi_pm_evt_io, &vm->pm);
+	if (r >= 0)
+		r = bus_register(&vm->pio, LAYOUT_PM1A_CNT_PORT, LAYOUT_PM1A_CNT_LEN, "pm1a_cnt",
+				 acpi_pm_cnt_io, &vm->pm);
+	if (r >= 0)
+		r = bus_register(&vm->pio, LAYOUT_RESET_PORT, 1, "reset", acpi_pm_reset_io, &vm->pm);
+	if (r < 0)
+		vm_errf(vm, "registering devices: %s", strerror(-r));
+	return r;
+}
+
+/* Step 6: ACPI tables describing all of the above. */
+static int vm_build_acpi(struct vm *vm)
+{
+	struct acpi_config ac = {
+		.ncpus = vm->cfg.ncpus,
+		.lapic_addr = LAYOUT_LAPIC_ADDR,
+		.ioapic_addr = LAYOUT_IOAPIC_ADDR,
+		.ioapic_id = (uint8_t)vm->cfg.ncpus,
+		.pm1a_evt_port = LAYOUT_PM1A_EVT_PORT,
+		.pm1a_cnt_port = LAYOUT_PM1A_CNT_PORT,
+		.sci_irq = LAYOUT_SCI_IRQ,
+		.reset_port = LAYOUT_RESET_PORT,
+		.reset_value = LAYOUT_RESET_VALUE,
+		.slp_typ_s5 = LAYOUT_ACPI_SLP_TYP_S5,
+		.com1_port = LAYOUT_COM1_PORT,
+		.com1_irq = LAYOUT_COM1_IRQ,
+	};
+	void *buf = guestmem_ptr(&vm->mem, LAYOUT_ACPI_ADDR, LAYOUT_ACPI_SIZE);
+	ssize_t n;
+
+	if (!buf) {
+		vm_errf(vm, "guest memory too small for ACPI tables");
+		return -ENOMEM;
+	}
+	n = acpi_build(buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_ADDR, &ac);
+	if (n < 0) {
+		vm_errf(vm, "building ACPI tables: %s", strerror((int)-n));
+		return (int)n;
+	}
+	return 0;
+}
+
+/* Step 7: the boot image and the boot vCPU's registers. */
+static int vm_build_boot(struct vm *vm)
+{
+	const struct vm_payload *pl = vm->cfg.payload;
+	struct boot_entry entry;
+	char why[256];
+	int r;
+
+	r = x86_write_boot_tables(&vm->mem);
+	if (r < 0) {
+		vm_errf(vm, "guest memory too small for boot page tables");
+		return r;
+	}
+	if (pl) {
+		if (guestmem_write(&vm->mem, pl->gpa, pl->data, pl->len) < 0) {
+			vm_errf(vm, "payload does not fit in guest memory");
+			return -ENOMEM;
+		}
+		/* Without an irqchip every vCPU runs the payload; it reads its
+		 * index from rsi. */
+		for (unsigned int i = 0; i < vm->ncpus; i++) {
+			if (!vm->cfg.no_irqchip && i > 0)
+				break;
+			r = pl->real_mode ? x86_setup_real_mode(&vm->vcpus[i].kvm, pl->entry)
+					  : x86_setup_long_mode(&vm->vcpus[i].kvm, pl->entry, i);
+			if (r < 0)
+				return vm_kvm_err(vm, r, "setting boot registers");
+		}
+		return 0;
+	}
+	struct boot_linux bl = {
+		.kernel = vm->cfg.kernel, .kernel_len = vm->cfg.kernel_len,
+		.initrd = vm->cfg.initrd, .initrd_len = vm->cfg.initrd_len,
+		.cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "",
+		.rsdp_addr = LAYOUT_ACPI_ADDR,
+	};
+	r = boot_load_linux(&vm->mem, &bl, &entry, why, sizeof(why));
+	if (r < 0) {
+		vm_errf(vm, "kernel: %s", why);
+		return r;
+	}
+	r = x86_setup_long_mode(&vm->vcpus[0].kvm, entry.rip, entry.rsi);
+	return r < 0 ? vm_kvm_err(vm, r, "setting boot registers") : 0;
+}
+
+int vm_create(struct vm *vm, const struct vm_config *cfg)
+{
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->cfg = *cfg;
+	vm->sys.fd = -1;
+	vm->kvm.fd = -1;
+	pthread_mutex_init(&vm->lock, NULL);
+	pthread_cond_init(&vm->stopped, NULL);
+	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_CPUS) {
+		vm_errf(vm, "%u vCPUs: must be 1 to %d", cfg->ncpus, VM_MAX_CPUS);
+		r = -EINVAL;
+		goto fail;
+	}
+	if (cfg->mem_size < VM_MIN_MEMORY || cfg->mem_size > VM_MAX_MEMORY || (cfg->mem_size & 0xfffff)) {
+		vm_errf(vm, "memory must be a whole number of MiB from 16M to 1T");
+		r = -EINVAL;
+		goto fail;
+	}
+	if (!cfg->payload && !cfg->kernel) {
+		vm_errf(vm, "nothing to boot: no kernel");
+		r = -EINVAL;
+		goto fail;
+	}
+	r = vm_build_kvm(vm);
+	if (r >= 0)
+		r = vm_build_platform(vm);
+	if (r >= 0)
+		r = vm_build_memory(vm);
+	if (r >= 0)
+		r = vm_build_vcpus(vm);
+	if (r >= 0)
+		r = vm_build_devices(vm);
+	if (r >= 0 && !cfg->payload)
+		r = vm_build_acpi(vm);
+	if (r >= 0)
+		r = vm_build_boot(vm);
+	if (r >= 0)
+		return 0;
+fail:
+	vm_destroy(vm);
+	return r;
+}
+
+void vm_destroy(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->ncpus; i++)
+		kvm_vcpu_destroy(&vm->vcpus[i].kvm);
+	free(vm->vcpus);
+	vm->vcpus = NULL;
+	vm->ncpus = 0;
+	free(vm->supported_cpuid);
+	vm->supported_cpuid = NULL;
+	guestmem_free(&vm->mem);
+	kvm_vm_destroy(&vm->kvm);
+	kvm_sys_close(&vm->sys);
+	bus_free(&vm->pio);
+	bus_free(&vm->mmio);
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag)
+{
+	pthread_t self = pthread_self();
+
+	pthread_mutex_lock(&vm->lock);
+	if (atomic_load(&vm->stop) == VM_STOP_NONE) {
+		if (diag)
+			snprintf(vm->diag, sizeof(vm->diag), "%s", diag);
+		atomic_store(&vm->stop, why);
+		for (unsigned int i = 0; i < vm->ncpus; i++) {
+			struct vcpu *v = &vm->vcpus[i];
+
+			v->kvm.run->immediate_exit = 1;
+			if (v->started && !pthread_equal(v->thread, self))
+				pthread_kill(v->thread, VM_KICK_SIGNAL);
+		}
+		pthread_cond_broadcast(&vm->stopped);
+	}
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vcpu_decode_exit(struct kvm_run *run, size_t run_size, struct vcpu_exit *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->detail = run->exit_reason;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		e->kind = VCPU_EXIT_IO;
+		e->addr = run->io.port;
+		e->size = run->io.size;
+		e->count = run->io.count;
+		e->is_write = run->io.direction == KVM_EXIT_IO_OUT;
+		/* The data must lie inside the shared page, whoever filled it in. */
+		if (run->io.data_offset >= run_size || !e->size || e->size > 8 ||
+		    (uint64_t)e->size * e->count > run_size - run->io.data_offset) {
+			e->kind = VCPU_EXIT_UNKNOWN;
+			break;
+		}
+		e->data = (uint8_t *)run + run->io.data_offset;
+		break;
+	case KVM_EXIT_MMIO:
+		e->kind = VCPU_EXIT_MMIO;
+		e->addr = run->mmio.phys_addr;
+		e->size = run->mmio.len;
+		e->count = 1;
+		e->is_write = run->mmio.is_write;
+		e->data = run->mmio.data;
+		if (!e->size || e->size > sizeof(run->mmio.data))
+			e->kind = VCPU_EXIT_UNKNOWN;
+		break;
+	case KVM_EXIT_HLT:
+		e->kind = VCPU_EXIT_HLT;
+		break;
+	case KVM_EXIT_SHUTDOWN:
+		e->kind = VCPU_EXIT_SHUTDOWN;
+		break;
+	case KVM_EXIT_SYSTEM_EVENT:
+		e->kind = VCPU_EXIT_SYSTEM_EVENT;
+		e->detail = run->system_event.type;
+		break;
+	case KVM_EXIT_INTERNAL_ERROR:
+		e->kind = VCPU_EXIT_INTERNAL_ERROR;
+		e->detail = run->internal.suberror;
+		break;
+	case KVM_EXIT_FAIL_ENTRY:
+		e->kind = VCPU_EXIT_FAIL_ENTRY;
+		e->detail = run->fail_entry.hardware_entry_failure_reason;
+		break;
+	case KVM_EXIT_INTR:
+		e->kind = VCPU_EXIT_INTR;
+		break;
+	default:
+		e->kind = VCPU_EXIT_UNKNOWN;
+		break;
+	}
+}
+
+/* A fault stops the VM with one diagnosis line and the registers. */
+static enum vcpu_action vcpu_fault(struct vcpu *vcpu, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static enum vcpu_action vcpu_fault(struct vcpu *vcpu, const char *fmt, ...)
+{
+	char diag[1024];
+	FILE *f;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(diag, sizeof(diag), fmt, ap);
+	va_end(ap);
+	f = fmemopen(diag + strlen(diag), sizeof(diag) - strlen(diag), "w");
+	if (f) {
+		fputc('\n', f);
+		if (vcpu->kvm.fd >= 0)
+			x86_dump_regs(&vcpu->kvm, f);
+		fclose(f);
+	}
+	vm_request_stop(vcpu->vm, VM_STOP_FAULT, diag);
+	return VCPU_STOP;
+}
+
+enum vcpu_action vm_dispatch_exit(struct vm *vm, struct vcpu *vcpu, const struct vcpu_exit *e)
+{
+	switch (e->kind) {
+	case VCPU_EXIT_IO:
+		for (uint32_t i = 0; i < e->count; i++)
+			bus_access(&vm->pio, e->addr, e->data + (size_t)i * e->size, e->size, e->is_write);
+		return VCPU_CONTINUE;
+	case VCPU_EXIT_MMIO:
+		bus_access(&vm->mmio, e->addr, e->data, e->size, e->is_write);
+		return VCPU_CONTINUE;
+	case VCPU_EXIT_INTR:
+		return atomic_load(&vm->stop) ? VCPU_STOP : VCPU_CONTINUE;
+	case VCPU_EXIT_HLT:
+		/* Only without an irqchip: this vCPU is done; the machine is
+		 * once every vCPU is. */
+		if (atomic_fetch_add(&vm->halted, 1) + 1 == vm->ncpus)
+			vm_request_stop(vm, VM_STOP_HALT, NULL);
+		return VCPU_STOP;
+	case VCPU_EXIT_SYSTEM_EVENT:
+		if (e->detail == KVM_SYSTEM_EVENT_SHUTDOWN) {
+			vm_request_stop(vm, VM_STOP_POWEROFF, NULL);
+			return VCPU_STOP;
+		}
+		if (e->detail == KVM_SYSTEM_EVENT_RESET) {
+			vm_request_stop(vm, VM_STOP_RESET, NULL);
+			return VCPU_STOP;
+		}
+		return vcpu_fault(vcpu, "vcpu%u: guest crashed (system event %llu)",
+				  vcpu->kvm.id, (unsigned long long)e->detail);
+	case VCPU_EXIT_SHUTDOWN:
+		return vcpu_fault(vcpu, "vcpu%u: triple fault: the guest crashed while handling an exception",
+				  vcpu->kvm.id);
+	case VCPU_EXIT_INTERNAL_ERROR:
+		return vcpu_fault(vcpu, "vcpu%u: KVM internal error, suberror %llu%s", vcpu->kvm.id,
+				  (unsigned long long)e->detail,
+				  e->detail == KVM_INTERNAL_ERROR_EMULATION ?
+				  " (KVM could not emulate an instruction)" : "");
+	case VCPU_EXIT_FAIL_ENTRY:
+		return vcpu_fault(vcpu, "vcpu%u: VM entry failed, hardware reason 0x%llx",
+				  vcpu->kvm.id, (unsigned long long)e->detail);
+	case VCPU_EXIT_UNKNOWN:
+		break;
+	}
+	return vcpu_fault(vcpu, "vcpu%u: unexpected KVM exit %llu", vcpu->kvm.id,
+			  (unsigned long long)e->detail);
+}
+
+static void vm_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	struct vm *vm = vcpu->vm;
+	struct vcpu_exit e;
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, VM_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	while (!atomic_load(&vm->stop)) {
+		int r = kvm_vcpu_run(&vcpu->kvm);
+
+		if (r == -EINTR || r == -EAGAIN) {
+			continue;
+		} else if (r < 0) {
+			char diag[256];
+			snprintf(diag, sizeof(diag), "vcpu%u: KVM_RUN: %s", vcpu->kvm.id, strerror(-r));
+			vm_request_stop(vm, VM_STOP_FAULT, diag);
+			break;
+		}
+		vcpu_decode_exit(vcpu->kvm.run, (size_t)vcpu->kvm.run_size, &e);
+		if (vm_dispatch_exit(vm, vcpu, &e) == VCPU_STOP)
+			break;
+	}
+	return NULL;
+}
+
+enum vm_stop_reason vm_run(struct vm *vm)
+{
+	struct sigaction sa = { .sa_handler = vm_kick_handler };
+	sigset_t set, old;
+
+	/* No SA_RESTART: the kick must make KVM_RUN return EINTR. */
+	sigaction(VM_KICK_SIGNAL, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, VM_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+		int r;
+
+		pthread_mutex_lock(&vm->lock);
+		r = pthread_create(&v->thread, NULL, vcpu_thread, v);
+		v->started = r == 0;
+		pthread_mutex_unlock(&vm->lock);
+		if (r) {
+			char diag[128];
+			snprintf(diag, sizeof(diag), "starting vcpu%u: %s", i, strerror(r));
+			vm_request_stop(vm, VM_STOP_FAULT, diag);
+			break;
+		}
+	}
+	pthread_mutex_lock(&vm->lock);
+	while (atomic_load(&vm->stop) == VM_STOP_NONE)
+		pthread_cond_wait(&vm->stopped, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		if (vm->vcpus[i].started)
+			pthread_join(vm->vcpus[i].thread, NULL);
+		vm->vcpus[i].started = false;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return (enum vm_stop_reason)atomic_load(&vm->stop);
+}
+
+int vm_probe_speed(const char *kvm_path, double *mips)
+{
+	/* mov ecx, N; 1: dec ecx; jnz 1b; hlt -- two instructions a turn. */
+	enum { TURNS = 100000 };
+	static const uint8_t code[] = {
+		0xb9, TURNS & 0xff, (TURNS >> 8) & 0xff, (TURNS >> 16) & 0xff, 0,
+		0xff, 0xc9, 0x75, 0xfc, 0xf4,
+	};
+	struct vm_payload pl = { code, sizeof(code), 0x10000, 0x10000, false };
+	struct vm_config cfg = {
+		.mem_size = VM_MIN_MEMORY, .ncpus = 1, .payload = &pl,
+		.no_irqchip = true, .console_out = -1, .kvm_path = kvm_path,
+	};
+	struct vm *vm = calloc(1, sizeof(*vm));
+	uint64_t t0, ns;
+	enum vm_stop_reason why;
+	int r;
+
+	if (!vm)
+		return -ENOMEM;
+	r = vm_create(vm, &cfg);
+	if (r < 0) {
+		free(vm);
+		return r;
+	}
+	t0 = util_now_ns();
+	why = vm_run(vm);
+	ns = util_now_ns() - t0;
+	vm_destroy(vm);
+	free(vm);
+	if (why != VM_STOP_HALT)
+		return -EIO;
+	*mips = (2.0 * TURNS) / (ns ? (double)ns : 1.0) * 1000.0;
+	return 0;
+}

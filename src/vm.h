@@ -1,0 +1,130 @@
+/* A virtual machine: its configuration, the explicit build sequence that
+ * assembles memory, vCPUs, irqchip, devices, ACPI and boot image, and the
+ * vCPU threads whose exits are decoded and then dispatched. */
+#ifndef NESTVM_VM_H
+#define NESTVM_VM_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "devices/devices.h"
+#include "guestmem.h"
+#include "kvm.h"
+
+#define VM_MIN_MEMORY  (16ULL << 20)
+#define VM_MAX_MEMORY  (1ULL << 40)
+#define VM_MAX_CPUS    255
+
+/* A flat binary run instead of a kernel: tests and the speed probe. */
+struct vm_payload {
+	const uint8_t *data;
+	size_t len;
+	uint64_t gpa;
+	uint64_t entry;
+	bool real_mode;
+};
+
+struct vm_config {
+	uint64_t mem_size;
+	unsigned int ncpus;
+	const uint8_t *kernel;          /* bzImage bytes, or NULL with payload */
+	size_t kernel_len;
+	const uint8_t *initrd;
+	size_t initrd_len;
+	const char *cmdline;
+	const struct vm_payload *payload;
+	bool no_irqchip;                /* payloads only: HLT then exits to us */
+	bool expose_virt;
+	int console_out;                /* COM1 output; -1 discards it */
+	const char *kvm_path;           /* NULL: /dev/kvm */
+};
+
+enum vm_stop_reason {
+	VM_STOP_NONE,
+	VM_STOP_POWEROFF,     /* guest powered off */
+	VM_STOP_RESET,        /* guest rebooted */
+	VM_STOP_HALT,         /* payload halted (no irqchip) */
+	VM_STOP_REQUEST,      /* the host asked: signal or API */
+	VM_STOP_FAULT,        /* triple fault, KVM internal error, failed entry */
+};
+
+struct vcpu {
+	struct vm *vm;
+	struct kvm_vcpu kvm;
+	pthread_t thread;
+	bool started;
+};
+
+struct vm {
+	struct vm_config cfg;
+	struct kvm_sys sys;
+	struct kvm_vm kvm;
+	struct guestmem mem;
+	struct bus pio;
+	struct bus mmio;
+	struct vcpu *vcpus;
+	unsigned int ncpus;
+	struct kvm_cpuid2 *supported_cpuid;
+	int nested_state_size;          /* KVM_CAP_NESTED_STATE, 0 if absent */
+
+	struct serial com1;
+	struct i8042 i8042;
+	struct rtc rtc;
+	struct acpi_pm pm;
+
+	pthread_mutex_t lock;
+	pthread_cond_t stopped;
+	_Atomic int stop;               /* enum vm_stop_reason */
+	_Atomic unsigned int halted;    /* vCPUs that left through HLT */
+	char diag[1024];                /* why it stopped, for faults */
+	char err[512];                  /* why vm_create failed */
+};
+
+/* Builds the whole machine. On failure returns -errno, vm->err says why in
+ * one line, and the VM is torn down again. */
+MUST_CHECK int vm_create(struct vm *vm, const struct vm_config *cfg);
+void vm_destroy(struct vm *vm);
+/* Runs the vCPUs until the machine stops; returns why. */
+enum vm_stop_reason vm_run(struct vm *vm);
+/* Asks every vCPU to leave; the first reason given wins. Any thread. */
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag);
+const char *vm_stop_reason_name(enum vm_stop_reason why);
+
+/* Exit decoding and dispatch, apart so tests can feed made-up exits. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,
+	VCPU_EXIT_MMIO,
+	VCPU_EXIT_HLT,
+	VCPU_EXIT_SHUTDOWN,
+	VCPU_EXIT_SYSTEM_EVENT,
+	VCPU_EXIT_INTERNAL_ERROR,
+	VCPU_EXIT_FAIL_ENTRY,
+	VCPU_EXIT_INTR,
+	VCPU_EXIT_UNKNOWN,
+};
+
+struct vcpu_exit {
+	enum vcpu_exit_kind kind;
+	uint64_t addr;          /* port or physical address */
+	uint32_t size;          /* bytes per access */
+	uint32_t count;         /* repetitions (rep ins/outs) */
+	bool is_write;
+	uint8_t *data;          /* size * count bytes */
+	uint64_t detail;        /* exit reason, suberror or event type */
+};
+
+enum vcpu_action { VCPU_CONTINUE, VCPU_STOP };
+
+void vcpu_decode_exit(struct kvm_run *run, size_t run_size, struct vcpu_exit *e);
+enum vcpu_action vm_dispatch_exit(struct vm *vm, struct vcpu *vcpu, const struct vcpu_exit *e);
+
+/* Times a ring-0 loop in a throwaway VM: how many million guest kernel-mode
+ * instructions per second this host's KVM runs. */
+MUST_CHECK int vm_probe_speed(const char *kvm_path, double *mips);
+/* Below this the host emulates guest kernel code instead of running it. */
+#define VM_PROBE_MIN_MIPS 50.0
+
+#endif

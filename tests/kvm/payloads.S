@@ -1,0 +1,75 @@
+/* Tiny guest payloads for the in-process KVM tests. Each reports through
+ * port 0xe9, which the test intercepts, and ends with HLT, a fault or an
+ * ACPI poweroff. Position-independent: the tests copy them anywhere. */
+	.section .rodata
+
+/* Real mode: out 0x42, read a byte from the device, send it back plus one. */
+	.globl payload_real_io, payload_real_io_end
+	.code16
+payload_real_io:
+	mov $0x42, %al
+	out %al, $0xe9
+	in $0xe9, %al
+	inc %al
+	out %al, $0xe9
+	hlt
+payload_real_io_end:
+
+/* 64-bit: write a quadword to MMIO at 0xd0000000, read one back, report its
+ * low dword on the port. */
+	.globl payload_long_mmio, payload_long_mmio_end
+	.code64
+payload_long_mmio:
+	movabs $0xd0000000, %rbx
+	movabs $0x1122334455667788, %rax
+	mov %rax, (%rbx)
+	mov 8(%rbx), %rax
+	mov $0xe9, %dx
+	out %eax, %dx
+	hlt
+payload_long_mmio_end:
+
+/* 64-bit, every vCPU: report the index the VMM put in rsi. */
+	.globl payload_long_smp, payload_long_smp_end
+payload_long_smp:
+	mov %esi, %eax
+	mov $0xe9, %dx
+	out %eax, %dx
+	hlt
+payload_long_smp_end:
+
+/* 64-bit: an undefined opcode with no IDT is a triple fault. */
+	.globl payload_long_ud, payload_long_ud_end
+payload_long_ud:
+	ud2
+payload_long_ud_end:
+
+/* A stand-in for a kernel's startup_64: entered per the 64-bit boot protocol
+ * with rsi at the zero page. It prints the command line on COM1, reports the
+ * e820 entry count and initrd size and the RSDP address on port 0xe9, then
+ * powers off through ACPI PM1a_CNT (S5). */
+	.globl payload_fake_kernel, payload_fake_kernel_end
+payload_fake_kernel:
+	mov 0x228(%rsi), %ebx          /* cmd_line_ptr */
+1:	movzbl (%rbx), %eax
+	test %al, %al
+	jz 2f
+	mov $0x3f8, %dx
+	out %al, %dx
+	inc %rbx
+	jmp 1b
+2:	movzbl 0x1e8(%rsi), %eax       /* e820_entries */
+	mov $0xe9, %dx
+	out %eax, %dx
+	mov 0x21c(%rsi), %eax          /* ramdisk_size */
+	out %eax, %dx
+	mov 0x70(%rsi), %eax           /* acpi_rsdp_addr */
+	out %eax, %dx
+	mov $0x604, %dx
+	mov $((5 << 10) | (1 << 13)), %ax
+	out %ax, %dx
+3:	hlt
+	jmp 3b
+payload_fake_kernel_end:
+
+	.section .note.GNU-stack,"",@progbits

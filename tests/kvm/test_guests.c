@@ -1,0 +1,272 @@
+/* Tier 2: tiny guests on this host's /dev/kvm, built into the test. They
+ * report through port 0xe9; each test checks what arrived and why the VM
+ * stopped. Without /dev/kvm every test here skips, saying so. */
+#include "harness.h"
+#include "vm.h"
+#include "arch/x86/layout.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+HARNESS_DEFINE;
+
+extern const uint8_t payload_real_io[], payload_real_io_end[];
+extern const uint8_t payload_long_mmio[], payload_long_mmio_end[];
+extern const uint8_t payload_long_smp[], payload_long_smp_end[];
+extern const uint8_t payload_long_ud[], payload_long_ud_end[];
+extern const uint8_t payload_fake_kernel[], payload_fake_kernel_end[];
+
+/* The port the payloads report through. */
+struct reporter {
+	pthread_mutex_t lock;
+	uint32_t values[64];
+	unsigned int n;
+	uint8_t reply;
+};
+
+static void reporter_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
+{
+	struct reporter *r = opaque;
+	uint32_t v = 0;
+
+	(void)offset;
+	pthread_mutex_lock(&r->lock);
+	if (is_write) {
+		memcpy(&v, data, len > 4 ? 4 : len);
+		if (r->n < 64)
+			r->values[r->n++] = v;
+	} else {
+		memset(data, r->reply, len);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
+struct mmio_dev {
+	uint64_t written;
+	uint32_t wlen;
+};
+
+static void mmio_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
+{
+	struct mmio_dev *d = opaque;
+
+	if (is_write && offset == 0) {
+		memcpy(&d->written, data, len);
+		d->wlen = len;
+	} else if (!is_write && offset == 8) {
+		uint64_t v = 0xcafef00d;
+		memcpy(data, &v, len);
+	}
+}
+
+static void need_kvm(void)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		SKIP("/dev/kvm unavailable here: %s", strerror(errno));
+	close(fd);
+}
+
+static struct vm *payload_vm(const uint8_t *start, const uint8_t *end, bool real_mode,
+			     unsigned int ncpus, bool irqchip, int console,
+			     struct reporter *rep)
+{
+	static struct vm_payload pl;
+	struct vm_config cfg = {
+		.mem_size = 32 << 20, .ncpus = ncpus, .payload = &pl,
+		.no_irqchip = !irqchip, .console_out = console,
+	};
+	struct vm *vm = calloc(1, sizeof(*vm));
+	int r;
+
+	pl = (struct vm_payload){ start, (size_t)(end - start), 0x1000, 0x1000, real_mode };
+	CHECK(vm);
+	r = vm_create(vm, &cfg);
+	if (r < 0)
+		FAILF("vm_create: %s", vm->err);
+	pthread_mutex_init(&rep->lock, NULL);
+	CHECK_EQ(bus_register(&vm->pio, 0xe9, 4, "report", reporter_io, rep), 0);
+	return vm;
+}
+
+static void test_real_mode_port_io(void)
+{
+	struct reporter rep = { .reply = 0x10 };
+	struct vm *vm;
+
+	need_kvm();
+	vm = payload_vm(payload_real_io, payload_real_io_end, true, 1, false, -1, &rep);
+	CHECK_EQ(vm_run(vm), VM_STOP_HALT);
+	CHECK_EQ(rep.n, 2);
+	CHECK_EQ(rep.values[0], 0x42);
+	CHECK_EQ(rep.values[1], 0x11);
+	vm_destroy(vm);
+	free(vm);
+}
+
+static void test_long_mode_mmio(void)
+{
+	struct reporter rep = { 0 };
+	struct mmio_dev dev = { 0 };
+	struct vm *vm;
+
+	need_kvm();
+	vm = payload_vm(payload_long_mmio, payload_long_mmio_end, false, 1, false, -1, &rep);
+	CHECK_EQ(bus_register(&vm->mmio, LAYOUT_VIRTIO_MMIO_ADDR, 0x1000, "test", mmio_io, &dev), 0);
+	CHECK_EQ(vm_run(vm), VM_STOP_HALT);
+	CHECK_EQ(dev.wlen, 8);
+	CHECK(dev.written == 0x1122334455667788ULL);
+	CHECK_EQ(rep.n, 1);
+	CHECK_EQ(rep.values[0], 0xcafef00d);
+	vm_destroy(vm);
+	free(vm);
+}
+
+static void test_several_vcpus(void)
+{
+	struct reporter rep = { 0 };
+	unsigned int seen = 0;
+	struct vm *vm;
+
+	need_kvm();
+	vm = payload_vm(payload_long_smp, payload_long_smp_end, false, 4, false, -1, &rep);
+	CHECK_EQ(vm->ncpus, 4);
+	CHECK_EQ(vm_run(vm), VM_STOP_HALT);
+	CHECK_EQ(rep.n, 4);
+	for (unsigned int i = 0; i < rep.n; i++) {
+		CHECK(rep.values[i] < 4);
+		seen |= 1u << rep.values[i];
+	}
+	CHECK_EQ(seen, 0xf);
+	vm_destroy(vm);
+	free(vm);
+}
+
+static void test_triple_fault_is_diagnosed(void)
+{
+	struct reporter rep = { 0 };
+	struct vm *vm;
+
+	need_kvm();
+	vm = payload_vm(payload_long_ud, payload_long_ud_end, false, 1, false, -1, &rep);
+	CHECK_EQ(vm_run(vm), VM_STOP_FAULT);
+	CHECK(strstr(vm->diag, "triple fault"));
+	CHECK(strstr(vm->diag, "rip="));
+	vm_destroy(vm);
+	free(vm);
+}
+
+/* A fake bzImage around payload_fake_kernel: the boot-protocol loader, the
+ * zero page, COM1 output and ACPI S5 poweroff, with the in-kernel irqchip. */
+static uint8_t *fake_bzimage(size_t *len)
+{
+	size_t code = (size_t)(payload_fake_kernel_end - payload_fake_kernel);
+	size_t setup = 8 * 512, total = setup + 0x200 + code;
+	uint8_t *img = calloc(1, total);
+	uint32_t v;
+
+	CHECK(img);
+	img[0x1f1] = 7;                                  /* setup_sects */
+	img[0x1fe] = 0x55;
+	img[0x1ff] = 0xaa;
+	img[0x201] = 0x6a;                               /* header ends at 0x26c */
+	memcpy(img + 0x202, "HdrS", 4);
+	img[0x206] = 0x0f;
+	img[0x207] = 0x02;                               /* protocol 2.15 */
+	img[0x211] = 0x01;                               /* LOADED_HIGH */
+	img[0x236] = 0x01;                               /* XLF_KERNEL_64 */
+	v = 0x7fffffff;
+	memcpy(img + 0x22c, &v, 4);                      /* initrd_addr_max */
+	v = 2047;
+	memcpy(img + 0x238, &v, 4);                      /* cmdline_size */
+	v = 1 << 20;
+	memcpy(img + 0x260, &v, 4);                      /* init_size */
+	memcpy(img + setup + 0x200, payload_fake_kernel, code);
+	*len = total;
+	return img;
+}
+
+static void test_linux_boot_protocol(void)
+{
+	static const char cmdline[] = "console=ttyS0 nestvm.test=1";
+	static const uint8_t initrd[12345] = { 1 };
+	struct reporter rep = { 0 };
+	struct vm_config cfg;
+	struct vm *vm;
+	char out[256] = { 0 };
+	size_t klen;
+	uint8_t *kernel;
+	int pipefd[2];
+	ssize_t n;
+
+	need_kvm();
+	kernel = fake_bzimage(&klen);
+	CHECK_EQ(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+	cfg = (struct vm_config){
+		.mem_size = 64 << 20, .ncpus = 1, .kernel = kernel, .kernel_len = klen,
+		.initrd = initrd, .initrd_len = sizeof(initrd), .cmdline = cmdline,
+		.console_out = pipefd[1],
+	};
+	vm = calloc(1, sizeof(*vm));
+	CHECK(vm);
+	if (vm_create(vm, &cfg) < 0)
+		FAILF("vm_create: %s", vm->err);
+	pthread_mutex_init(&rep.lock, NULL);
+	CHECK_EQ(bus_register(&vm->pio, 0xe9, 4, "report", reporter_io, &rep), 0);
+	CHECK_EQ(vm_run(vm), VM_STOP_POWEROFF);
+	n = read(pipefd[0], out, sizeof(out) - 1);
+	CHECK(n > 0);
+	CHECK_STR(out, cmdline);
+	CHECK_EQ(rep.n, 3);
+	CHECK_EQ(rep.values[0], 3);                     /* low RAM, BIOS hole, high RAM */
+	CHECK_EQ(rep.values[1], sizeof(initrd));
+	CHECK_EQ(rep.values[2], LAYOUT_ACPI_ADDR);
+	/* The RSDP the guest was pointed at is really there. */
+	CHECK(!memcmp(guestmem_ptr(&vm->mem, LAYOUT_ACPI_ADDR, 8), "RSD PTR ", 8));
+	vm_destroy(vm);
+	free(vm);
+	free(kernel);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+static void test_probe_measures_speed(void)
+{
+	double mips = -1;
+
+	need_kvm();
+	CHECK_EQ(vm_probe_speed(NULL, &mips), 0);
+	CHECK(mips > 0);
+	printf("note: this host runs guest kernel code at %.1f M instructions/s (%s)\n", mips,
+	       mips < VM_PROBE_MIN_MIPS ? "emulated" : "hardware speed");
+}
+
+static void test_missing_kvm_device(void)
+{
+	struct vm_payload pl = { payload_long_ud, 1, 0x1000, 0x1000, false };
+	struct vm_config cfg = {
+		.mem_size = 32 << 20, .ncpus = 1, .payload = &pl, .console_out = -1,
+		.kvm_path = "/nonexistent/kvm",
+	};
+	struct vm *vm = calloc(1, sizeof(*vm));
+
+	CHECK(vm);
+	CHECK_EQ(vm_create(vm, &cfg), -ENOENT);
+	CHECK(strstr(vm->err, "/nonexistent/kvm: no such device"));
+	free(vm);
+}
+
+int main(void)
+{
+	RUN(test_missing_kvm_device);
+	RUN(test_real_mode_port_io);
+	RUN(test_long_mode_mmio);
+	RUN(test_several_vcpus);
+	RUN(test_triple_fault_is_diagnosed);
+	RUN(test_linux_boot_protocol);
+	RUN(test_probe_measures_speed);
+	return HARNESS_END();
+}
