@@ -1,24 +1,12 @@
 /* nestvm's entry point: picks the subcommand. */
 #include "cli/cli.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #ifndef NESTVM_VERSION
 #define NESTVM_VERSION "0.1.0"
 #endif
-
-void cli_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("nestvm: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-}
 
 static void usage(FILE *out)
 {
