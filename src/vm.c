@@ -580,38 +580,66 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	return (enum vm_stop_reason)atomic_load(&vm->stop);
 }
 
-int vm_probe_speed(const char *kvm_path, double *mips)
+/* The probe's port: the first write marks the start of the timed loop. */
+static void probe_mark(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
 {
-	/* mov ecx, N; 1: dec ecx; jnz 1b; hlt -- two instructions a turn. */
+	(void)offset, (void)data, (void)len;
+	if (is_write)
+		*(uint64_t *)opaque = util_now_ns();
+}
+
+static int vm_probe_once(const char *kvm_path, double *mips)
+{
+	/* Two loops of TURNS turns (dec; jnz), a port write between them. The
+	 * first warms up whatever runs the guest (nested paging, a translator);
+	 * only the second is timed, from the port write to the HLT exit. */
 	enum { TURNS = 100000 };
-	static const uint8_t code[] = {
-		0xb9, TURNS & 0xff, (TURNS >> 8) & 0xff, (TURNS >> 16) & 0xff, 0,
-		0xff, 0xc9, 0x75, 0xfc, 0xf4,
-	};
+#define PROBE_LOOP 0xb9, TURNS & 0xff, (TURNS >> 8) & 0xff, (TURNS >> 16) & 0xff, 0, 0xff, 0xc9, 0x75, 0xfc
+	static const uint8_t code[] = { PROBE_LOOP, 0xe6, 0xe9, PROBE_LOOP, 0xf4 };
+#undef PROBE_LOOP
 	struct vm_payload pl = { code, sizeof(code), 0x10000, 0x10000, false };
 	struct vm_config cfg = {
 		.mem_size = VM_MIN_MEMORY, .ncpus = 1, .payload = &pl,
 		.no_irqchip = true, .console_out = -1, .kvm_path = kvm_path,
 	};
 	struct vm *vm = calloc(1, sizeof(*vm));
-	uint64_t t0, ns;
+	uint64_t t0 = 0, ns;
 	enum vm_stop_reason why;
 	int r;
 
 	if (!vm)
 		return -ENOMEM;
 	r = vm_create(vm, &cfg);
+	if (r >= 0)
+		r = bus_register(&vm->pio, 0xe9, 1, "probe", probe_mark, &t0);
 	if (r < 0) {
+		vm_destroy(vm);
 		free(vm);
 		return r;
 	}
-	t0 = util_now_ns();
 	why = vm_run(vm);
 	ns = util_now_ns() - t0;
 	vm_destroy(vm);
 	free(vm);
-	if (why != VM_STOP_HALT)
+	if (why != VM_STOP_HALT || !t0)
 		return -EIO;
 	*mips = (2.0 * TURNS) / (ns ? (double)ns : 1.0) * 1000.0;
+	return 0;
+}
+
+/* The first guest a fresh host runs can be slow for reasons of its own (cold
+ * caches, nested paging set-up); a truly emulating host is slow every time. */
+int vm_probe_speed(const char *kvm_path, double *mips)
+{
+	double best = 0, m;
+	int r = 0;
+
+	for (int i = 0; i < 3 && best < VM_PROBE_MIN_MIPS; i++) {
+		r = vm_probe_once(kvm_path, &m);
+		if (r < 0)
+			return r;
+		best = MAX(best, m);
+	}
+	*mips = best;
 	return 0;
 }

@@ -330,3 +330,18 @@ out:
 	free(initrd);
 	return status;
 }
+
+int cmd_probe(int argc, char **argv)
+{
+	const char *dev = argc > 0 ? argv[0] : "/dev/kvm";
+	double mips;
+	int r = vm_probe_speed(dev, &mips);
+
+	if (r < 0) {
+		cli_error("probe %s: %s", dev, strerror(-r));
+		return 1;
+	}
+	printf("%s: guest kernel code runs at %.1f million instructions/s (%s)\n", dev, mips,
+	       mips < VM_PROBE_MIN_MIPS ? "emulated" : "hardware speed");
+	return mips < VM_PROBE_MIN_MIPS ? 1 : 0;
+}

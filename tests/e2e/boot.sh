@@ -1,0 +1,89 @@
+# Runs inside the simulated host (busybox sh, cwd /nestvm): boots the default
+# guest image with nestvm and checks what the guest reports about itself.
+passed=0 failed=0 skipped=0
+K=image/vmlinuz I=image/initrd.img
+out=/tmp/e2e.out
+
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); sed 's/^/    | /' "$out" | tail -n 25; }
+
+# boot NAME EXPECTED_STATUS NESTVM-ARGS...: runs nestvm, output in $out.
+boot() {
+	name=$1 want=$2; shift 2
+	timeout 300 ./nestvm "$@" >"$out" 2>&1 </dev/null
+	status=$?
+	if [ "$status" != "$want" ]; then
+		fail "$name" "nestvm exited $status, expected $want"
+		return 1
+	fi
+	return 0
+}
+
+# expect NAME PATTERN: the output holds a line matching the extended regex.
+expect() {
+	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }
+}
+
+e2e_case() { "$@"; }
+
+case_one_cpu() {
+	boot one_cpu 0 run --kernel $K --initrd $I --memory 256M --cpus 1 \
+		--cmdline "console=ttyS0 panic=-1 quiet" &&
+	expect one_cpu '^nestvm-guest: init' &&
+	expect one_cpu '^nestvm-guest: cpus=1 ' &&
+	expect one_cpu '^nestvm-guest: poweroff' && pass one_cpu
+}
+
+case_two_cpus() {
+	boot two_cpus 0 run --kernel $K --initrd $I --memory 256M --cpus 2 \
+		--cmdline "console=ttyS0 panic=-1 quiet" &&
+	expect two_cpus '^nestvm-guest: cpus=2 ' && pass two_cpus
+}
+
+# The guest sees the memory it was given: MemTotal within 64 MiB below it.
+case_memory_size() {
+	boot memory_size 0 run --kernel $K --initrd $I --memory 384M \
+		--cmdline "console=ttyS0 panic=-1 quiet" || return
+	kb=$(sed -n 's/.*nestvm-guest: cpus=[0-9]* mem_kb=\([0-9]*\).*/\1/p' "$out" | head -n 1)
+	if [ -z "$kb" ] || [ "$kb" -gt $((384 * 1024)) ] || [ "$kb" -lt $((320 * 1024)) ]; then
+		fail memory_size "guest MemTotal '$kb' kB for --memory 384M"
+	else
+		pass memory_size
+	fi
+}
+
+# Without --nested the guest must not see SVM, so it has no KVM of its own.
+case_no_virt_by_default() {
+	boot no_virt 0 run --kernel $K --initrd $I --memory 256M \
+		--cmdline "console=ttyS0 panic=-1 quiet" &&
+	expect no_virt 'virt=none' && expect no_virt 'kvm=no' && pass no_virt
+}
+
+# The guest clock runs: the kernel's own timestamps advance past boot.
+case_clock_and_acpi() {
+	boot clock_acpi 0 run --kernel $K --initrd $I --memory 256M --cpus 2 \
+		--cmdline "console=ttyS0 panic=-1 loglevel=8" &&
+	expect clock_acpi 'ACPI: .*(FACP|MADT|APIC)' &&
+	expect clock_acpi 'clocksource: Switched to clocksource' &&
+	expect clock_acpi 'smp: Brought up 1 node, 2 CPUs' && pass clock_acpi
+}
+
+case_bad_kernel() {
+	boot bad_kernel 2 run --kernel $I --memory 256M &&
+	expect bad_kernel "nestvm: kernel '$I': not a Linux bzImage" && pass bad_kernel
+}
+
+case_initrd_too_big() {
+	boot initrd_too_big 2 run --kernel $K --initrd $K --memory 16M &&
+	expect initrd_too_big "(initrd|kernel).*--memory" && pass initrd_too_big
+}
+
+e2e_case case_one_cpu
+e2e_case case_two_cpus
+e2e_case case_memory_size
+e2e_case case_no_virt_by_default
+e2e_case case_clock_and_acpi
+e2e_case case_bad_kernel
+e2e_case case_initrd_too_big
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
