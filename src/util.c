@@ -21,9 +21,9 @@ int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
-	if (errno || *end)
+	if (*end)
 		return -EINVAL;
-	if (v < min || v > max)
+	if (errno || v < min || v > max)
 		return -ERANGE;
 	*out = v;
 	return 0;

@@ -43,8 +43,12 @@ static int opts_store(const struct opt *o, const char *val, void *cfg, char *err
 		}
 		if (v < o->min || (o->max && v > o->max)) {
 			char lo[32], hi[32];
-			snprintf(err, errlen, "--%s '%s': out of range (%s to %s)", o->name, val,
-				 util_fmt_size(o->min, lo, sizeof(lo)), util_fmt_size(o->max, hi, sizeof(hi)));
+			if (o->max)
+				snprintf(err, errlen, "--%s '%s': out of range (%s to %s)", o->name, val,
+					 util_fmt_size(o->min, lo, sizeof(lo)), util_fmt_size(o->max, hi, sizeof(hi)));
+			else
+				snprintf(err, errlen, "--%s '%s': below the minimum %s", o->name, val,
+					 util_fmt_size(o->min, lo, sizeof(lo)));
 			return -EINVAL;
 		}
 		*(uint64_t *)field = v;

@@ -120,7 +120,9 @@ static uint8_t serial_read_reg(struct serial *s, unsigned int reg)
 		return v;
 	case UART_MSR:
 		if (s->mcr & MCR_LOOP)
-			return (uint8_t)(((s->mcr & 0x0c) << 4) | ((s->mcr & 0x03) << 4));
+			/* Loopback wires DTR to DSR, RTS to CTS, OUT1 to RI, OUT2 to DCD. */
+			return (uint8_t)(((s->mcr & 0x01) << 5) | ((s->mcr & 0x02) << 3) |
+					 ((s->mcr & 0x0c) << 4));
 		return s->msr;
 	default:
 		return s->scr;

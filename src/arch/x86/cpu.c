@@ -142,13 +142,10 @@ int x86_setup_real_mode(struct kvm_vcpu *vcpu, uint64_t rip)
 int x86_setup_vcpu_common(struct kvm_vcpu *vcpu, bool irqchip)
 {
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
-	struct {
+	union {
 		struct kvm_msrs hdr;
-		struct kvm_msr_entry e[1];
-	} msrs = {
-		.hdr.nmsrs = 1,
-		.e = { { .index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING } },
-	};
+		uint8_t bytes[sizeof(struct kvm_msrs) + sizeof(struct kvm_msr_entry)];
+	} msrs = { .hdr.nmsrs = 1 };
 	struct kvm_lapic_state lapic;
 	uint32_t lvt;
 	int r;
@@ -156,6 +153,9 @@ int x86_setup_vcpu_common(struct kvm_vcpu *vcpu, bool irqchip)
 	r = kvm_vcpu_set_fpu(vcpu, &fpu);
 	if (r < 0)
 		return r;
+	msrs.hdr.entries[0] = (struct kvm_msr_entry){
+		.index = MSR_IA32_MISC_ENABLE, .data = MISC_ENABLE_FAST_STRING,
+	};
 	r = kvm_vcpu_set_msrs(vcpu, &msrs.hdr);
 	if (r < 0)
 		return r;

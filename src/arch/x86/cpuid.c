@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define CPUID_1_ECX_VMX         (1u << 5)
 #define CPUID_1_ECX_HYPERVISOR  (1u << 31)
 #define CPUID_1_EDX_HTT         (1u << 28)
@@ -123,15 +125,18 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported,
 			if (!(e.eax & 0x1f))             /* no more caches */
 				break;
 			e.eax &= 0x3fff;
-			e.eax |= (n - 1) << 26;
+			e.eax |= (MIN(n, 64u) - 1) << 26;   /* a 6-bit field */
 			if (((e.eax >> 5) & 7) >= 3)     /* the last level is shared */
 				e.eax |= (n - 1) << 14;
 			break;
 		case 0x80000001:
 			if (!cfg->expose_virt)
 				e.ecx &= ~CPUID_80000001_ECX_SVM;
+			/* CmpLegacy follows HTT, as on a single-core part. */
 			if (vendor == CPUID_VENDOR_AMD && n > 1)
 				e.ecx |= CPUID_80000001_ECX_CMP_LEGACY;
+			else
+				e.ecx &= ~CPUID_80000001_ECX_CMP_LEGACY;
 			break;
 		case 0x8000000a:                     /* SVM features */
 			if (!cfg->expose_virt)
