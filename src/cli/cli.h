@@ -7,6 +7,7 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

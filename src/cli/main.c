@@ -14,6 +14,7 @@ static void usage(FILE *out)
 	      "A virtual machine monitor on Linux KVM built for nested virtualization.\n\n"
 	      "Commands:\n"
 	      "  run        boot one VM in the foreground (nestvm run --help)\n"
+	      "  status     can this host run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
 	      "  version    print the version\n"
 	      "  help       show this help\n", out);
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "status"))
+		return cmd_status(argc - 2, argv + 2);
 	if (!strcmp(cmd, "probe"))
 		return cmd_probe(argc - 2, argv + 2);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
