@@ -1,0 +1,489 @@
+/* virtio-blk (virtio 1.2, 5.2) on a raw image file. Requests are served by
+ * one worker thread per device: the guest's kick only wakes it, so a vCPU
+ * never waits for the disk. Also creates the raw image files it serves. */
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BLK_SECTOR              512u
+
+#define BLK_F_SEG_MAX           2
+#define BLK_F_RO                5
+#define BLK_F_BLK_SIZE          6
+#define BLK_F_FLUSH             9
+#define BLK_F_DISCARD           13
+#define BLK_F_WRITE_ZEROES      14
+
+#define BLK_T_IN                0
+#define BLK_T_OUT               1
+#define BLK_T_FLUSH             4
+#define BLK_T_GET_ID            8
+#define BLK_T_DISCARD           11
+#define BLK_T_WRITE_ZEROES      13
+
+#define BLK_S_OK                0
+#define BLK_S_IOERR             1
+#define BLK_S_UNSUPP            2
+
+#define BLK_ID_BYTES            20
+#define BLK_WZ_F_UNMAP          1u
+
+/* struct virtio_blk_config up to write_zeroes_may_unmap and its padding. */
+#define BLK_CFG_CAPACITY        0
+#define BLK_CFG_SEG_MAX         12
+#define BLK_CFG_BLK_SIZE        20
+#define BLK_CFG_NUM_QUEUES      34
+#define BLK_CFG_MAX_DISCARD_SECTORS 36
+#define BLK_CFG_MAX_DISCARD_SEG 40
+#define BLK_CFG_DISCARD_ALIGN   44
+#define BLK_CFG_MAX_WZ_SECTORS  48
+#define BLK_CFG_MAX_WZ_SEG      52
+#define BLK_CFG_WZ_MAY_UNMAP    56
+#define BLK_CONFIG_SIZE         60
+
+#define BLK_DEFAULT_QUEUE       256
+#define BLK_MAX_QUEUE           1024    /* IOV_MAX: one preadv per request */
+#define BLK_MAX_RANGE_SEGS      32
+#define BLK_MAX_RANGE_SECTORS   (1u << 23)      /* 4 GiB per segment */
+#define BLK_BATCH               16      /* requests between interrupts */
+
+struct blk_req_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t sector;
+};
+
+struct blk_range {
+	uint64_t sector;
+	uint32_t num_sectors;
+	uint32_t flags;
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;         /* first: the ops get this pointer */
+	int fd;
+	bool read_only, can_punch, can_zero;
+	uint64_t capacity;              /* sectors */
+	uint8_t serial[BLK_ID_BYTES];
+	uint8_t config[BLK_CONFIG_SIZE];
+	struct virtq_elem elem;
+	struct iovec *scratch;
+	unsigned int scratch_cap;
+
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, idle;
+	bool kicked, busy, stop;
+};
+
+static struct virtio_blk *to_blk(struct virtio_dev *dev)
+{
+	return (struct virtio_blk *)dev;
+}
+
+static void put_le16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static void put_le32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put_le64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+
+/* Moves every byte of iov[0..n) between the image at off and guest memory. */
+static int blk_io(int fd, struct iovec *iov, int n, uint64_t off, bool write)
+{
+	while (n > 0) {
+		int batch = MIN(n, IOV_MAX);
+		ssize_t r = write ? pwritev(fd, iov, batch, (off_t)off)
+				  : preadv(fd, iov, batch, (off_t)off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			return -EIO;    /* the image shrank under us */
+		off += (uint64_t)r;
+		while (n > 0 && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0 && r > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+static bool blk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t nsectors)
+{
+	return sector <= b->capacity && nsectors <= b->capacity - sector;
+}
+
+static uint8_t blk_rw(struct virtio_blk *b, const struct virtq_elem *e,
+		      const struct blk_req_hdr *h, bool write, uint32_t *written)
+{
+	uint64_t len = write ? e->out_len - sizeof(*h) : e->in_len - 1;
+	int n;
+
+	if (len % BLK_SECTOR || !blk_range_ok(b, h->sector, len / BLK_SECTOR))
+		return BLK_S_IOERR;
+	if (write && b->read_only)
+		return BLK_S_IOERR;
+	if (!len)
+		return BLK_S_OK;
+	n = write ? virtq_elem_out_slice(e, sizeof(*h), len, b->scratch, b->scratch_cap)
+		  : virtq_elem_in_slice(e, 0, len, b->scratch, b->scratch_cap);
+	if (n < 0 || blk_io(b->fd, b->scratch, n, h->sector * BLK_SECTOR, write) < 0)
+		return BLK_S_IOERR;
+	if (!write)
+		*written = (uint32_t)len;
+	return BLK_S_OK;
+}
+
+/* DISCARD and WRITE_ZEROES: a list of ranges after the header. */
+static uint8_t blk_ranges(struct virtio_blk *b, const struct virtq_elem *e, uint32_t type)
+{
+	bool discard = type == BLK_T_DISCARD;
+	uint64_t bytes = e->out_len - sizeof(struct blk_req_hdr);
+	uint64_t nseg = bytes / sizeof(struct blk_range);
+
+	if (discard ? !b->can_punch : !(b->can_punch || b->can_zero))
+		return BLK_S_UNSUPP;
+	if (b->read_only)
+		return BLK_S_IOERR;
+	if (!nseg || bytes % sizeof(struct blk_range) || nseg > BLK_MAX_RANGE_SEGS)
+		return BLK_S_IOERR;
+	for (uint64_t i = 0; i < nseg; i++) {
+		struct blk_range rg;
+		int mode;
+
+		if (virtq_elem_read(e, sizeof(struct blk_req_hdr) + i * sizeof(rg), &rg,
+				    sizeof(rg)) != sizeof(rg))
+			return BLK_S_IOERR;
+		/* 5.2.6.2: unmap in a discard, or any unknown flag, is unsupported. */
+		if (rg.flags & ~(discard ? 0u : BLK_WZ_F_UNMAP))
+			return BLK_S_UNSUPP;
+		if (rg.num_sectors > BLK_MAX_RANGE_SECTORS ||
+		    !blk_range_ok(b, rg.sector, rg.num_sectors))
+			return BLK_S_IOERR;
+		if (!rg.num_sectors)
+			continue;
+		/* A punched hole reads back as zeroes, so it serves both. */
+		if (discard || ((rg.flags & BLK_WZ_F_UNMAP) && b->can_punch) || !b->can_zero)
+			mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
+		else
+			mode = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE;
+		if (fallocate(b->fd, mode, (off_t)(rg.sector * BLK_SECTOR),
+			      (off_t)rg.num_sectors * BLK_SECTOR) < 0)
+			return BLK_S_IOERR;
+	}
+	return BLK_S_OK;
+}
+
+static void blk_handle(struct virtio_blk *b, struct virtqueue *vq, const struct virtq_elem *e)
+{
+	struct blk_req_hdr h;
+	uint32_t written = 0;
+	uint8_t status;
+
+	if (!e->in_len) {
+		virtio_dev_warn(&b->vdev, "request %u has no writable status byte; returned "
+				"unanswered", e->head);
+		virtq_push(vq, e, 0);
+		return;
+	}
+	if (virtq_elem_read(e, 0, &h, sizeof(h)) != sizeof(h)) {
+		status = BLK_S_IOERR;
+	} else {
+		switch (h.type) {
+		case BLK_T_IN:
+			status = blk_rw(b, e, &h, false, &written);
+			break;
+		case BLK_T_OUT:
+			status = blk_rw(b, e, &h, true, &written);
+			break;
+		case BLK_T_FLUSH:
+			status = (b->read_only || fdatasync(b->fd) == 0) ? BLK_S_OK : BLK_S_IOERR;
+			break;
+		case BLK_T_GET_ID:
+			written = (uint32_t)virtq_elem_write(e, 0, b->serial,
+							     MIN(e->in_len - 1, BLK_ID_BYTES));
+			status = BLK_S_OK;
+			break;
+		case BLK_T_DISCARD:
+		case BLK_T_WRITE_ZEROES:
+			status = blk_ranges(b, e, h.type);
+			break;
+		default:
+			status = BLK_S_UNSUPP;
+			break;
+		}
+	}
+	virtq_elem_write(e, e->in_len - 1, &status, 1);
+	virtq_push(vq, e, written + 1);
+}
+
+/* Serves the queue until it is empty, the device breaks or the queue goes. */
+static void blk_drain(struct virtio_blk *b)
+{
+	struct virtqueue *vq = &b->vdev.vqs[0];
+	unsigned int pending = 0;
+
+	while (virtq_pop(vq, &b->elem) == 0) {
+		blk_handle(b, vq, &b->elem);
+		if (++pending == BLK_BATCH) {
+			virtq_signal(vq);
+			pending = 0;
+		}
+	}
+	if (pending)
+		virtq_signal(vq);
+}
+
+static void *blk_worker(void *arg)
+{
+	struct virtio_blk *b = arg;
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		while (!b->kicked && !b->stop)
+			pthread_cond_wait(&b->wake, &b->lock);
+		if (b->stop)
+			break;
+		b->kicked = false;
+		b->busy = true;
+		pthread_mutex_unlock(&b->lock);
+		blk_drain(b);
+		pthread_mutex_lock(&b->lock);
+		b->busy = false;
+		pthread_cond_broadcast(&b->idle);
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+static void blk_notify(struct virtio_dev *dev, unsigned int q)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	(void)q;
+	pthread_mutex_lock(&b->lock);
+	b->kicked = true;
+	pthread_cond_signal(&b->wake);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_reset(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	pthread_mutex_lock(&b->lock);
+	b->kicked = false;
+	while (b->busy)
+		pthread_cond_wait(&b->idle, &b->lock);
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void blk_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
+{
+	memcpy(data, to_blk(dev)->config + offset, len);
+}
+
+static void blk_destroy(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	if (b->thread_started) {
+		pthread_mutex_lock(&b->lock);
+		b->stop = true;
+		pthread_cond_signal(&b->wake);
+		pthread_mutex_unlock(&b->lock);
+		pthread_join(b->thread, NULL);
+	}
+	pthread_cond_destroy(&b->idle);
+	pthread_cond_destroy(&b->wake);
+	pthread_mutex_destroy(&b->lock);
+	if (b->fd >= 0)
+		close(b->fd);
+	virtq_elem_free(&b->elem);
+	free(b->scratch);
+	virtio_dev_cleanup(&b->vdev);
+	free(b);
+}
+
+static const struct virtio_dev_ops blk_ops = {
+	.device_id = VIRTIO_ID_BLOCK,
+	.nqueues = 1,
+	.config_read = blk_config_read,
+	.notify = blk_notify,
+	.reset = blk_reset,
+	.destroy = blk_destroy,
+};
+
+/* Which fallocate modes the image's filesystem has, tried past the end of
+ * the image so no data is touched; KEEP_SIZE leaves the size alone. */
+static void blk_probe_fallocate(struct virtio_blk *b, uint64_t size)
+{
+	off_t end = (off_t)ALIGN_UP(size, 4096ULL);
+
+	b->can_punch = fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end, 4096) == 0;
+	b->can_zero = fallocate(b->fd, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, end, 4096) == 0;
+	if (b->can_zero && b->can_punch)
+		(void)fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, end, 4096);
+}
+
+static void blk_build_config(struct virtio_blk *b, uint16_t qsize)
+{
+	uint8_t *c = b->config;
+
+	put_le64(c + BLK_CFG_CAPACITY, b->capacity);
+	put_le32(c + BLK_CFG_SEG_MAX, qsize - 2u);      /* header and status take two */
+	put_le32(c + BLK_CFG_BLK_SIZE, BLK_SECTOR);
+	put_le16(c + BLK_CFG_NUM_QUEUES, 1);
+	if (b->can_punch) {
+		put_le32(c + BLK_CFG_MAX_DISCARD_SECTORS, BLK_MAX_RANGE_SECTORS);
+		put_le32(c + BLK_CFG_MAX_DISCARD_SEG, BLK_MAX_RANGE_SEGS);
+		put_le32(c + BLK_CFG_DISCARD_ALIGN, 4096 / BLK_SECTOR);
+	}
+	if (b->can_punch || b->can_zero) {
+		put_le32(c + BLK_CFG_MAX_WZ_SECTORS, BLK_MAX_RANGE_SECTORS);
+		put_le32(c + BLK_CFG_MAX_WZ_SEG, BLK_MAX_RANGE_SEGS);
+		c[BLK_CFG_WZ_MAY_UNMAP] = b->can_punch;
+	}
+}
+
+static int blk_open(struct virtio_blk *b, const struct virtio_blk_opts *o)
+{
+	off_t size;
+
+	b->fd = open(o->path, (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+	if (b->fd < 0)
+		return -errno;
+	/* Two machines writing one image corrupt it; readers may share. */
+	if (flock(b->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 &&
+	    errno != ENOLCK && errno != EOPNOTSUPP && errno != EINVAL)
+		return errno == EWOULDBLOCK ? -EBUSY : -errno;
+	size = lseek(b->fd, 0, SEEK_END);
+	if (size < 0)
+		return -errno;
+	if (size < (off_t)BLK_SECTOR)
+		return -EINVAL;
+	b->capacity = (uint64_t)size / BLK_SECTOR;
+	if (!o->read_only)
+		blk_probe_fallocate(b, (uint64_t)size);
+	return 0;
+}
+
+static int blk_start_worker(struct virtio_blk *b)
+{
+	sigset_t all, old;
+	int r;
+
+	/* The worker takes no signals: they belong to the vCPU and main threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	r = pthread_create(&b->thread, NULL, blk_worker, b);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r)
+		return -r;
+	pthread_setname_np(b->thread, "nestvm-blk");
+	b->thread_started = true;
+	return 0;
+}
+
+int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
+{
+	uint16_t qsize = o->queue_size ? o->queue_size : BLK_DEFAULT_QUEUE;
+	const char *serial = o->serial;
+	uint64_t features = VIRTIO_BIT(BLK_F_SEG_MAX) | VIRTIO_BIT(BLK_F_BLK_SIZE) |
+			    VIRTIO_BIT(BLK_F_FLUSH);
+	struct virtio_blk *b;
+	int r;
+
+	*out = NULL;
+	if (!o->path || qsize < 4 || qsize > BLK_MAX_QUEUE || (qsize & (qsize - 1)) ||
+	    (serial && strlen(serial) > BLK_ID_BYTES))
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->fd = -1;
+	b->read_only = o->read_only;
+	if (pthread_mutex_init(&b->lock, NULL)) {
+		free(b);
+		return -ENOMEM;
+	}
+	pthread_cond_init(&b->wake, NULL);
+	pthread_cond_init(&b->idle, NULL);
+
+	r = blk_open(b, o);
+	if (r < 0)
+		goto err;
+	if (b->read_only)
+		features |= VIRTIO_BIT(BLK_F_RO);
+	if (b->can_punch)
+		features |= VIRTIO_BIT(BLK_F_DISCARD);
+	if (b->can_punch || b->can_zero)
+		features |= VIRTIO_BIT(BLK_F_WRITE_ZEROES);
+	if (!serial) {
+		serial = strrchr(o->path, '/');
+		serial = serial ? serial + 1 : o->path;
+	}
+	memcpy(b->serial, serial, MIN(strlen(serial), sizeof(b->serial)));
+	blk_build_config(b, qsize);
+
+	r = virtio_dev_init(&b->vdev, &blk_ops, o->name ? o->name : "virtio-blk", features,
+			    qsize, BLK_CONFIG_SIZE);
+	if (r < 0)
+		goto err;
+	r = virtq_elem_init(&b->elem, qsize);
+	if (r < 0)
+		goto err;
+	b->scratch = calloc(qsize, sizeof(*b->scratch));
+	b->scratch_cap = qsize;
+	if (!b->scratch) {
+		r = -ENOMEM;
+		goto err;
+	}
+	r = blk_start_worker(b);
+	if (r < 0)
+		goto err;
+	*out = &b->vdev;
+	return 0;
+
+err:
+	blk_destroy(&b->vdev);
+	return r;
+}
+
+int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate)
+{
+	int fd, r = 0;
+
+	if (!size || size % BLK_SECTOR)
+		return -EINVAL;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	if (preallocate) {
+		r = -posix_fallocate(fd, 0, (off_t)size);
+	} else if (ftruncate(fd, (off_t)size) < 0) {
+		r = -errno;
+	}
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (r)
+		unlink(path);
+	return r;
+}

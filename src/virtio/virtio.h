@@ -1,0 +1,259 @@
+/* Virtio devices (virtio 1.2): a device fills an ops table and reads its
+ * requests through the split-virtqueue helpers here; a transport (virtio-mmio
+ * today) binds it to a bus window, guest memory and an interrupt line. The
+ * device never learns which transport carries it. */
+#ifndef NESTVM_VIRTIO_H
+#define NESTVM_VIRTIO_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "bus.h"
+#include "guestmem.h"
+#include "util.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "virtio structures are little-endian and are read here in host order"
+#endif
+
+#define VIRTIO_ID_BLOCK         2
+#define VIRTIO_ID_RNG           4
+
+/* Device status bits (2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE      1u
+#define VIRTIO_STATUS_DRIVER           2u
+#define VIRTIO_STATUS_DRIVER_OK        4u
+#define VIRTIO_STATUS_FEATURES_OK      8u
+#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 64u
+#define VIRTIO_STATUS_FAILED           128u
+
+/* Feature bits every device here offers besides its own (6). */
+#define VIRTIO_F_RING_INDIRECT_DESC    28
+#define VIRTIO_F_RING_EVENT_IDX        29
+#define VIRTIO_F_VERSION_1             32
+#define VIRTIO_BIT(b)                  (1ULL << (b))
+
+/* Interrupt status bits, the same for every transport. */
+#define VIRTIO_ISR_QUEUE        1u
+#define VIRTIO_ISR_CONFIG       2u
+
+/* Split virtqueue layout (2.7). */
+#define VIRTQ_DESC_F_NEXT       1u
+#define VIRTQ_DESC_F_WRITE      2u
+#define VIRTQ_DESC_F_INDIRECT   4u
+#define VIRTQ_USED_F_NO_NOTIFY  1u
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1u
+#define VIRTQ_MAX_SIZE          32768u
+#define VIRTQ_DESC_SIZE         16u
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct virtq_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[];        /* size entries, then used_event */
+};
+
+struct virtq_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct virtq_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct virtq_used_elem ring[];  /* size entries, then avail_event */
+};
+
+/* Bytes the rings of a queue of n entries occupy, event fields included. */
+#define VIRTQ_DESC_BYTES(n)  ((uint64_t)(n) * VIRTQ_DESC_SIZE)
+#define VIRTQ_AVAIL_BYTES(n) (6 + 2 * (uint64_t)(n))
+#define VIRTQ_USED_BYTES(n)  (6 + 8 * (uint64_t)(n))
+
+struct virtio_dev;
+
+/* One split virtqueue. The transport configures it (virtq_setup and
+ * virtq_disable); the device consumes it (virtq_pop, virtq_push,
+ * virtq_signal), usually from its own thread: lock orders the two. */
+struct virtqueue {
+	struct virtio_dev *dev;
+	pthread_mutex_t lock;
+	uint16_t index;
+	bool ready;
+	uint16_t size;                  /* power of two once ready */
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	/* Host views of the rings, looked up through guestmem_ptr once at setup:
+	 * guest RAM never moves while the machine runs. */
+	const uint8_t *desc;
+	struct virtq_avail *avail;
+	struct virtq_used *used;
+	uint16_t last_avail_idx;        /* next avail entry the device reads */
+	uint16_t used_idx;              /* next used entry the device writes */
+	uint16_t signalled_used;        /* used_idx when virtq_should_notify last ran */
+	bool signalled_valid;
+	bool event_idx;                 /* VIRTIO_F_RING_EVENT_IDX negotiated */
+	bool indirect;                  /* VIRTIO_F_RING_INDIRECT_DESC negotiated */
+	uint32_t gen;                   /* bumped on every setup and disable */
+};
+
+/* A popped descriptor chain: nout readable buffers, then nin writable ones,
+ * as host pointers into guest RAM. Zero-length descriptors are left out. */
+struct virtq_elem {
+	uint16_t head;                  /* what virtq_push hands back */
+	uint32_t gen;
+	unsigned int nout, nin;
+	uint64_t out_len, in_len;       /* bytes readable, bytes writable */
+	struct iovec *iov;
+	unsigned int cap;               /* entries of iov */
+};
+
+/* What a device implements. Calls come from the transport with its lock held
+ * and on a vCPU thread: notify must not block (wake a worker instead). */
+struct virtio_dev_ops {
+	uint32_t device_id;
+	unsigned int nqueues;
+	/* offset + len lies within config_size; len is 1, 2, 4 or 8. */
+	void (*config_read)(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len);
+	void (*config_write)(struct virtio_dev *dev, uint32_t offset, const void *data, uint32_t len);
+	/* The guest kicked queue q (ready, and the driver is up). */
+	void (*notify)(struct virtio_dev *dev, unsigned int q);
+	/* The queues have been disabled: return only once the device no longer
+	 * touches them, and forget per-driver state. */
+	void (*reset)(struct virtio_dev *dev);
+	/* Stops worker threads and frees the device, virtio_dev included. */
+	void (*destroy)(struct virtio_dev *dev);
+};
+
+/* How a device reaches its transport: an interrupt with ISR bits. */
+struct virtio_transport {
+	void (*interrupt)(void *opaque, uint32_t isr);
+	void *opaque;
+};
+
+struct virtio_dev {
+	const struct virtio_dev_ops *ops;
+	char name[32];                  /* in every log line: "virtio-blk0" */
+	const struct guestmem *mem;     /* set by the transport */
+	struct virtio_transport transport;
+	uint64_t host_features;         /* device bits plus VERSION_1 and ring bits */
+	uint64_t features;              /* accepted at FEATURES_OK */
+	uint16_t queue_max;
+	uint32_t config_size;
+	struct virtqueue *vqs;          /* ops->nqueues of them */
+	_Atomic uint32_t config_gen;
+	_Atomic bool broken;
+	char broken_why[160];           /* the first violation since the last reset */
+	pthread_mutex_t log_lock;
+	uint64_t log_last_ns;
+	unsigned int log_suppressed;
+};
+
+/* For devices: sets up the common part (queues, offered features). */
+MUST_CHECK int virtio_dev_init(struct virtio_dev *dev, const struct virtio_dev_ops *ops,
+			       const char *name, uint64_t device_features,
+			       uint16_t queue_max, uint32_t config_size);
+void virtio_dev_cleanup(struct virtio_dev *dev);
+/* Stops the device's threads and frees it; NULL is a no-op. */
+void virtio_dev_destroy(struct virtio_dev *dev);
+
+static inline bool virtio_dev_has(const struct virtio_dev *dev, unsigned int bit)
+{
+	return (dev->features >> bit) & 1;
+}
+
+static inline bool virtio_dev_is_broken(struct virtio_dev *dev)
+{
+	return atomic_load_explicit(&dev->broken, memory_order_acquire);
+}
+
+/* The guest broke the protocol: the device stops serving queues until the
+ * driver resets it, and one line (rate-limited) says what happened. */
+void virtio_dev_fail(struct virtio_dev *dev, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* A rate-limited line on stderr naming the device, without breaking it. */
+void virtio_dev_warn(struct virtio_dev *dev, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* The device changed its configuration space. */
+void virtio_dev_config_changed(struct virtio_dev *dev);
+/* For transports: device reset (status 0). Disables every queue, waits for
+ * the device through ops->reset, and forgets features and a broken state. */
+void virtio_dev_reset(struct virtio_dev *dev);
+
+/* For transports. size must be a power of two no larger than queue_max, and
+ * each ring aligned and wholly in guest RAM: -EINVAL or -EFAULT otherwise. */
+MUST_CHECK int virtq_setup(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa,
+			   uint64_t avail_gpa, uint64_t used_gpa);
+void virtq_disable(struct virtqueue *vq);
+
+MUST_CHECK int virtq_elem_init(struct virtq_elem *e, unsigned int cap);
+void virtq_elem_free(struct virtq_elem *e);
+
+/* Takes the next available chain. 0: e holds it; -EAGAIN: none available
+ * (or the queue is off); -EIO: the device is broken (this chain broke it,
+ * or an earlier one did). With EVENT_IDX, an empty ring re-arms avail_event. */
+MUST_CHECK int virtq_pop(struct virtqueue *vq, struct virtq_elem *e);
+/* Returns a chain with len bytes written into its writable buffers. Dropped
+ * if the queue was disabled or set up again since the pop. */
+void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len);
+/* Whether the driver wants an interrupt for what was pushed since the last
+ * call (used_event with EVENT_IDX, else the avail NO_INTERRUPT flag). */
+bool virtq_should_notify(struct virtqueue *vq);
+/* Interrupts the driver if virtq_should_notify says so. */
+void virtq_signal(struct virtqueue *vq);
+
+/* Copy between a chain and host memory: readable bytes [off, off+len) out of
+ * it, writable bytes [off, off+len) into it. Return the bytes copied. */
+size_t virtq_elem_read(const struct virtq_elem *e, uint64_t off, void *dst, size_t len);
+size_t virtq_elem_write(const struct virtq_elem *e, uint64_t off, const void *src, size_t len);
+/* The writable bytes [off, off+len) as up to cap iovecs; returns the count,
+ * or -ERANGE if they do not exist or do not fit. */
+int virtq_elem_in_slice(const struct virtq_elem *e, uint64_t off, uint64_t len,
+			struct iovec *out, unsigned int cap);
+int virtq_elem_out_slice(const struct virtq_elem *e, uint64_t off, uint64_t len,
+			 struct iovec *out, unsigned int cap);
+
+/* virtio-mmio version 2 (4.2.2), one 4 KiB window per device. */
+#define VIRTIO_MMIO_ACPI_HID    "LNRO0005"
+#define VIRTIO_MMIO_WINDOW      0x1000u
+#define VIRTIO_MMIO_MAGIC       0x74726976u     /* "virt" */
+#define VIRTIO_MMIO_VENDOR      0x4d56534eu     /* "NSVM" */
+
+struct virtio_mmio;
+
+/* Binds dev to guest memory and an interrupt line; register the window with
+ * bus_register(&vm->mmio, base, VIRTIO_MMIO_WINDOW, name, virtio_mmio_io, m). */
+MUST_CHECK int virtio_mmio_create(struct virtio_mmio **out, const struct guestmem *mem,
+				  struct irq_line irq, struct virtio_dev *dev);
+bus_handler_fn virtio_mmio_io;
+/* Frees the transport, not the device: destroy that after, with the vCPUs stopped. */
+void virtio_mmio_destroy(struct virtio_mmio *m);
+
+/* virtio-blk on a raw image file. */
+struct virtio_blk_opts {
+	const char *path;
+	const char *name;               /* for log lines; NULL: "virtio-blk" */
+	const char *serial;             /* GET_ID, up to 20 bytes; NULL: the image's basename */
+	bool read_only;
+	uint16_t queue_size;            /* 0: 256; a power of two, at most 1024 */
+};
+
+/* -ENOENT, -EACCES...: the image could not be opened; -EBUSY: another
+ * process holds it; -EINVAL: bad options or an image under 512 bytes. */
+MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
+/* Creates a raw image of size bytes (a multiple of 512): sparse, or with every
+ * block allocated up front when preallocate. -EEXIST if path exists. */
+MUST_CHECK int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate);
+
+/* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
+MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);
+
+#endif
