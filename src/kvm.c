@@ -244,15 +244,14 @@ int kvm_vcpu_set_msrs(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs)
 	return r < 0 ? r : 0;
 }
 
+int kvm_vcpu_set_msrs_partial(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_MSRS, msrs);
+}
+
 int kvm_vcpu_get_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs)
 {
-	int r = KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, msrs);
-
-	if (r >= 0 && (uint32_t)r != msrs->nmsrs) {
-		last_op = "KVM_GET_MSRS";
-		return -EINVAL;
-	}
-	return r < 0 ? r : 0;
+	return KVM_IOCTL(vcpu->fd, KVM_GET_MSRS, msrs);
 }
 
 int kvm_vcpu_get_lapic(struct kvm_vcpu *vcpu, struct kvm_lapic_state *lapic)
@@ -268,6 +267,72 @@ int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapi
 int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp)
 {
 	return KVM_IOCTL(vcpu->fd, KVM_GET_MP_STATE, mp);
+}
+
+int kvm_vcpu_set_mp_state(struct kvm_vcpu *vcpu, const struct kvm_mp_state *mp)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_MP_STATE, mp);
+}
+
+int kvm_vcpu_get_xsave(struct kvm_vcpu *vcpu, struct kvm_xsave *x)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_GET_XSAVE, x);
+}
+
+int kvm_vcpu_set_xsave(struct kvm_vcpu *vcpu, const struct kvm_xsave *x)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_XSAVE, x);
+}
+
+int kvm_vcpu_get_xcrs(struct kvm_vcpu *vcpu, struct kvm_xcrs *x)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_GET_XCRS, x);
+}
+
+int kvm_vcpu_set_xcrs(struct kvm_vcpu *vcpu, const struct kvm_xcrs *x)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_XCRS, x);
+}
+
+int kvm_vcpu_get_events(struct kvm_vcpu *vcpu, struct kvm_vcpu_events *ev)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_GET_VCPU_EVENTS, ev);
+}
+
+int kvm_vcpu_set_events(struct kvm_vcpu *vcpu, const struct kvm_vcpu_events *ev)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_VCPU_EVENTS, ev);
+}
+
+int kvm_vcpu_get_debugregs(struct kvm_vcpu *vcpu, struct kvm_debugregs *d)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_GET_DEBUGREGS, d);
+}
+
+int kvm_vcpu_set_debugregs(struct kvm_vcpu *vcpu, const struct kvm_debugregs *d)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_DEBUGREGS, d);
+}
+
+int kvm_get_msr_index_list(struct kvm_sys *sys, struct kvm_msr_list **out)
+{
+	struct kvm_msr_list probe = { .nmsrs = 0 }, *l;
+	int r = KVM_IOCTL(sys->fd, KVM_GET_MSR_INDEX_LIST, &probe);
+
+	/* The first call fails with E2BIG and says how many there are. */
+	if (r < 0 && r != -E2BIG)
+		return r;
+	l = calloc(1, sizeof(*l) + probe.nmsrs * sizeof(l->indices[0]));
+	if (!l)
+		return -ENOMEM;
+	l->nmsrs = probe.nmsrs;
+	r = KVM_IOCTL(sys->fd, KVM_GET_MSR_INDEX_LIST, l);
+	if (r < 0) {
+		free(l);
+		return r;
+	}
+	*out = l;
+	return 0;
 }
 
 int kvm_vcpu_get_nested_state(struct kvm_vcpu *vcpu, int max_size, struct kvm_nested_state **out)

@@ -57,11 +57,26 @@ MUST_CHECK int kvm_vcpu_get_sregs(struct kvm_vcpu *vcpu, struct kvm_sregs *sregs
 MUST_CHECK int kvm_vcpu_set_sregs(struct kvm_vcpu *vcpu, const struct kvm_sregs *sregs);
 MUST_CHECK int kvm_vcpu_set_fpu(struct kvm_vcpu *vcpu, const struct kvm_fpu *fpu);
 MUST_CHECK int kvm_vcpu_set_cpuid2(struct kvm_vcpu *vcpu, const struct kvm_cpuid2 *cpuid);
+/* All or nothing: a short count is -EINVAL. */
 MUST_CHECK int kvm_vcpu_set_msrs(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs);
+/* Returns how many MSRs KVM wrote: it stops at the first it refuses. */
+MUST_CHECK int kvm_vcpu_set_msrs_partial(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs);
+/* Returns how many MSRs KVM read: it stops at the first it cannot. */
 MUST_CHECK int kvm_vcpu_get_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs);
 MUST_CHECK int kvm_vcpu_get_lapic(struct kvm_vcpu *vcpu, struct kvm_lapic_state *lapic);
 MUST_CHECK int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapic);
 MUST_CHECK int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp);
+MUST_CHECK int kvm_vcpu_set_mp_state(struct kvm_vcpu *vcpu, const struct kvm_mp_state *mp);
+MUST_CHECK int kvm_vcpu_get_xsave(struct kvm_vcpu *vcpu, struct kvm_xsave *x);
+MUST_CHECK int kvm_vcpu_set_xsave(struct kvm_vcpu *vcpu, const struct kvm_xsave *x);
+MUST_CHECK int kvm_vcpu_get_xcrs(struct kvm_vcpu *vcpu, struct kvm_xcrs *x);
+MUST_CHECK int kvm_vcpu_set_xcrs(struct kvm_vcpu *vcpu, const struct kvm_xcrs *x);
+MUST_CHECK int kvm_vcpu_get_events(struct kvm_vcpu *vcpu, struct kvm_vcpu_events *ev);
+MUST_CHECK int kvm_vcpu_set_events(struct kvm_vcpu *vcpu, const struct kvm_vcpu_events *ev);
+MUST_CHECK int kvm_vcpu_get_debugregs(struct kvm_vcpu *vcpu, struct kvm_debugregs *d);
+MUST_CHECK int kvm_vcpu_set_debugregs(struct kvm_vcpu *vcpu, const struct kvm_debugregs *d);
+/* The MSRs KVM can save and restore (KVM_GET_MSR_INDEX_LIST); *out is malloc'd. */
+MUST_CHECK int kvm_get_msr_index_list(struct kvm_sys *sys, struct kvm_msr_list **out);
 /* Nested virtualization state (KVM_CAP_NESTED_STATE); *out is malloc'd with
  * room for the size KVM reports. -ENOTSUP where the capability is absent. */
 MUST_CHECK int kvm_vcpu_get_nested_state(struct kvm_vcpu *vcpu, int max_size,

@@ -72,4 +72,20 @@ payload_fake_kernel:
 	jmp 3b
 payload_fake_kernel_end:
 
+/* 64-bit: report 1, 2, 3 on the port, then power off through ACPI. Its
+ * state can be saved after any report and resumed in another VM. */
+	.globl payload_long_count, payload_long_count_end
+payload_long_count:
+	xor %eax, %eax
+	mov $0xe9, %dx
+1:	inc %eax
+	out %eax, %dx
+	cmp $3, %eax
+	jne 1b
+	mov $0x604, %dx
+	mov $((5 << 10) | (1 << 13)), %ax
+	out %ax, %dx
+	hlt
+payload_long_count_end:
+
 	.section .note.GNU-stack,"",@progbits
