@@ -10,8 +10,8 @@ LDLIBS  := -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B := build
-LIB_SRCS := src/util.c src/kvm.c src/guestmem.c src/bus.c src/vm.c \
-            $(wildcard src/devices/*.c) $(wildcard src/arch/x86/*.c)
+LIB_SRCS := src/util.c src/kvm.c src/guestmem.c src/bus.c src/vm.c src/json.c src/hostinfo.c \
+            $(wildcard src/devices/*.c) $(wildcard src/virtio/*.c) $(wildcard src/arch/x86/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
@@ -20,6 +20,7 @@ SAN_CLI_OBJS := $(filter-out $(B)/san/src/cli/main.o,$(CLI_SRCS:%.c=$(B)/san/%.o
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
 KVM_TESTS  := $(patsubst tests/kvm/%.c,$(B)/tests/kvm/%,$(wildcard tests/kvm/test_*.c))
+KVM_STATIC_TESTS := $(patsubst tests/kvm/%.c,$(B)/tests/kvm-static/%,$(wildcard tests/kvm/test_*.c))
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
 .PHONY: all check unit kvm e2e image demo fuzz fuzz-run bench clean deps
@@ -48,6 +49,12 @@ $(B)/tests/kvm/%: tests/kvm/%.c tests/kvm/payloads.S $(SAN_LIB_OBJS) tests/harne
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $(SAN) -O1 -o $@ $< tests/kvm/payloads.S $(SAN_LIB_OBJS) $(LDLIBS)
 
+# The same tests, static and without sanitizers, to run inside the simulated
+# host where KVM has what this host may lack (nested state, hardware speed).
+$(B)/tests/kvm-static/%: tests/kvm/%.c tests/kvm/payloads.S $(LIB_OBJS) tests/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -static -o $@ $< tests/kvm/payloads.S $(LIB_OBJS) $(LDLIBS)
+
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)
@@ -61,7 +68,7 @@ image: $(B)/nestvm-static
 unit: $(UNIT_TESTS)
 kvm: $(KVM_TESTS)
 
-check: all $(B)/nestvm-static $(UNIT_TESTS) $(KVM_TESTS)
+check: all $(B)/nestvm-static $(UNIT_TESTS) $(KVM_TESTS) $(KVM_STATIC_TESTS)
 	tests/run
 
 fuzz: $(FUZZERS)

@@ -57,8 +57,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct guestmem *mem = fuzz_mem();
 	const uint8_t *initrd = fuzz_initrd();
 	struct boot_linux bl = {
-		.kernel = data, .kernel_len = size,
-		.initrd = initrd, .initrd_len = FUZZ_INITRD_LEN,
+		.kernel = BOOT_BLOB_MEM(data, size),
+		.initrd = BOOT_BLOB_MEM(initrd, FUZZ_INITRD_LEN),
 		.cmdline = fuzz_cmdline, .rsdp_addr = LAYOUT_ACPI_ADDR,
 	};
 	struct boot_entry entry;
@@ -70,14 +70,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *dst;
 	int r;
 
-	r = boot_parse_bzimage(data, size, &bz, &why);
+	r = boot_parse_bzimage(data, size, size, &bz, &why);
 	if (r < 0) {
 		ASSERT(why && why[0]);
 		return 0;
 	}
 	/* What the parser hands out lies inside the input. */
 	ASSERT(bz.setup_size >= 512 && bz.setup_size < size);
-	ASSERT(bz.kernel == data + bz.setup_size);
+	ASSERT(bz.kernel_offset == bz.setup_size);
 	ASSERT(bz.kernel_size == size - bz.setup_size && bz.kernel_size > 0);
 	ASSERT(bz.hdr_end <= bz.setup_size);
 	ASSERT(bz.init_size >= bz.kernel_size);
@@ -87,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	dst = guestmem_ptr(mem, LAYOUT_HIGH_MEM_ADDR, bz.kernel_size);
 	if (dst)
 		for (size_t i = 0; i < bz.kernel_size; i++)
-			dst[i] = (uint8_t)~bz.kernel[i];
+			dst[i] = (uint8_t)~data[bz.kernel_offset + i];
 	memset(guestmem_ptr(mem, LAYOUT_CMDLINE_ADDR, sizeof(fuzz_cmdline)), 0xff, sizeof(fuzz_cmdline));
 
 	err[0] = 0;

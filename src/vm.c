@@ -287,8 +287,7 @@ static int vm_build_boot(struct vm *vm)
 		return 0;
 	}
 	struct boot_linux bl = {
-		.kernel = vm->cfg.kernel, .kernel_len = vm->cfg.kernel_len,
-		.initrd = vm->cfg.initrd, .initrd_len = vm->cfg.initrd_len,
+		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd,
 		.cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "",
 		.rsdp_addr = LAYOUT_ACPI_ADDR,
 	};
@@ -321,7 +320,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = -EINVAL;
 		goto fail;
 	}
-	if (!cfg->payload && !cfg->kernel) {
+	if (!cfg->payload && !cfg->kernel.size) {
 		vm_errf(vm, "nothing to boot: no kernel");
 		r = -EINVAL;
 		goto fail;
@@ -538,6 +537,12 @@ static void *vcpu_thread(void *arg)
 		vcpu_decode_exit(vcpu->kvm.run, (size_t)vcpu->kvm.run_size, &e);
 		if (vm_dispatch_exit(vm, vcpu, &e) == VCPU_STOP)
 			break;
+	}
+	/* Let KVM finish the instruction behind the last exit (an IN's data,
+	 * an OUT's RIP) so the state left behind can be saved and resumed. */
+	vcpu->kvm.run->immediate_exit = 1;
+	if (kvm_vcpu_run(&vcpu->kvm) < 0) {
+		/* -EINTR is the expected answer */
 	}
 	return NULL;
 }

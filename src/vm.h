@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/boot.h"
 #include "bus.h"
 #include "devices/devices.h"
 #include "guestmem.h"
@@ -30,10 +31,8 @@ struct vm_payload {
 struct vm_config {
 	uint64_t mem_size;
 	unsigned int ncpus;
-	const uint8_t *kernel;          /* bzImage bytes, or NULL with payload */
-	size_t kernel_len;
-	const uint8_t *initrd;
-	size_t initrd_len;
+	struct boot_blob kernel;        /* bzImage; size 0 with a payload */
+	struct boot_blob initrd;        /* size 0: none */
 	const char *cmdline;
 	const struct vm_payload *payload;
 	bool no_irqchip;                /* payloads only: HLT then exits to us */

@@ -6,6 +6,8 @@
 #include "arch/x86/boot.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,27 +168,46 @@ static void *signal_thread(void *arg)
 	return NULL;
 }
 
-static int run_load(const char *what, const char *path, uint8_t **data, size_t *len)
+/* Kernel and initrd are read straight into guest memory later: here they
+ * are only opened, sized, and the kernel's header checked. */
+static int run_open(const char *what, const char *path, struct boot_blob *b)
 {
-	int r = util_read_file(path, data, len);
+	struct stat st;
 
-	if (r < 0)
-		cli_error("%s '%s': %s", what, path, strerror(-r));
-	return r;
+	b->data = NULL;
+	b->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (b->fd < 0 || fstat(b->fd, &st) < 0) {
+		cli_error("%s '%s': %s", what, path, strerror(errno));
+		return -errno;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		cli_error("%s '%s': not a regular file", what, path);
+		return -EINVAL;
+	}
+	b->size = (uint64_t)st.st_size;
+	return 0;
 }
 
-static int run_validate(const struct run_opts *o, const uint8_t *kernel, size_t klen, size_t ilen)
+static int run_validate(const struct run_opts *o, const struct boot_blob *kernel, uint64_t ilen)
 {
+	uint8_t hdr[BOOT_HDR_BYTES];
+	size_t n = (size_t)MIN(kernel->size, (uint64_t)sizeof(hdr));
 	struct bzimage bz;
 	const char *why;
+	int r;
 
-	if (boot_parse_bzimage(kernel, klen, &bz, &why) < 0) {
+	r = boot_blob_read(kernel, 0, hdr, n);
+	if (r < 0) {
+		cli_error("kernel '%s': %s", o->kernel, strerror(-r));
+		return r;
+	}
+	if (boot_parse_bzimage(hdr, n, kernel->size, &bz, &why) < 0) {
 		cli_error("kernel '%s': %s", o->kernel, why);
 		return -EINVAL;
 	}
 	if (ilen >= o->memory) {
-		cli_error("initrd '%s' is %zu MiB, larger than the guest's %llu MiB of memory: raise --memory",
-			  o->initrd, ilen >> 20, (unsigned long long)(o->memory >> 20));
+		cli_error("initrd '%s' is %llu MiB, larger than the guest's %llu MiB of memory: raise --memory",
+			  o->initrd, (unsigned long long)(ilen >> 20), (unsigned long long)(o->memory >> 20));
 		return -EINVAL;
 	}
 	return 0;
@@ -238,8 +259,7 @@ static int run_exit_status(struct vm *vm, enum vm_stop_reason why)
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o = { .memory = 512ULL << 20, .cpus = 1, .cmdline = "console=ttyS0" };
-	uint8_t *kernel = NULL, *initrd = NULL;
-	size_t klen = 0, ilen = 0;
+	struct boot_blob kernel = BOOT_BLOB_MEM(NULL, 0), initrd = BOOT_BLOB_MEM(NULL, 0);
 	struct vm *vm = NULL;
 	struct vm_config cfg;
 	enum vm_stop_reason why;
@@ -269,9 +289,9 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: --memory must be a whole number of MiB");
 		return EXIT_USAGE;
 	}
-	if (run_load("kernel", o.kernel, &kernel, &klen) < 0 ||
-	    (o.initrd && run_load("initrd", o.initrd, &initrd, &ilen) < 0) ||
-	    run_validate(&o, kernel, klen, ilen) < 0)
+	if (run_open("kernel", o.kernel, &kernel) < 0 ||
+	    (o.initrd && run_open("initrd", o.initrd, &initrd) < 0) ||
+	    run_validate(&o, &kernel, initrd.size) < 0)
 		goto out;
 	if (!o.skip_probe && run_probe(&o) < 0)
 		goto out;
@@ -284,7 +304,7 @@ int cmd_run(int argc, char **argv)
 
 	cfg = (struct vm_config){
 		.mem_size = o.memory, .ncpus = o.cpus,
-		.kernel = kernel, .kernel_len = klen, .initrd = initrd, .initrd_len = ilen,
+		.kernel = kernel, .initrd = initrd,
 		.cmdline = o.cmdline, .expose_virt = o.nested,
 		.console_out = STDOUT_FILENO, .kvm_path = o.kvm,
 	};
@@ -326,8 +346,10 @@ int cmd_run(int argc, char **argv)
 out:
 	console_restore();
 	free(vm);
-	free(kernel);
-	free(initrd);
+	if (kernel.fd >= 0)
+		close(kernel.fd);
+	if (initrd.fd >= 0)
+		close(initrd.fd);
 	return status;
 }
 

@@ -206,8 +206,8 @@ static void test_linux_boot_protocol(void)
 	kernel = fake_bzimage(&klen);
 	CHECK_EQ(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
 	cfg = (struct vm_config){
-		.mem_size = 64 << 20, .ncpus = 1, .kernel = kernel, .kernel_len = klen,
-		.initrd = initrd, .initrd_len = sizeof(initrd), .cmdline = cmdline,
+		.mem_size = 64 << 20, .ncpus = 1, .kernel = BOOT_BLOB_MEM(kernel, klen),
+		.initrd = BOOT_BLOB_MEM(initrd, sizeof(initrd)), .cmdline = cmdline,
 		.console_out = pipefd[1],
 	};
 	vm = calloc(1, sizeof(*vm));

@@ -41,7 +41,7 @@ static void expect_reject(const uint8_t *img, size_t len, const char *needle)
 	struct bzimage bz;
 	const char *why = NULL;
 
-	CHECK_EQ(boot_parse_bzimage(img, len, &bz, &why), -ENOEXEC);
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), -ENOEXEC);
 	CHECK(why);
 	if (!strstr(why, needle))
 		FAILF("reason '%s' does not mention '%s'", why, needle);
@@ -54,11 +54,11 @@ static void test_parse_good_image(void)
 	struct bzimage bz;
 	const char *why = NULL;
 
-	CHECK_EQ(boot_parse_bzimage(img, len, &bz, &why), 0);
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
 	CHECK_EQ(bz.version, 0x020f);
 	CHECK_EQ(bz.setup_size, SETUP);
 	CHECK_EQ(bz.kernel_size, 4096);
-	CHECK(bz.kernel == img + SETUP);
+	CHECK_EQ(bz.kernel_offset, SETUP);
 	CHECK_EQ(bz.cmdline_size, 255);
 	free(img);
 }
@@ -104,7 +104,7 @@ static void test_setup_sects_zero_means_four(void)
 	const char *why;
 
 	img[0x1f1] = 0;
-	CHECK_EQ(boot_parse_bzimage(img, len, &bz, &why), 0);
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
 	CHECK_EQ(bz.setup_size, 5 * 512);
 	free(img);
 }
@@ -147,7 +147,7 @@ static void test_load_places_everything(void)
 	uint8_t *img = make_image(4096, &len);
 	static const uint8_t initrd[5000] = { 7, 7, 7 };
 	struct boot_linux bl = {
-		.kernel = img, .kernel_len = len, .initrd = initrd, .initrd_len = sizeof(initrd),
+		.kernel = BOOT_BLOB_MEM(img, len), .initrd = BOOT_BLOB_MEM(initrd, sizeof(initrd)),
 		.cmdline = "console=ttyS0", .rsdp_addr = LAYOUT_ACPI_ADDR,
 	};
 	struct boot_entry e;
@@ -186,18 +186,17 @@ static void test_load_refuses_what_does_not_fit(void)
 	uint8_t *img = make_image(4096, &len);
 	uint8_t *big = calloc(1, 15 << 20);
 	char longline[300];
-	struct boot_linux bl = { .kernel = img, .kernel_len = len, .cmdline = "" };
+	struct boot_linux bl = { .kernel = BOOT_BLOB_MEM(img, len), .cmdline = "" };
 	struct boot_entry e;
 	char err[160];
 
 	CHECK(big);
-	bl.initrd = big;
-	bl.initrd_len = 15 << 20;
+	bl.initrd = BOOT_BLOB_MEM(big, 15 << 20);
 	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), -ENOMEM);
 	CHECK(strstr(err, "initrd"));
 	CHECK(strstr(err, "--memory"));
 
-	bl.initrd = NULL;
+	bl.initrd = BOOT_BLOB_MEM(NULL, 0);
 	memset(longline, 'a', sizeof(longline) - 1);
 	longline[sizeof(longline) - 1] = 0;
 	bl.cmdline = longline;

@@ -421,7 +421,7 @@ static void test_run_file_errors(void)
 	const char *kernel = valid_kernel();
 
 	expect_usage(RUN_CMD("--kernel", "/nonexistent"), err, "kernel '/nonexistent': No such file");
-	expect_usage(RUN_CMD("--kernel", tmpdir), err, "Is a directory");
+	expect_usage(RUN_CMD("--kernel", tmpdir), err, "not a regular file");
 	expect_usage(RUN_CMD("--kernel", tmpfile_with("hello", "hello", 5, 0)), err, "too short");
 	expect_usage(RUN_CMD("-k", tmpfile_with("zeros", zeros, sizeof(zeros), 0)), err,
 		     "not a Linux bzImage (no 'HdrS' magic at 0x202)");

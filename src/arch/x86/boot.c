@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Offsets in the image and in struct boot_params (the zero page). */
 #define HDR_SETUP_SECTS     0x1f1
@@ -46,12 +47,37 @@ static uint16_t rd16(const uint8_t *p)
 	return v;
 }
 
-int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage *bz, const char **why)
+int boot_blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len)
+{
+	uint8_t *p = dst;
+
+	if (off > b->size || len > b->size - off)
+		return -EINVAL;
+	if (b->data) {
+		memcpy(dst, b->data + off, len);
+		return 0;
+	}
+	while (len) {
+		ssize_t n = pread(b->fd, p, len > (1 << 30) ? (1 << 30) : len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;   /* the file shrank under us */
+		p += n;
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	return 0;
+}
+
+int boot_parse_bzimage(const uint8_t *img, size_t hdr_len, uint64_t len, struct bzimage *bz,
+		       const char **why)
 {
 	unsigned int sects;
 
 	memset(bz, 0, sizeof(*bz));
-	if (len < HDR_INIT_SIZE + 4) {
+	if (len < HDR_INIT_SIZE + 4 || hdr_len < MIN(len, (uint64_t)BOOT_HDR_BYTES)) {
 		*why = "too short to hold a Linux boot header";
 		return -ENOEXEC;
 	}
@@ -89,7 +115,7 @@ int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage *bz, const
 		*why = "truncated: the image ends inside its setup sectors";
 		return -ENOEXEC;
 	}
-	bz->kernel = img + bz->setup_size;
+	bz->kernel_offset = bz->setup_size;
 	bz->kernel_size = len - bz->setup_size;
 	bz->initrd_addr_max = rd32(img + HDR_INITRD_ADDR_MAX);
 	bz->cmdline_size = rd32(img + HDR_CMDLINE_SIZE);
@@ -125,6 +151,8 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 		    struct boot_entry *out, char *err, size_t errlen)
 {
 	struct boot_e820 e820[BOOT_E820_MAX];
+	uint8_t hdr[BOOT_HDR_BYTES];
+	size_t hdr_len = (size_t)MIN(p->kernel.size, (uint64_t)sizeof(hdr));
 	struct bzimage bz;
 	const char *why = NULL;
 	uint8_t *zp, *dst;
@@ -133,7 +161,12 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 	unsigned int n;
 	int r;
 
-	r = boot_parse_bzimage(p->kernel, p->kernel_len, &bz, &why);
+	r = boot_blob_read(&p->kernel, 0, hdr, hdr_len);
+	if (r < 0) {
+		snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
+		return r;
+	}
+	r = boot_parse_bzimage(hdr, hdr_len, p->kernel.size, &bz, &why);
 	if (r < 0) {
 		snprintf(err, errlen, "%s", why);
 		return r;
@@ -161,20 +194,33 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 		snprintf(err, errlen, "guest memory too small for the boot structures");
 		return -ENOMEM;
 	}
-	memcpy(dst, bz.kernel, bz.kernel_size);
+	r = boot_blob_read(&p->kernel, bz.kernel_offset, dst, bz.kernel_size);
+	if (r < 0) {
+		snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
+		return r;
+	}
 
-	if (p->initrd && p->initrd_len) {
+	if (p->initrd.size) {
+		uint64_t isize = p->initrd.size;
+		void *idst;
+
 		top = MIN(low_end, (uint64_t)bz.initrd_addr_max + 1);
-		if (p->initrd_len > top || ((top - p->initrd_len) & ~0xfffULL) < kernel_end) {
+		if (isize > top || ((top - isize) & ~0xfffULL) < kernel_end) {
 			snprintf(err, errlen,
-				 "initrd (%zu MiB) does not fit in guest memory beside the kernel; give the guest more --memory",
-				 (p->initrd_len + (1 << 20) - 1) >> 20);
+				 "initrd (%llu MiB) does not fit in guest memory beside the kernel; give the guest more --memory",
+				 (unsigned long long)((isize + (1 << 20) - 1) >> 20));
 			return -ENOMEM;
 		}
-		initrd_addr = (top - p->initrd_len) & ~0xfffULL;
-		if (guestmem_write(mem, initrd_addr, p->initrd, p->initrd_len) < 0) {
+		initrd_addr = (top - isize) & ~0xfffULL;
+		idst = guestmem_ptr(mem, initrd_addr, isize);
+		if (!idst) {
 			snprintf(err, errlen, "initrd lands outside guest memory");
 			return -ENOMEM;
+		}
+		r = boot_blob_read(&p->initrd, 0, idst, isize);
+		if (r < 0) {
+			snprintf(err, errlen, "reading the initrd: %s", strerror(-r));
+			return r;
 		}
 	}
 	if (guestmem_write(mem, LAYOUT_CMDLINE_ADDR, p->cmdline, cmdlen + 1) < 0) {
@@ -183,13 +229,13 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 	}
 
 	memset(zp, 0, BP_SIZE);
-	memcpy(zp + HDR_SETUP_SECTS, p->kernel + HDR_SETUP_SECTS, bz.hdr_end - HDR_SETUP_SECTS);
+	memcpy(zp + HDR_SETUP_SECTS, hdr + HDR_SETUP_SECTS, bz.hdr_end - HDR_SETUP_SECTS);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
 	zp[HDR_LOADFLAGS] = (uint8_t)(bz.loadflags | CAN_USE_HEAP);
 	memcpy(zp + HDR_HEAP_END_PTR, &(uint16_t){ 0xfe00 }, 2);
 	memcpy(zp + HDR_CMD_LINE_PTR, &(uint32_t){ (uint32_t)LAYOUT_CMDLINE_ADDR }, 4);
 	memcpy(zp + HDR_RAMDISK_IMAGE, &(uint32_t){ (uint32_t)initrd_addr }, 4);
-	memcpy(zp + HDR_RAMDISK_SIZE, &(uint32_t){ initrd_addr ? (uint32_t)p->initrd_len : 0 }, 4);
+	memcpy(zp + HDR_RAMDISK_SIZE, &(uint32_t){ initrd_addr ? (uint32_t)p->initrd.size : 0 }, 4);
 	memcpy(zp + BP_ACPI_RSDP_ADDR, &p->rsdp_addr, 8);
 	n = boot_e820_map(mem, e820, BOOT_E820_MAX);
 	zp[BP_E820_ENTRIES] = (uint8_t)n;

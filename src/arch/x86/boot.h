@@ -15,23 +15,39 @@ struct bzimage {
 	uint16_t xloadflags;
 	size_t setup_size;         /* boot sector + setup sectors, in bytes */
 	size_t hdr_end;            /* end of the setup header within the image */
-	const uint8_t *kernel;     /* the protected-mode kernel */
-	size_t kernel_size;
+	uint64_t kernel_offset;    /* the protected-mode kernel, in the file */
+	uint64_t kernel_size;
 	uint32_t initrd_addr_max;
 	uint32_t cmdline_size;     /* longest command line, without the NUL */
 	uint32_t init_size;        /* memory the kernel needs from its load address */
 };
 
-/* Checks and decodes a bzImage. On failure returns -ENOEXEC (or -EINVAL) and
- * points *why at a sentence naming the problem. */
+/* The parser needs this much of the image's start (or all of a shorter one). */
+#define BOOT_HDR_BYTES 4096
+
+/* Checks and decodes a bzImage of size bytes whose first hdr_len bytes are
+ * in hdr. On failure returns -ENOEXEC and points *why at a sentence naming
+ * the problem. */
 __attribute__((warn_unused_result))
-int boot_parse_bzimage(const uint8_t *img, size_t len, struct bzimage *bz, const char **why);
+int boot_parse_bzimage(const uint8_t *hdr, size_t hdr_len, uint64_t size,
+		       struct bzimage *bz, const char **why);
+
+/* Bytes the loader copies into the guest: a buffer, or a file read in place
+ * so that a large kernel or initrd never sits in the VMM's own memory. */
+struct boot_blob {
+	const uint8_t *data;       /* the whole contents, or NULL to read fd */
+	int fd;
+	uint64_t size;
+};
+
+#define BOOT_BLOB_MEM(p, n) ((struct boot_blob){ .data = (p), .fd = -1, .size = (n) })
+
+__attribute__((warn_unused_result))
+int boot_blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len);
 
 struct boot_linux {
-	const uint8_t *kernel;
-	size_t kernel_len;
-	const uint8_t *initrd;     /* may be NULL */
-	size_t initrd_len;
+	struct boot_blob kernel;
+	struct boot_blob initrd;   /* size 0: none */
 	const char *cmdline;
 	uint64_t rsdp_addr;
 };
