@@ -310,6 +310,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	vm->kvm.fd = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->stopped, NULL);
+	pthread_cond_init(&vm->park_change, NULL);
 	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_CPUS) {
 		vm_errf(vm, "%u vCPUs: must be 1 to %d", cfg->ncpus, VM_MAX_CPUS);
 		r = -EINVAL;
@@ -361,23 +362,30 @@ void vm_destroy(struct vm *vm)
 	bus_free(&vm->mmio);
 }
 
-void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag)
+/* Kicks every running vCPU out of KVM_RUN; lock held. */
+static void vm_kick_all(struct vm *vm)
 {
 	pthread_t self = pthread_self();
 
+	for (unsigned int i = 0; i < vm->ncpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		v->kvm.run->immediate_exit = 1;
+		if (v->started && !pthread_equal(v->thread, self))
+			pthread_kill(v->thread, VM_KICK_SIGNAL);
+	}
+}
+
+void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag)
+{
 	pthread_mutex_lock(&vm->lock);
 	if (atomic_load(&vm->stop) == VM_STOP_NONE) {
 		if (diag)
 			snprintf(vm->diag, sizeof(vm->diag), "%s", diag);
 		atomic_store(&vm->stop, why);
-		for (unsigned int i = 0; i < vm->ncpus; i++) {
-			struct vcpu *v = &vm->vcpus[i];
-
-			v->kvm.run->immediate_exit = 1;
-			if (v->started && !pthread_equal(v->thread, self))
-				pthread_kill(v->thread, VM_KICK_SIGNAL);
-		}
+		vm_kick_all(vm);
 		pthread_cond_broadcast(&vm->stopped);
+		pthread_cond_broadcast(&vm->park_change);
 	}
 	pthread_mutex_unlock(&vm->lock);
 }
@@ -508,6 +516,52 @@ enum vcpu_action vm_dispatch_exit(struct vm *vm, struct vcpu *vcpu, const struct
 			  (unsigned long long)e->detail);
 }
 
+void vm_pause(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	if (!atomic_load(&vm->paused)) {
+		atomic_store(&vm->paused, true);
+		vm_kick_all(vm);
+	}
+	while (vm->parked < vm->ncpus - atomic_load(&vm->halted) && !atomic_load(&vm->stop))
+		pthread_cond_wait(&vm->park_change, &vm->lock);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+void vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	atomic_store(&vm->paused, false);
+	pthread_cond_broadcast(&vm->park_change);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+bool vm_is_paused(struct vm *vm)
+{
+	return atomic_load(&vm->paused);
+}
+
+void vm_power_button(struct vm *vm)
+{
+	acpi_pm_power_button(&vm->pm);
+}
+
+/* A vCPU waits here while the VM is paused. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->park_change);
+	while (atomic_load(&vm->paused) && !atomic_load(&vm->stop))
+		pthread_cond_wait(&vm->park_change, &vm->lock);
+	vm->parked--;
+	if (!atomic_load(&vm->stop))
+		vcpu->kvm.run->immediate_exit = 0;
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void vm_kick_handler(int sig)
 {
 	(void)sig;
@@ -524,7 +578,13 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&set, VM_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 	while (!atomic_load(&vm->stop)) {
-		int r = kvm_vcpu_run(&vcpu->kvm);
+		int r;
+
+		if (atomic_load(&vm->paused)) {
+			vcpu_park(vcpu);
+			continue;
+		}
+		r = kvm_vcpu_run(&vcpu->kvm);
 
 		if (r == -EINTR || r == -EAGAIN) {
 			continue;

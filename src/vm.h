@@ -78,6 +78,9 @@ struct vm {
 	pthread_cond_t stopped;
 	_Atomic int stop;               /* enum vm_stop_reason */
 	_Atomic unsigned int halted;    /* vCPUs that left through HLT */
+	_Atomic bool paused;            /* vCPUs are to park until resumed */
+	unsigned int parked;            /* vCPUs parked, under lock */
+	pthread_cond_t park_change;
 	char diag[1024];                /* why it stopped, for faults */
 	char err[512];                  /* why vm_create failed */
 };
@@ -91,6 +94,13 @@ enum vm_stop_reason vm_run(struct vm *vm);
 /* Asks every vCPU to leave; the first reason given wins. Any thread. */
 void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag);
 const char *vm_stop_reason_name(enum vm_stop_reason why);
+/* Parks every vCPU outside KVM_RUN and returns once all are parked (or the
+ * VM stopped); vm_resume lets them go on. Any thread but a vCPU's. */
+void vm_pause(struct vm *vm);
+void vm_resume(struct vm *vm);
+bool vm_is_paused(struct vm *vm);
+/* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
+void vm_power_button(struct vm *vm);
 
 /* Exit decoding and dispatch, apart so tests can feed made-up exits. */
 enum vcpu_exit_kind {

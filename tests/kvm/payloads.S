@@ -88,4 +88,14 @@ payload_long_count:
 	hlt
 payload_long_count_end:
 
+/* 64-bit: report 1, 2, 3, ... on the port for ever. */
+	.globl payload_long_forever, payload_long_forever_end
+payload_long_forever:
+	xor %eax, %eax
+	mov $0xe9, %dx
+1:	inc %eax
+	out %eax, %dx
+	jmp 1b
+payload_long_forever_end:
+
 	.section .note.GNU-stack,"",@progbits

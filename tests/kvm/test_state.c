@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <unistd.h>
 
 HARNESS_DEFINE;
 
 extern const uint8_t payload_long_count[], payload_long_count_end[];
+extern const uint8_t payload_long_forever[], payload_long_forever_end[];
 
 struct counter {
 	struct vm *vm;
@@ -113,8 +115,78 @@ static void test_resume_with_irqchip(void)
 	save_and_resume(true);
 }
 
+struct ticker {
+	_Atomic uint32_t last;
+};
+
+static void ticker_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
+{
+	struct ticker *t = opaque;
+	uint32_t v = 0;
+
+	(void)offset;
+	if (is_write) {
+		memcpy(&v, data, len > 4 ? 4 : len);
+		atomic_store(&t->last, v);
+	}
+}
+
+static void *run_thread(void *arg)
+{
+	return (void *)(uintptr_t)vm_run(arg);
+}
+
+static uint32_t wait_for_progress(struct ticker *t, uint32_t from)
+{
+	for (int i = 0; i < 2000 && atomic_load(&t->last) <= from; i++)
+		usleep(1000);
+	return atomic_load(&t->last);
+}
+
+/* Paused vCPUs make no progress; resumed ones carry on from where they were. */
+static void test_pause_and_resume(void)
+{
+	static struct vm_payload pl;
+	struct vm_config cfg = {
+		.mem_size = 32 << 20, .ncpus = 2, .payload = &pl, .no_irqchip = true, .console_out = -1,
+	};
+	struct ticker t = { 0 };
+	struct vm *vm = calloc(1, sizeof(*vm));
+	pthread_t th;
+	void *why;
+	uint32_t a, b;
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd < 0)
+		SKIP("/dev/kvm unavailable here: %s", strerror(errno));
+	close(fd);
+	pl = (struct vm_payload){ payload_long_forever,
+		(size_t)(payload_long_forever_end - payload_long_forever), 0x1000, 0x1000, false };
+	CHECK(vm);
+	if (vm_create(vm, &cfg) < 0)
+		FAILF("vm_create: %s", vm->err);
+	CHECK_EQ(bus_register(&vm->pio, 0xe9, 4, "tick", ticker_io, &t), 0);
+	CHECK_EQ(pthread_create(&th, NULL, run_thread, vm), 0);
+	CHECK(wait_for_progress(&t, 0) > 0);
+	vm_pause(vm);
+	CHECK(vm_is_paused(vm));
+	CHECK_EQ(vm->parked, 2);
+	a = atomic_load(&t.last);
+	usleep(50000);
+	b = atomic_load(&t.last);
+	CHECK_EQ(a, b);
+	vm_resume(vm);
+	CHECK(wait_for_progress(&t, b) > b);
+	vm_request_stop(vm, VM_STOP_REQUEST, NULL);
+	CHECK_EQ(pthread_join(th, &why), 0);
+	CHECK_EQ((uintptr_t)why, VM_STOP_REQUEST);
+	vm_destroy(vm);
+	free(vm);
+}
+
 int main(void)
 {
+	RUN(test_pause_and_resume);
 	RUN(test_resume_without_irqchip);
 	RUN(test_resume_with_irqchip);
 	return HARNESS_END();
