@@ -224,6 +224,70 @@ static int vm_build_devices(struct vm *vm)
 	return r;
 }
 
+/* Adds a virtio device behind the next virtio-mmio window; takes ownership. */
+static int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
+{
+	unsigned int i = vm->nvirtio;
+	uint64_t base = LAYOUT_VIRTIO_MMIO_ADDR + i * LAYOUT_VIRTIO_MMIO_SIZE;
+	uint32_t gsi = LAYOUT_FIRST_DEVICE_GSI + i;
+	struct irq_line irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, gsi };
+	int r;
+
+	if (i >= VM_MAX_VIRTIO) {
+		virtio_dev_destroy(dev);
+		return -ENOSPC;
+	}
+	r = virtio_mmio_create(&vm->vmmio[i], &vm->mem, irq, dev);
+	if (r < 0) {
+		virtio_dev_destroy(dev);
+		return r;
+	}
+	vm->vdev[i] = dev;
+	vm->acpi_mmio[i] = (struct acpi_mmio_dev){ base, LAYOUT_VIRTIO_MMIO_SIZE, gsi, VIRTIO_MMIO_ACPI_HID };
+	vm->nvirtio++;
+	return bus_register(&vm->mmio, base, LAYOUT_VIRTIO_MMIO_SIZE, "virtio-mmio",
+			    virtio_mmio_io, vm->vmmio[i]);
+}
+
+/* Step 5b: virtio devices: disks first, so they are vda, vdb, ... */
+static int vm_build_virtio(struct vm *vm)
+{
+	struct virtio_dev *dev;
+	int r = 0;
+
+	if (vm->cfg.ndisks > VM_MAX_DISKS) {
+		vm_errf(vm, "%u disks: at most %d", vm->cfg.ndisks, VM_MAX_DISKS);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
+		const struct vm_disk *d = &vm->cfg.disks[i];
+		char name[32];
+		struct virtio_blk_opts bo = { .path = d->path, .name = name, .read_only = d->read_only };
+
+		snprintf(name, sizeof(name), "virtio-blk%u", i);
+		r = virtio_blk_create(&dev, &bo);
+		if (r < 0) {
+			vm_errf(vm, "disk '%s': %s", d->path,
+				r == -EBUSY ? "in use by another VM (locked)" :
+				r == -EINVAL ? "not a usable raw image (empty or under 512 bytes)" : strerror(-r));
+			return r;
+		}
+		r = vm_add_virtio(vm, dev);
+		if (r < 0) {
+			vm_errf(vm, "disk '%s': %s", d->path, strerror(-r));
+			return r;
+		}
+	}
+	if (vm->cfg.rng) {
+		r = virtio_rng_create(&dev, "virtio-rng");
+		if (r >= 0)
+			r = vm_add_virtio(vm, dev);
+		if (r < 0)
+			vm_errf(vm, "virtio-rng: %s", strerror(-r));
+	}
+	return r;
+}
+
 /* Step 6: ACPI tables describing all of the above. */
 static int vm_build_acpi(struct vm *vm)
 {
@@ -240,6 +304,8 @@ static int vm_build_acpi(struct vm *vm)
 		.slp_typ_s5 = LAYOUT_ACPI_SLP_TYP_S5,
 		.com1_port = LAYOUT_COM1_PORT,
 		.com1_irq = LAYOUT_COM1_IRQ,
+		.mmio = vm->acpi_mmio,
+		.nmmio = vm->nvirtio,
 	};
 	void *buf = guestmem_ptr(&vm->mem, LAYOUT_ACPI_ADDR, LAYOUT_ACPI_SIZE);
 	ssize_t n;
@@ -335,6 +401,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = vm_build_vcpus(vm);
 	if (r >= 0)
 		r = vm_build_devices(vm);
+	if (r >= 0)
+		r = vm_build_virtio(vm);
 	if (r >= 0 && !cfg->payload)
 		r = vm_build_acpi(vm);
 	if (r >= 0)
@@ -348,6 +416,14 @@ fail:
 
 void vm_destroy(struct vm *vm)
 {
+	/* Device workers hold pointers into guest RAM: they go first. */
+	for (unsigned int i = 0; i < vm->nvirtio; i++) {
+		virtio_mmio_destroy(vm->vmmio[i]);
+		virtio_dev_destroy(vm->vdev[i]);
+		vm->vmmio[i] = NULL;
+		vm->vdev[i] = NULL;
+	}
+	vm->nvirtio = 0;
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		kvm_vcpu_destroy(&vm->vcpus[i].kvm);
 	free(vm->vcpus);

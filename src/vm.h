@@ -9,15 +9,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arch/x86/acpi.h"
 #include "arch/x86/boot.h"
 #include "bus.h"
 #include "devices/devices.h"
 #include "guestmem.h"
 #include "kvm.h"
+#include "virtio/virtio.h"
 
 #define VM_MIN_MEMORY  (16ULL << 20)
 #define VM_MAX_MEMORY  (1ULL << 40)
 #define VM_MAX_CPUS    255
+/* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
+#define VM_MAX_VIRTIO  8
+#define VM_MAX_DISKS   (VM_MAX_VIRTIO - 1)
+
+struct vm_disk {
+	const char *path;               /* a raw image file */
+	bool read_only;
+};
 
 /* A flat binary run instead of a kernel: tests and the speed probe. */
 struct vm_payload {
@@ -37,6 +47,9 @@ struct vm_config {
 	const struct vm_payload *payload;
 	bool no_irqchip;                /* payloads only: HLT then exits to us */
 	bool expose_virt;
+	const struct vm_disk *disks;    /* virtio-blk, in order: vda, vdb, ... */
+	unsigned int ndisks;
+	bool rng;                       /* virtio-rng */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */
 };
@@ -68,6 +81,11 @@ struct vm {
 	unsigned int ncpus;
 	struct kvm_cpuid2 *supported_cpuid;
 	int nested_state_size;          /* KVM_CAP_NESTED_STATE, 0 if absent */
+
+	struct virtio_dev *vdev[VM_MAX_VIRTIO];
+	struct virtio_mmio *vmmio[VM_MAX_VIRTIO];
+	struct acpi_mmio_dev acpi_mmio[VM_MAX_VIRTIO];
+	unsigned int nvirtio;
 
 	struct serial com1;
 	struct i8042 i8042;

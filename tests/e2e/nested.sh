@@ -2,15 +2,9 @@
 # NestedHost is a nestvm guest with the extensions exposed; inside it nestvm
 # boots NestedVM from the default image, which prints a marker and powers off.
 
-# A NestedHost initrd: the default image plus, in /image and /e2e, what the
-# NestedHost needs to start NestedVM. The plain cpio goes first, as the
-# kernel unpacks concatenated archives in order.
+# A NestedHost initrd: the default image carrying itself and the script.
 make_host_initrd() {
-	rm -rf /tmp/nh && mkdir -p /tmp/nh/image /tmp/nh/e2e
-	cp image/vmlinuz image/initrd.img /tmp/nh/image/
-	cp tests/e2e/nested-guest.sh /tmp/nh/e2e/
-	(cd /tmp/nh && find . | cpio -o -H newc 2>/dev/null) >/tmp/nh.cpio
-	cat /tmp/nh.cpio image/initrd.img >/tmp/host-initrd.img
+	sh scripts/nested-initrd /tmp/host-initrd.img image tests/e2e/nested-guest.sh:e2e/nested-guest.sh
 }
 
 case_nested_vm() {
