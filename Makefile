@@ -10,8 +10,7 @@ LDLIBS  := -lpthread
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B := build
-LIB_SRCS := src/util.c src/kvm.c src/guestmem.c src/bus.c src/vm.c src/json.c src/hostinfo.c \
-            $(wildcard src/devices/*.c) $(wildcard src/virtio/*.c) $(wildcard src/arch/x86/*.c)
+LIB_SRCS := $(wildcard src/*.c src/devices/*.c src/virtio/*.c src/net/*.c src/arch/x86/*.c)
 CLI_SRCS := $(wildcard src/cli/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)

@@ -90,7 +90,31 @@ case_kvm_tests_in_host() {
 	expect kvm_tests_in_host 'hardware speed' && pass kvm_tests_in_host
 }
 
+# Console input reaches the guest's shell through COM1 and its interrupt. The
+# line is sent again every two seconds: the guest's UART driver clears its
+# FIFO when it starts, so early input is lost, as on hardware.
+case_console_input() {
+	(sleep 1; while :; do printf 'echo in-$((6*7)); poweroff -f\n'; sleep 2; done) |
+		timeout 240 ./nestvm run --kernel $K --initrd $I --memory 256M \
+		--cmdline "console=ttyS0 panic=-1 quiet nestvm.cmd=shell" >"$out" 2>&1
+	status=$?
+	[ $status = 0 ] || { fail console_input "nestvm exited $status"; return; }
+	expect console_input '^in-42' && pass console_input
+}
+
+# A guest reboot ends nestvm with status 0 (the default --on-reboot exit).
+case_guest_reboot() {
+	(sleep 1; while :; do printf 'reboot -f\n'; sleep 2; done) |
+		timeout 240 ./nestvm run --kernel $K --initrd $I --memory 256M \
+		--cmdline "console=ttyS0 panic=-1 nestvm.cmd=shell" >"$out" 2>&1
+	status=$?
+	[ $status = 0 ] || { fail guest_reboot "nestvm exited $status"; return; }
+	expect guest_reboot 'reboot: Restarting system' && pass guest_reboot
+}
+
 e2e_case case_kvm_tests_in_host
+e2e_case case_console_input
+e2e_case case_guest_reboot
 e2e_case case_one_cpu
 e2e_case case_two_cpus
 e2e_case case_memory_size

@@ -88,6 +88,23 @@ payload_long_count:
 	hlt
 payload_long_count_end:
 
+/* 64-bit: a reboot through the FADT reset register (0xcf9 <- 6). */
+	.globl payload_long_reset, payload_long_reset_end
+payload_long_reset:
+	mov $0xcf9, %dx
+	mov $6, %al
+	out %al, %dx
+1:	jmp 1b
+payload_long_reset_end:
+
+/* 64-bit: a reboot through the keyboard controller (0x64 <- 0xfe). */
+	.globl payload_long_kbd_reset, payload_long_kbd_reset_end
+payload_long_kbd_reset:
+	mov $0xfe, %al
+	out %al, $0x64
+1:	jmp 1b
+payload_long_kbd_reset_end:
+
 /* 64-bit: report 1, 2, 3, ... on the port for ever. */
 	.globl payload_long_forever, payload_long_forever_end
 payload_long_forever:

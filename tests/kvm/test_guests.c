@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "vm.h"
 #include "arch/x86/layout.h"
+#include "fake_bzimage.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +18,8 @@ extern const uint8_t payload_long_mmio[], payload_long_mmio_end[];
 extern const uint8_t payload_long_smp[], payload_long_smp_end[];
 extern const uint8_t payload_long_ud[], payload_long_ud_end[];
 extern const uint8_t payload_fake_kernel[], payload_fake_kernel_end[];
+extern const uint8_t payload_long_reset[], payload_long_reset_end[];
+extern const uint8_t payload_long_kbd_reset[], payload_long_kbd_reset_end[];
 
 /* The port the payloads report through. */
 struct reporter {
@@ -161,34 +164,6 @@ static void test_triple_fault_is_diagnosed(void)
 
 /* A fake bzImage around payload_fake_kernel: the boot-protocol loader, the
  * zero page, COM1 output and ACPI S5 poweroff, with the in-kernel irqchip. */
-static uint8_t *fake_bzimage(size_t *len)
-{
-	size_t code = (size_t)(payload_fake_kernel_end - payload_fake_kernel);
-	size_t setup = 8 * 512, total = setup + 0x200 + code;
-	uint8_t *img = calloc(1, total);
-	uint32_t v;
-
-	CHECK(img);
-	img[0x1f1] = 7;                                  /* setup_sects */
-	img[0x1fe] = 0x55;
-	img[0x1ff] = 0xaa;
-	img[0x201] = 0x6a;                               /* header ends at 0x26c */
-	memcpy(img + 0x202, "HdrS", 4);
-	img[0x206] = 0x0f;
-	img[0x207] = 0x02;                               /* protocol 2.15 */
-	img[0x211] = 0x01;                               /* LOADED_HIGH */
-	img[0x236] = 0x01;                               /* XLF_KERNEL_64 */
-	v = 0x7fffffff;
-	memcpy(img + 0x22c, &v, 4);                      /* initrd_addr_max */
-	v = 2047;
-	memcpy(img + 0x238, &v, 4);                      /* cmdline_size */
-	v = 1 << 20;
-	memcpy(img + 0x260, &v, 4);                      /* init_size */
-	memcpy(img + setup + 0x200, payload_fake_kernel, code);
-	*len = total;
-	return img;
-}
-
 static void test_linux_boot_protocol(void)
 {
 	static const char cmdline[] = "console=ttyS0 nestvm.test=1";
@@ -203,7 +178,9 @@ static void test_linux_boot_protocol(void)
 	ssize_t n;
 
 	need_kvm();
-	kernel = fake_bzimage(&klen);
+	kernel = fake_bzimage(payload_fake_kernel,
+			      (size_t)(payload_fake_kernel_end - payload_fake_kernel), 0, &klen);
+	CHECK(kernel);
 	CHECK_EQ(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
 	cfg = (struct vm_config){
 		.mem_size = 64 << 20, .ncpus = 1, .kernel = BOOT_BLOB_MEM(kernel, klen),
@@ -231,6 +208,25 @@ static void test_linux_boot_protocol(void)
 	free(kernel);
 	close(pipefd[0]);
 	close(pipefd[1]);
+}
+
+/* Both ways a guest reboots end the machine with VM_STOP_RESET. */
+static void test_guest_reset(void)
+{
+	static const struct { const uint8_t *start, *end; } cases[] = {
+		{ payload_long_reset, payload_long_reset_end },
+		{ payload_long_kbd_reset, payload_long_kbd_reset_end },
+	};
+
+	need_kvm();
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reporter rep = { 0 };
+		struct vm *vm = payload_vm(cases[i].start, cases[i].end, false, 1, true, -1, &rep);
+
+		CHECK_EQ(vm_run(vm), VM_STOP_RESET);
+		vm_destroy(vm);
+		free(vm);
+	}
 }
 
 static void test_probe_measures_speed(void)
@@ -267,6 +263,7 @@ int main(void)
 	RUN(test_several_vcpus);
 	RUN(test_triple_fault_is_diagnosed);
 	RUN(test_linux_boot_protocol);
+	RUN(test_guest_reset);
 	RUN(test_probe_measures_speed);
 	return HARNESS_END();
 }

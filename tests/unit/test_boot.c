@@ -2,37 +2,20 @@
 #include "harness.h"
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
+#include "fake_bzimage.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 HARNESS_DEFINE;
 
-#define SETUP (8 * 512)
+#define SETUP FAKE_BZIMAGE_SETUP
 
 static uint8_t *make_image(size_t kernel_size, size_t *len)
 {
-	uint8_t *img = calloc(1, SETUP + kernel_size);
-	uint32_t v;
+	uint8_t *img = fake_bzimage(NULL, 0, kernel_size, len);
 
 	CHECK(img);
-	img[0x1f1] = 7;
-	img[0x1fe] = 0x55;
-	img[0x1ff] = 0xaa;
-	img[0x201] = 0x6a;
-	memcpy(img + 0x202, "HdrS", 4);
-	img[0x206] = 0x0f;
-	img[0x207] = 0x02;
-	img[0x211] = 0x01;
-	img[0x236] = 0x01;
-	v = 0x37ffffff;
-	memcpy(img + 0x22c, &v, 4);
-	v = 255;
-	memcpy(img + 0x238, &v, 4);
-	v = (uint32_t)kernel_size + 0x10000;
-	memcpy(img + 0x260, &v, 4);
-	memset(img + SETUP, 0x90, kernel_size);
-	*len = SETUP + kernel_size;
 	return img;
 }
 
