@@ -14,7 +14,10 @@ static void usage(FILE *out)
 	      "A virtual machine monitor on Linux KVM built for nested virtualization.\n\n"
 	      "Commands:\n"
 	      "  run        boot one VM in the foreground (nestvm run --help)\n"
-	      "  status     can this host run nested virtualization? (nestvm status --help)\n"
+	      "  vm         named VMs: new, set, list, show, remove, start, stop, console,\n"
+	      "             pause, resume (nestvm vm help)\n"
+	      "  nested     nested enable NAME: set a VM up to run VMs of its own\n"
+	      "  status     can this host and its VMs run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
 	      "  version    print the version\n"
 	      "  help       show this help\n", out);
@@ -30,6 +33,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 2, argv + 2);
+	if (!strcmp(cmd, "vm"))
+		return cmd_vm(argc - 2, argv + 2);
+	if (!strcmp(cmd, "nested"))
+		return cmd_nested(argc - 2, argv + 2);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 2, argv + 2);
 	if (!strcmp(cmd, "probe"))

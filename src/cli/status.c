@@ -3,12 +3,15 @@
  * Linux: host facts, one section per VM, a verdict with a fix per reason. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "json.h"
 #include "vm.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 struct status_opts {
@@ -18,6 +21,7 @@ struct status_opts {
 	bool nested;
 	bool json;
 	const char *kvm;
+	const char *store;
 };
 
 #define STATUS_OPT(name, s, type, field, meta, help, ...) \
@@ -36,10 +40,12 @@ static const struct opt status_table[] = {
 	STATUS_OPT("json", 0, OPT_FLAG, json, NULL, "print one JSON document instead of the report",
 		   0, 0, NULL),
 	STATUS_OPT("kvm", 0, OPT_STR, kvm, "PATH", "KVM device (default /dev/kvm)", 0, 0, NULL),
+	STATUS_OPT("store", 0, OPT_STR, store, "DIR", "the VM store whose VMs are reported (default $NESTVM_STORE, "
+		   "else per user)", 0, 0, NULL),
 	{ 0 },
 };
 
-static const char status_usage[] = "nestvm status [--json] [--name NAME] [--memory SIZE] [--cpus N] [--nested] [--kvm PATH]";
+static const char status_usage[] = "nestvm status [--json] [--name NAME] [--memory SIZE] [--cpus N] [--nested] [--kvm PATH] [--store DIR]";
 static const char status_summary[] =
 	"Report whether this host supports nested virtualization, and why not.\n"
 	"\n"
@@ -52,9 +58,11 @@ static const char status_summary[] =
 	"The verdict is YES only when every check passes; otherwise each failed check\n"
 	"gives one reason with its fix.\n"
 	"\n"
-	"With --name or any VM option, a VM section tells whether that VM could be a\n"
-	"nested host: the host supports nesting, the VM exposes the extensions (--nested),\n"
-	"its memory is fixed and at least 512M (Hyper-V asks for 1G).\n"
+	"Every VM of the store (nestvm vm list) gets a VM section telling whether it can be\n"
+	"a nested host: the host supports nesting, the VM exposes the extensions, its\n"
+	"memory is fixed and at least 512M (Hyper-V asks for 1G); with its state. --name\n"
+	"NAME reports only that VM; a NAME not in the store, or any VM option, describes a\n"
+	"VM that is not stored: --memory, --cpus, --nested give its settings.\n"
 	"\n"
 	"--json prints the same content as one JSON document: keys in camelCase, unknown\n"
 	"facts as null, reasons as arrays of strings.\n"
@@ -62,13 +70,58 @@ static const char status_summary[] =
 	"Exit status: 0 when the host supports nested virtualization, 1 when not,\n"
 	"2 for bad usage.";
 
+/* The VMs of the store as the report describes them: every one, or only
+ * --name's when it is stored. A VM whose configuration does not load is
+ * left out with its error on stderr. -ENOMEM only. */
+static int status_store_vms(const struct status_opts *o, struct store_vm **stored, struct vmctl_state **states,
+			    struct hostinfo_vm **vms, size_t *nvms)
+{
+	char root[STORE_PATH_MAX], err[1400], **names;
+	size_t n, k = 0;
+
+	if (store_root(o->store, root, sizeof(root)) < 0 || store_list(root, &names, &n) < 0 || !n)
+		return 0;
+	*stored = calloc(n, sizeof(**stored));
+	*states = calloc(n, sizeof(**states));
+	*vms = calloc(n, sizeof(**vms));
+	if (!*stored || !*states || !*vms) {
+		store_list_free(names, n);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_vm *s = &(*stored)[k];
+		bool spoof;
+
+		if (o->name && strcmp(o->name, names[i]))
+			continue;
+		if (store_load(root, names[i], s, err, sizeof(err)) < 0) {
+			cli_error("status: %s", err);
+			continue;
+		}
+		vmctl_state(root, names[i], &(*states)[k]);
+		spoof = s->nnics > 0;
+		for (unsigned int j = 0; j < s->nnics; j++)
+			spoof = spoof && s->nics[j].mac_spoofing;
+		(*vms)[k] = (struct hostinfo_vm){
+			.name = s->name, .memory = s->memory, .cpus = s->cpus, .expose_virt = s->expose_virt,
+			.dynamic_memory = s->dynamic_memory, .mac_spoofing = spoof, .state = (*states)[k].state,
+		};
+		k++;
+	}
+	store_list_free(names, n);
+	*nvms = k;
+	return 0;
+}
+
 int cmd_status(int argc, char **argv)
 {
 	struct status_opts o = { 0 };
 	struct hostinfo_source src = { 0 };
 	struct hostinfo_verdict verdict;
 	struct hostinfo host;
-	struct hostinfo_vm vm = { 0 };
+	struct hostinfo_vm vm = { 0 }, *vms = NULL;
+	struct store_vm *stored = NULL;
+	struct vmctl_state *states = NULL;
 	size_t nvms = 0;
 	char err[256];
 	int npos, r;
@@ -90,7 +143,11 @@ int cmd_status(int argc, char **argv)
 		cli_error("status: --name must not be empty");
 		return EXIT_USAGE;
 	}
-	if (o.name || o.memory || o.cpus || o.nested) {
+	if (!o.memory && !o.cpus && !o.nested && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
+		cli_error("out of memory");
+		return 1;
+	}
+	if (!nvms && (o.name || o.memory || o.cpus || o.nested)) {
 		vm = (struct hostinfo_vm){
 			.name = o.name ? o.name : "NestedVM",
 			.memory = o.memory ? o.memory : 512ULL << 20,
@@ -98,6 +155,7 @@ int cmd_status(int argc, char **argv)
 			.expose_virt = o.nested,
 			.state = "Off",
 		};
+		vms = &vm;
 		nvms = 1;
 	}
 
@@ -105,23 +163,28 @@ int cmd_status(int argc, char **argv)
 	hostinfo_gather(&host, &src);
 	hostinfo_verdict(&host, &verdict);
 
+	r = 0;
 	if (o.json) {
 		struct json j;
 
 		json_init(&j, stdout, true);
-		hostinfo_report_json(&j, &host, &vm, nvms);
+		hostinfo_report_json(&j, &host, vms, nvms);
 		r = json_finish(&j);
 		json_free(&j);
 		if (r < 0) {
 			cli_error("status: writing JSON: %s", strerror(-r));
-			return 1;
+			r = 1;
 		}
 	} else {
-		hostinfo_report_text(stdout, &host, &vm, nvms);
+		hostinfo_report_text(stdout, &host, vms, nvms);
 		if (fflush(stdout) != 0) {
 			cli_error("status: writing the report failed");
-			return 1;
+			r = 1;
 		}
 	}
-	return verdict.ok ? 0 : 1;
+	if (vms != &vm)
+		free(vms);
+	free(stored);
+	free(states);
+	return r ? r : verdict.ok ? 0 : 1;
 }

@@ -4,6 +4,7 @@
 #include "harness.h"
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "fake_bzimage.h"
 #include "util.h"
 
 #include <errno.h>
@@ -371,26 +372,14 @@ static void expect_usage(int status, const char *err, const char *needle)
 /* A setup header that parses, around a 4 KiB "kernel". */
 static const char *valid_kernel(void)
 {
-	static uint8_t img[5 * 512 + 4096];
-	uint32_t v;
+	size_t len;
+	uint8_t *img = fake_bzimage(NULL, 0, 4096, &len);
+	const char *path;
 
-	memset(img, 0, sizeof(img));
-	img[0x1f1] = 4;
-	img[0x1fe] = 0x55;
-	img[0x1ff] = 0xaa;
-	img[0x201] = 0x6a;
-	memcpy(img + 0x202, "HdrS", 4);
-	img[0x206] = 0x0f;
-	img[0x207] = 0x02;
-	img[0x211] = 0x01;
-	img[0x236] = 0x01;
-	v = 0x7fffffff;
-	memcpy(img + 0x22c, &v, 4);
-	v = 2047;
-	memcpy(img + 0x238, &v, 4);
-	v = 1 << 20;
-	memcpy(img + 0x260, &v, 4);
-	return tmpfile_with("bzImage", img, sizeof(img), 0);
+	CHECK(img);
+	path = tmpfile_with("bzImage", img, len, 0);
+	free(img);
+	return path;
 }
 
 static void test_run_option_errors(void)

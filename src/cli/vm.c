@@ -1,0 +1,1062 @@
+/* "nestvm vm": named VMs of the store. new, set, list, show, remove change or
+ * read definitions under the VM's lock; start, stop, console, pause and
+ * resume talk to the VM's VMM through its sockets. */
+#include "cli/cli.h"
+#include "cli/opts.h"
+#include "cli/vmctl.h"
+#include "api.h"
+#include "json.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+/* How long a command waits for another one on the same VM: 10 s, or
+ * $NESTVM_LOCK_WAIT_MS (tests). */
+static int vm_lock_wait(void)
+{
+	const char *e = getenv("NESTVM_LOCK_WAIT_MS");
+
+	return e && *e ? atoi(e) : 10000;
+}
+#define VM_LOCK_WAIT_MS vm_lock_wait()
+
+static const char *const onoff[] = { "off", "on", NULL };
+
+struct vm_opts {
+	const char *store;
+	/* new and set */
+	uint64_t memory;
+	unsigned int cpus;
+	const char *kernel, *initrd, *cmdline;
+	bool nested;
+	int expose;             /* -1 unset, 0 off, 1 on */
+	int dynamic;
+	uint64_t mem_min, mem_max;
+	unsigned int nic;
+	bool nic_given;
+	const char *sw, *mac, *add_nic;
+	int spoof;
+	/* the rest */
+	bool json, yes, force, skip_probe;
+	unsigned int timeout;
+};
+
+#define VO(name, s, type, field, meta, help, ...) \
+	{ name, s, type, offsetof(struct vm_opts, field), meta, help, __VA_ARGS__ }
+#define VO_STORE VO("store", 0, OPT_STR, store, "DIR", "the VM store (default $NESTVM_STORE, /var/lib/nestvm " \
+		    "for root, else ~/.local/share/nestvm)", 0, 0, NULL)
+
+static const struct opt new_table[] = {
+	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory, e.g. 512M or 2G (default 512M)", 16ULL << 20, 1ULL << 40, NULL),
+	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (default 1)", 1, 255, NULL),
+	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (default: the default guest image)", 0, 0, NULL),
+	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk (default: the default guest image's)", 0, 0, NULL),
+	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default console=ttyS0)", 0, 0, NULL),
+	VO("disk", 0, OPT_STR, kernel, "SIZE[,fixed]",
+	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, 0, NULL),
+	VO("nic", 0, OPT_STR, kernel, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)", 0, 0, NULL),
+	VO("nested", 0, OPT_FLAG, nested, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt set_table[] = {
+	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (VM off)", 1, 255, NULL),
+	VO("expose-virtualization-extensions", 0, OPT_CHOICE, expose, "on|off",
+	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, onoff),
+	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory (VM off)", 16ULL << 20, 1ULL << 40, NULL),
+	VO("dynamic-memory", 0, OPT_CHOICE, dynamic, "on|off",
+	   "dynamic memory (VM off; stored, not yet applied by the VMM)", 0, 0, onoff),
+	VO("memory-minimum", 0, OPT_SIZE, mem_min, "SIZE", "dynamic memory's minimum (VM off)", 16ULL << 20, 1ULL << 40, NULL),
+	VO("memory-maximum", 0, OPT_SIZE, mem_max, "SIZE", "dynamic memory's maximum (VM off)", 16ULL << 20, 1ULL << 40, NULL),
+	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (VM off)", 0, 0, NULL),
+	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk, \"\" for none (VM off)", 0, 0, NULL),
+	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (VM off)", 0, 0, NULL),
+	VO("add-nic", 0, OPT_STR, add_nic, "SWITCH", "add a network adapter on SWITCH (VM off)", 0, 0, NULL),
+	VO("nic", 0, OPT_UINT, nic, "INDEX", "the network adapter --switch, --mac, --mac-spoofing change (default 0)",
+	   0, STORE_MAX_NICS - 1, NULL),
+	VO("switch", 0, OPT_STR, sw, "NAME", "connect the adapter to this virtual switch", 0, 0, NULL),
+	VO("mac", 0, OPT_STR, mac, "ADDRESS|new", "the adapter's MAC address, or a new random one (VM off)", 0, 0, NULL),
+	VO("mac-spoofing", 0, OPT_CHOICE, spoof, "on|off",
+	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, onoff),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt list_table[] = {
+	VO("json", 0, OPT_FLAG, json, NULL, "print JSON", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt remove_table[] = {
+	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before deleting the VM and its disks", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt start_table[] = {
+	VO("skip-probe", 0, OPT_FLAG, skip_probe, NULL, "start even where KVM emulates guest code slowly", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt stop_table[] = {
+	VO("timeout", 't', OPT_UINT, timeout, "SECS",
+	   "how long to wait for the guest to shut down (default 60)", 0, 3600, NULL),
+	VO("force", 'f', OPT_FLAG, force, NULL,
+	   "turn the VM off if its guest has not shut down in time (--timeout 0: at once)", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt plain_table[] = {
+	VO_STORE,
+	{ 0 },
+};
+
+/* Parses a subcommand's options; returns -1 to go on, else the exit status.
+ * want_name: one positional NAME is required. */
+static int vm_parse(const char *cmd, const struct opt *table, const char *usage, const char *summary,
+		    int argc, char **argv, struct vm_opts *o, bool want_name, const char **name)
+{
+	char err[256];
+	int npos, r = opts_parse(table, argc, argv, o, &npos, err, sizeof(err));
+
+	if (r == 1) {
+		opts_help(stdout, usage, summary, table);
+		return 0;
+	}
+	if (r < 0) {
+		cli_error("vm %s: %s", cmd, err);
+		return EXIT_USAGE;
+	}
+	if (want_name && npos == 0) {
+		cli_error("vm %s: which VM? (usage: %s)", cmd, usage);
+		return EXIT_USAGE;
+	}
+	if (npos > (want_name ? 1 : 0)) {
+		cli_error("vm %s: unexpected argument '%s' (see --help)", cmd, argv[want_name ? 1 : 0]);
+		return EXIT_USAGE;
+	}
+	*name = want_name ? argv[0] : NULL;
+	if (want_name) {
+		const char *why;
+
+		if (store_name_check(*name, &why) < 0) {
+			cli_error("vm %s: '%s': %s", cmd, *name, why);
+			return EXIT_USAGE;
+		}
+	}
+	return -1;
+}
+
+/* Takes every --NAME VALUE / --NAME=VALUE out of argv (the option parser
+ * keeps only the last of a repeated option). */
+static int vm_take_repeated(int *argc, char **argv, const char *opt, const char **vals, int max, int *n,
+			    const char *cmd)
+{
+	size_t len = strlen(opt);
+	int out = 0;
+
+	*n = 0;
+	for (int i = 0; i < *argc; i++) {
+		const char *a = argv[i], *v = NULL;
+
+		if (!strcmp(a, "--")) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (!strncmp(a, "--", 2) && !strncmp(a + 2, opt, len) && (a[2 + len] == '=' || !a[2 + len])) {
+			if (a[2 + len] == '=') {
+				v = a + 3 + len;
+			} else if (i + 1 < *argc) {
+				v = argv[++i];
+			} else {
+				cli_error("vm %s: option '--%s' needs a value", cmd, opt);
+				return EXIT_USAGE;
+			}
+			if (*n == max) {
+				cli_error("vm %s: at most %d --%s options", cmd, max, opt);
+				return EXIT_USAGE;
+			}
+			vals[(*n)++] = v;
+			continue;
+		}
+		argv[out++] = argv[i];
+	}
+	*argc = out;
+	return -1;
+}
+
+/* The default guest image: next to the binary (image/ or ../image/, as in
+ * the simulated host and the build tree), ../share/nestvm, /usr/share/nestvm. */
+static bool vm_default_image(char *kernel, char *initrd, size_t len)
+{
+	char exe[PATH_MAX], dirs[4][PATH_MAX + 32];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	char *slash;
+
+	if (n <= 0)
+		return false;
+	exe[n] = 0;
+	slash = strrchr(exe, '/');
+	if (slash)
+		*slash = 0;
+	snprintf(dirs[0], sizeof(dirs[0]), "%s/image", exe);
+	snprintf(dirs[1], sizeof(dirs[1]), "%s/../image", exe);
+	snprintf(dirs[2], sizeof(dirs[2]), "%s/../share/nestvm", exe);
+	snprintf(dirs[3], sizeof(dirs[3]), "/usr/share/nestvm");
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char k[sizeof(dirs) + 16], ini[sizeof(dirs) + 16], rk[PATH_MAX], ri[PATH_MAX];
+
+		snprintf(k, sizeof(k), "%s/vmlinuz", dirs[i]);
+		snprintf(ini, sizeof(ini), "%s/initrd.img", dirs[i]);
+		if (realpath(k, rk) && realpath(ini, ri) && strlen(rk) < len && strlen(ri) < len) {
+			strcpy(kernel, rk);
+			strcpy(initrd, ri);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* A kernel or initrd given on the command line: must be a readable file;
+ * stored as an absolute path. */
+static int vm_file_arg(const char *cmd, const char *what, const char *path, char *out, size_t len)
+{
+	char abs[PATH_MAX];
+	struct stat st;
+
+	if (!realpath(path, abs) || stat(abs, &st) < 0) {
+		cli_error("vm %s: %s '%s': %s", cmd, what, path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (!S_ISREG(st.st_mode) || access(abs, R_OK) < 0) {
+		cli_error("vm %s: %s '%s': not a readable regular file", cmd, what, path);
+		return EXIT_USAGE;
+	}
+	if (strlen(abs) >= len) {
+		cli_error("vm %s: %s '%s': path too long", cmd, what, path);
+		return EXIT_USAGE;
+	}
+	strcpy(out, abs);
+	return 0;
+}
+
+static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, unsigned int index)
+{
+	char size[64];
+	const char *comma = strchr(spec, ',');
+	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
+	uint64_t v;
+
+	if (n >= sizeof(size))
+		n = sizeof(size) - 1;
+	memcpy(size, spec, n);
+	size[n] = 0;
+	d->fixed = false;
+	if (comma) {
+		if (strcmp(comma + 1, "fixed") && strcmp(comma + 1, "sparse")) {
+			cli_error("vm %s: --disk '%s': after the size only ',fixed' or ',sparse' may follow", cmd, spec);
+			return EXIT_USAGE;
+		}
+		d->fixed = !strcmp(comma + 1, "fixed");
+	}
+	if (util_parse_size(size, &v) < 0) {
+		cli_error("vm %s: --disk '%s': not a size (examples: 10G, 512M,fixed)", cmd, spec);
+		return EXIT_USAGE;
+	}
+	if (v < (1ULL << 20) || v > (64ULL << 40) || (v & 511)) {
+		cli_error("vm %s: --disk '%s': a disk is from 1M to 64T, a multiple of 512 bytes", cmd, spec);
+		return EXIT_USAGE;
+	}
+	d->size = v;
+	snprintf(d->path, sizeof(d->path), "disk%u.img", index);
+	return 0;
+}
+
+static int vm_switch_arg(const char *cmd, const char *sw, char *out)
+{
+	if (!sw[0] || strlen(sw) >= STORE_SWITCH_MAX) {
+		cli_error("vm %s: switch name '%s': 1 to %d characters", cmd, sw, STORE_SWITCH_MAX - 1);
+		return EXIT_USAGE;
+	}
+	for (const char *p = sw; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			cli_error("vm %s: switch name: no control characters", cmd);
+			return EXIT_USAGE;
+		}
+	strcpy(out, sw);
+	return 0;
+}
+
+/* ---- new ---- */
+
+static int vm_new(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] "
+				    "[--cmdline TEXT] [--disk SIZE[,fixed]]... [--nic SWITCH]... [--nested]";
+	static const char summary[] =
+		"Create the VM NAME in the store, turned off. Without --kernel it boots the default\n"
+		"guest image. Each --disk makes a new raw image diskN.img in the VM's directory,\n"
+		"sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
+		"locally administered MAC address (switches are stored for when networking comes).\n"
+		"Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.";
+	struct vm_opts o = { 0 };
+	const char *name, *disks[STORE_MAX_DISKS], *nics[STORE_MAX_NICS];
+	struct store_vm *vm;
+	char root[STORE_PATH_MAX], err[1400];
+	int ndisks, nnics, r;
+
+	r = vm_take_repeated(&argc, argv, "disk", disks, STORE_MAX_DISKS, &ndisks, "new");
+	if (r < 0)
+		r = vm_take_repeated(&argc, argv, "nic", nics, STORE_MAX_NICS, &nnics, "new");
+	if (r < 0)
+		r = vm_parse("new", new_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	r = vmctl_root(o.store, root, sizeof(root));
+	if (r)
+		return r;
+	vm = malloc(sizeof(*vm));
+	if (!vm) {
+		cli_error("out of memory");
+		return 1;
+	}
+	store_vm_init(vm, name);
+	if (o.memory) {
+		if (o.memory & 0xfffff) {
+			cli_error("vm new: --memory must be a whole number of MiB");
+			r = EXIT_USAGE;
+			goto out;
+		}
+		vm->memory = o.memory;
+	}
+	if (o.cpus)
+		vm->cpus = o.cpus;
+	vm->expose_virt = o.nested;
+	if (o.cmdline) {
+		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
+			cli_error("vm new: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		strcpy(vm->cmdline, o.cmdline);
+	}
+	if (o.kernel) {
+		if ((r = vm_file_arg("new", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel))))
+			goto out;
+		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
+			goto out;
+	} else {
+		if (!vm_default_image(vm->kernel, vm->initrd, sizeof(vm->kernel))) {
+			cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
+				  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
+			r = 1;
+			goto out;
+		}
+		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
+			goto out;
+	}
+	for (int i = 0; i < ndisks; i++)
+		if ((r = vm_disk_arg("new", disks[i], &vm->disks[vm->ndisks++], (unsigned int)i)))
+			goto out;
+	for (int i = 0; i < nnics; i++) {
+		struct store_nic *n = &vm->nics[vm->nnics++];
+
+		if ((r = vm_switch_arg("new", nics[i], n->sw)))
+			goto out;
+		store_random_mac(n->mac);
+	}
+	r = store_create(root, vm, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm new: %s", err);
+		r = r == -EEXIST || r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	printf("Created VM %s in %s/%s (Off)\n", name, root, name);
+	r = 0;
+out:
+	free(vm);
+	return r;
+}
+
+/* ---- set ---- */
+
+static int vm_set(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm set NAME [OPTIONS]";
+	static const char summary[] =
+		"Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
+		"virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
+		"addresses change only while the VM is Off; the switch and MAC address spoofing\n"
+		"of an adapter change at any time.";
+	struct vm_opts o = { .expose = -1, .dynamic = -1, .spoof = -1 };
+	const char *name, *needs_off = NULL;
+	struct store_vm *vm = NULL;
+	struct vmctl_state st;
+	char root[STORE_PATH_MAX], err[1400];
+	int r, lock = -1;
+
+	r = vm_parse("set", set_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	for (int i = 0; i < argc; i++)
+		if (!strncmp(argv[i], "--nic", 5) && (argv[i][5] == '=' || !argv[i][5]))
+			o.nic_given = true;
+	if ((r = vmctl_root(o.store, root, sizeof(root))))
+		return r;
+	if (o.cpus) needs_off = "--cpus";
+	else if (o.expose >= 0) needs_off = "--expose-virtualization-extensions";
+	else if (o.memory) needs_off = "--memory";
+	else if (o.dynamic >= 0) needs_off = "--dynamic-memory";
+	else if (o.mem_min) needs_off = "--memory-minimum";
+	else if (o.mem_max) needs_off = "--memory-maximum";
+	else if (o.kernel) needs_off = "--kernel";
+	else if (o.initrd) needs_off = "--initrd";
+	else if (o.cmdline) needs_off = "--cmdline";
+	else if (o.add_nic) needs_off = "--add-nic";
+	else if (o.mac) needs_off = "--mac";
+	if (!needs_off && !o.sw && o.spoof < 0) {
+		cli_error("vm set: nothing to change (see nestvm vm set --help)");
+		return EXIT_USAGE;
+	}
+	vm = malloc(sizeof(*vm));
+	if (!vm) {
+		cli_error("out of memory");
+		return 1;
+	}
+	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
+	if (lock < 0) {
+		r = lock == -ENOENT ? EXIT_USAGE : 1;
+		if (lock == -ENOENT)
+			cli_error("vm set: no VM named '%s' in the store %s (see nestvm vm list)", name, root);
+		else
+			cli_error("vm set: VM %s: %s", name,
+				  lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-lock));
+		goto out;
+	}
+	if ((r = vmctl_load("vm set", root, name, vm)))
+		goto out;
+	store_crash_point("set-loaded");
+	vmctl_state(root, name, &st);
+	if (needs_off && !vmctl_is_off(&st)) {
+		cli_error("vm set: %s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
+			  needs_off, name, st.state, name);
+		r = 1;
+		goto out;
+	}
+	r = EXIT_USAGE;
+	if (o.cpus)
+		vm->cpus = o.cpus;
+	if (o.expose >= 0)
+		vm->expose_virt = o.expose;
+	if (o.memory) {
+		if (o.memory & 0xfffff) {
+			cli_error("vm set: --memory must be a whole number of MiB");
+			goto out;
+		}
+		vm->memory = o.memory;
+	}
+	if (o.dynamic >= 0)
+		vm->dynamic_memory = o.dynamic;
+	if (o.mem_min)
+		vm->memory_min = o.mem_min;
+	if (o.mem_max)
+		vm->memory_max = o.mem_max;
+	if (o.kernel && vm_file_arg("set", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel)))
+		goto out;
+	if (o.initrd) {
+		if (!o.initrd[0])
+			vm->initrd[0] = 0;
+		else if (vm_file_arg("set", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd)))
+			goto out;
+	}
+	if (o.cmdline) {
+		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
+			cli_error("vm set: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
+			goto out;
+		}
+		strcpy(vm->cmdline, o.cmdline);
+	}
+	if (o.add_nic) {
+		if (vm->nnics == STORE_MAX_NICS) {
+			cli_error("vm set: VM %s already has %d network adapters", name, STORE_MAX_NICS);
+			goto out;
+		}
+		if (vm_switch_arg("set", o.add_nic, vm->nics[vm->nnics].sw))
+			goto out;
+		store_random_mac(vm->nics[vm->nnics].mac);
+		vm->nics[vm->nnics].mac_spoofing = false;
+		if (!o.nic_given)
+			o.nic = vm->nnics;
+		vm->nnics++;
+	}
+	if (o.sw || o.mac || o.spoof >= 0) {
+		struct store_nic *n;
+
+		if (o.nic >= vm->nnics) {
+			cli_error("vm set: VM %s has no network adapter %u (it has %u; add one with --add-nic SWITCH)",
+				  name, o.nic, vm->nnics);
+			goto out;
+		}
+		n = &vm->nics[o.nic];
+		if (o.sw && vm_switch_arg("set", o.sw, n->sw))
+			goto out;
+		if (o.mac && !strcmp(o.mac, "new"))
+			store_random_mac(n->mac);
+		else if (o.mac && store_parse_mac(o.mac, n->mac) < 0) {
+			cli_error("vm set: --mac '%s': not a unicast MAC address like 52:54:00:12:34:56 (or 'new')", o.mac);
+			goto out;
+		}
+		if (o.spoof >= 0)
+			n->mac_spoofing = o.spoof;
+	}
+	r = store_save(root, vm, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm set: %s", err);
+		r = r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	printf("Updated VM %s\n", name);
+	r = 0;
+out:
+	store_unlock(lock);
+	free(vm);
+	return r;
+}
+
+/* ---- list and show ---- */
+
+static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct vmctl_state *st)
+{
+	char mac[24];
+
+	json_object_begin(j);
+	json_kv_string(j, "name", vm->name);
+	json_kv_string(j, "state", st->state);
+	if (st->pid)
+		json_kv_int(j, "pid", st->pid);
+	else
+		json_kv_null(j, "pid");
+	json_kv_string(j, "lastExit", st->last_exit[0] ? st->last_exit : NULL);
+	json_kv_uint(j, "processors", vm->cpus);
+	json_kv_uint(j, "memoryBytes", vm->memory);
+	json_kv_bool(j, "exposeVirtualizationExtensions", vm->expose_virt);
+	json_kv_bool(j, "dynamicMemoryEnabled", vm->dynamic_memory);
+	if (vm->memory_min)
+		json_kv_uint(j, "memoryMinimumBytes", vm->memory_min);
+	if (vm->memory_max)
+		json_kv_uint(j, "memoryMaximumBytes", vm->memory_max);
+	json_kv_string(j, "kernel", vm->kernel);
+	json_kv_string(j, "initrd", vm->initrd[0] ? vm->initrd : NULL);
+	json_kv_string(j, "cmdline", vm->cmdline);
+	json_key(j, "disks");
+	json_array_begin(j);
+	for (unsigned int i = 0; i < vm->ndisks; i++) {
+		json_object_begin(j);
+		json_kv_string(j, "path", vm->disks[i].path);
+		json_kv_uint(j, "sizeBytes", vm->disks[i].size);
+		json_kv_bool(j, "preallocated", vm->disks[i].fixed);
+		json_object_end(j);
+	}
+	json_array_end(j);
+	json_key(j, "networkAdapters");
+	json_array_begin(j);
+	for (unsigned int i = 0; i < vm->nnics; i++) {
+		json_object_begin(j);
+		json_kv_string(j, "switch", vm->nics[i].sw);
+		json_kv_string(j, "macAddress", store_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)));
+		json_kv_bool(j, "macAddressSpoofing", vm->nics[i].mac_spoofing);
+		json_object_end(j);
+	}
+	json_array_end(j);
+	json_object_end(j);
+}
+
+static int vm_json_done(struct json *j, const char *cmd)
+{
+	int r = json_finish(j);
+
+	json_free(j);
+	if (r < 0) {
+		cli_error("vm %s: writing JSON: %s", cmd, strerror(-r));
+		return 1;
+	}
+	return 0;
+}
+
+static int vm_list(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm list [--json]";
+	static const char summary[] = "List the VMs of the store with their state. A VM whose configuration does not\n"
+				      "load is listed as Invalid and its error printed; the exit status is then 1.";
+	struct vm_opts o = { 0 };
+	struct store_vm *vm;
+	struct json j;
+	char root[STORE_PATH_MAX], err[1400], **names;
+	const char *name;
+	size_t n;
+	int r, status = 0;
+
+	r = vm_parse("list", list_table, usage, summary, argc, argv, &o, false, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))))
+		return r;
+	r = store_list(root, &names, &n);
+	if (r < 0) {
+		cli_error("vm list: store %s: %s", root, strerror(-r));
+		return 1;
+	}
+	vm = malloc(sizeof(*vm));
+	if (!vm) {
+		store_list_free(names, n);
+		return 1;
+	}
+	if (o.json) {
+		json_init(&j, stdout, true);
+		json_object_begin(&j);
+		json_kv_string(&j, "store", root);
+		json_key(&j, "vms");
+		json_array_begin(&j);
+	} else {
+		printf("%-24s %-9s %5s %8s  %s\n", "NAME", "STATE", "CPUS", "MEMORY", "NESTED");
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct vmctl_state st;
+		char mem[32];
+
+		if (store_load(root, names[i], vm, err, sizeof(err)) < 0) {
+			cli_error("vm list: %s", err);
+			status = 1;
+			if (o.json) {
+				json_object_begin(&j);
+				json_kv_string(&j, "name", names[i]);
+				json_kv_string(&j, "state", "Invalid");
+				json_kv_string(&j, "error", err);
+				json_object_end(&j);
+			} else {
+				printf("%-24s %-9s\n", names[i], "Invalid");
+			}
+			continue;
+		}
+		vmctl_state(root, names[i], &st);
+		if (o.json)
+			vm_json_vm(&j, vm, &st);
+		else
+			printf("%-24s %-9s %5u %8s  %s\n", vm->name, st.state, vm->cpus,
+			       util_fmt_size(vm->memory, mem, sizeof(mem)), vm->expose_virt ? "yes" : "no");
+	}
+	free(vm);
+	store_list_free(names, n);
+	if (o.json) {
+		json_array_end(&j);
+		json_object_end(&j);
+		if (vm_json_done(&j, "list"))
+			return 1;
+	}
+	return status;
+}
+
+static int vm_show(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm show NAME [--json]";
+	static const char summary[] = "Show the settings and state of the VM NAME; a configuration with a mistake\n"
+				      "is reported with its file and line.";
+	struct vm_opts o = { 0 };
+	struct store_vm vm;
+	struct vmctl_state st;
+	char root[STORE_PATH_MAX], s[32], mac[24];
+	const char *name;
+	int r;
+
+	r = vm_parse("show", list_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm show", root, name, &vm)))
+		return r;
+	vmctl_state(root, name, &st);
+	if (o.json) {
+		struct json j;
+
+		json_init(&j, stdout, true);
+		vm_json_vm(&j, &vm, &st);
+		return vm_json_done(&j, "show");
+	}
+	printf("Name: %s\n", vm.name);
+	printf("State: %s\n", st.state);
+	if (st.pid)
+		printf("VmmPid: %d\n", st.pid);
+	if (st.last_exit[0])
+		printf("LastExit: %s\n", st.last_exit);
+	printf("Processors: %u\n", vm.cpus);
+	printf("Memory: %s\n", util_fmt_size(vm.memory, s, sizeof(s)));
+	printf("ExposeVirtualizationExtensions: %s\n", vm.expose_virt ? "True" : "False");
+	printf("DynamicMemoryEnabled: %s\n", vm.dynamic_memory ? "True" : "False");
+	if (vm.memory_min)
+		printf("MemoryMinimum: %s\n", util_fmt_size(vm.memory_min, s, sizeof(s)));
+	if (vm.memory_max)
+		printf("MemoryMaximum: %s\n", util_fmt_size(vm.memory_max, s, sizeof(s)));
+	printf("Kernel: %s\n", vm.kernel);
+	printf("Initrd: %s\n", vm.initrd[0] ? vm.initrd : "(none)");
+	printf("Cmdline: %s\n", vm.cmdline);
+	for (unsigned int i = 0; i < vm.ndisks; i++)
+		printf("Disk%u: %s %s %s\n", i, vm.disks[i].path, util_fmt_size(vm.disks[i].size, s, sizeof(s)),
+		       vm.disks[i].fixed ? "preallocated" : "sparse");
+	for (unsigned int i = 0; i < vm.nnics; i++)
+		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm.nics[i].sw,
+		       store_fmt_mac(vm.nics[i].mac, mac, sizeof(mac)), vm.nics[i].mac_spoofing ? "On" : "Off");
+	printf("Directory: %s/%s\n", root, vm.name);
+	return 0;
+}
+
+/* ---- remove ---- */
+
+static int vm_remove(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm remove NAME [--yes]";
+	static const char summary[] = "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
+				      "terminal it asks first; elsewhere --yes is required.";
+	struct vm_opts o = { 0 };
+	struct store_vm vm;
+	struct vmctl_state st;
+	char root[STORE_PATH_MAX], err[1400];
+	const char *name;
+	int r, lock;
+
+	r = vm_parse("remove", remove_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))))
+		return r;
+	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
+	if (lock < 0) {
+		if (lock == -ENOENT) {
+			cli_error("vm remove: no VM named '%s' in the store %s", name, root);
+			return EXIT_USAGE;
+		}
+		cli_error("vm remove: VM %s: %s", name, lock == -EBUSY ? "another nestvm command holds its lock" :
+			  strerror(-lock));
+		return 1;
+	}
+	/* A VM whose configuration is broken can still be removed. */
+	r = store_load(root, name, &vm, err, sizeof(err));
+	vmctl_state(root, name, &st);
+	if (!vmctl_is_off(&st)) {
+		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
+		r = 1;
+		goto out;
+	}
+	if (!o.yes) {
+		if (!isatty(STDIN_FILENO)) {
+			cli_error("vm remove: not asking without a terminal: add --yes to delete VM %s and its disks", name);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		r = vmctl_ask("Delete VM %s and its %u disk(s) in %s/%s?", name, r == 0 ? vm.ndisks : 0, root, name);
+		if (r != 1) {
+			printf("VM %s kept\n", name);
+			r = 1;
+			goto out;
+		}
+	}
+	r = store_remove(root, name, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm remove: %s", err);
+		r = 1;
+		goto out;
+	}
+	printf("Removed VM %s\n", name);
+out:
+	store_unlock(lock);
+	return r;
+}
+
+/* ---- start, stop, pause, resume ---- */
+
+static int vm_start(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm start NAME";
+	static const char summary[] =
+		"Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
+		"its console in console.log of the VM's directory and on nestvm vm console NAME.";
+	struct vm_opts o = { 0 };
+	struct store_vm vm;
+	struct vmctl_state st;
+	char root[STORE_PATH_MAX];
+	const char *name;
+	char *args[8];
+	int r, n = 0;
+
+	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm start", root, name, &vm)))
+		return r;
+	vmctl_state(root, name, &st);
+	if (!vmctl_is_off(&st)) {
+		cli_error("vm start: VM %s is already %s", name, st.state);
+		return 1;
+	}
+	args[n++] = (char *)"--name";
+	args[n++] = (char *)name;
+	args[n++] = (char *)"--store";
+	args[n++] = root;
+	args[n++] = (char *)"--detach";
+	if (o.skip_probe)
+		args[n++] = (char *)"--skip-probe";
+	args[n] = NULL;
+	r = cmd_run(n, args);
+	if (r)
+		return r;
+	vmctl_state(root, name, &st);
+	printf("Started VM %s (VMM pid %d); attach with: nestvm vm console %s\n", name, st.pid, name);
+	return 0;
+}
+
+static int vm_stop(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm stop NAME [--timeout SECS] [--force]";
+	static const char summary[] =
+		"Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
+		"off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
+		"with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).";
+	struct vm_opts o = { .timeout = 60 };
+	char root[STORE_PATH_MAX];
+	struct store_vm vm;
+	const char *name;
+	int r;
+
+	r = vm_parse("stop", stop_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm stop", root, name, &vm)))
+		return r;
+	return vmctl_stop("vm stop", root, name, (int)o.timeout, o.force, false);
+}
+
+static int vm_pause_resume(int argc, char **argv, bool pause)
+{
+	const char *cmd = pause ? "pause" : "resume";
+	char usage[64], root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
+	struct vm_opts o = { 0 };
+	struct api_object *reply;
+	struct vmctl_state st;
+	struct store_vm vm;
+	const char *name;
+	int r;
+
+	snprintf(usage, sizeof(usage), "nestvm vm %s NAME", cmd);
+	r = vm_parse(cmd, plain_table, usage, pause ? "Pause the VM NAME: its processors stop; its memory stays." :
+		     "Let a paused VM NAME run on.", argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load(pause ? "vm pause" : "vm resume", root, name, &vm)))
+		return r;
+	vmctl_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("vm %s: VM %s is %s", cmd, name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply || store_path(path, sizeof(path), root, name, STORE_API_SOCK) < 0) {
+		free(reply);
+		return 1;
+	}
+	r = api_call(path, cmd, reply, 10000);
+	if (r == 0) {
+		const struct api_member *ok = api_get(reply, "ok"), *s = api_get(reply, "state");
+
+		if (ok && ok->type == API_BOOL && ok->b) {
+			printf("VM %s is %s\n", name, s && s->type == API_STRING ? s->str : "?");
+		} else {
+			const struct api_member *e = api_get(reply, "error");
+			cli_error("vm %s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
+			r = -1;
+		}
+	} else {
+		cli_error("vm %s: VM %s: control API: %s", cmd, name, strerror(-r));
+	}
+	free(reply);
+	return r ? 1 : 0;
+}
+
+/* ---- console ---- */
+
+static struct termios console_saved;
+static bool console_raw;
+
+static void vm_console_restore(void)
+{
+	if (console_raw)
+		tcsetattr(STDIN_FILENO, TCSANOW, &console_saved);
+	console_raw = false;
+}
+
+static int vm_console(int argc, char **argv)
+{
+	static const char usage[] = "nestvm vm console NAME";
+	static const char summary[] =
+		"Attach to the serial console of the running VM NAME: its recent output, then live\n"
+		"output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
+		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
+	struct vm_opts o = { 0 };
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	char root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
+	struct store_vm vm;
+	struct vmctl_state st;
+	bool tty, in_open = true;
+	const char *name;
+	int r, fd;
+
+	r = vm_parse("console", plain_table, usage, summary, argc, argv, &o, true, &name);
+	if (r >= 0)
+		return r;
+	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm console", root, name, &vm)))
+		return r;
+	vmctl_state(root, name, &st);
+	if (vmctl_is_off(&st)) {
+		cli_error("vm console: VM %s is Off%s%s (start it: nestvm vm start %s)", name,
+			  st.last_exit[0] ? "; last exit: " : "", st.last_exit, name);
+		return 1;
+	}
+	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0 || strlen(path) >= sizeof(a.sun_path)) {
+		cli_error("vm console: the store path is too long for a Unix socket");
+		return 1;
+	}
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		cli_error("vm console: VM %s (%s): %s: %s", name, st.state, path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	tty = isatty(STDIN_FILENO);
+	if (tty && tcgetattr(STDIN_FILENO, &console_saved) == 0) {
+		struct termios raw = console_saved;
+
+		cfmakeraw(&raw);
+		raw.c_oflag |= OPOST | ONLCR;
+		console_raw = true;
+		atexit(vm_console_restore);
+		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+	}
+	fprintf(stderr, "Connected to the console of %s; Ctrl-] detaches.%s", name, tty ? "\r\n" : "\n");
+	for (;;) {
+		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+		char buf[4096];
+		ssize_t n;
+
+		if (poll(p, in_open ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (p[0].revents) {
+			n = read(fd, buf, sizeof(buf));
+			if (n <= 0) {
+				vm_console_restore();
+				fprintf(stderr, "\nnestvm: the console of %s closed (the VM stopped)\n", name);
+				break;
+			}
+			if (write(STDOUT_FILENO, buf, (size_t)n) < 0)
+				break;
+		}
+		if (in_open && p[1].revents) {
+			char *esc;
+
+			n = read(STDIN_FILENO, buf, sizeof(buf));
+			if (n <= 0) {
+				in_open = false;        /* no more input; output goes on */
+				continue;
+			}
+			esc = memchr(buf, 0x1d, (size_t)n);
+			if (esc)
+				n = esc - buf;
+			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
+				break;
+			if (esc) {
+				vm_console_restore();
+				fprintf(stderr, "\nDetached from %s; it runs on.\n", name);
+				break;
+			}
+		}
+	}
+	vm_console_restore();
+	close(fd);
+	return 0;
+}
+
+/* ---- the command ---- */
+
+static void vm_usage(FILE *out)
+{
+	fputs("Usage: nestvm vm COMMAND NAME [OPTIONS]\n"
+	      "Named virtual machines, kept in a store (--store DIR, $NESTVM_STORE, /var/lib/nestvm\n"
+	      "for root, else $XDG_DATA_HOME/nestvm or ~/.local/share/nestvm).\n\n"
+	      "Commands:\n"
+	      "  new NAME       create a VM (memory, processors, kernel, disks, network adapters)\n"
+	      "  set NAME       change its settings\n"
+	      "  list           the VMs and their states (Off, Starting, Running, Paused, Stopping)\n"
+	      "  show NAME      one VM's settings and state\n"
+	      "  remove NAME    delete a VM that is Off, with its disks\n"
+	      "  start NAME     boot it in the background\n"
+	      "  console NAME   attach to its serial console (Ctrl-] detaches)\n"
+	      "  stop NAME      shut it down (ACPI power button); --force turns it off\n"
+	      "  pause NAME     pause its processors\n"
+	      "  resume NAME    let it run on\n\n"
+	      "Each command takes --help. Exit status: 0 done, 1 failed, 2 bad usage or input.\n", out);
+}
+
+int cmd_vm(int argc, char **argv)
+{
+	const char *sub = argc > 0 ? argv[0] : NULL;
+
+	if (!sub) {
+		vm_usage(stderr);
+		return EXIT_USAGE;
+	}
+	argc--;
+	argv++;
+	if (!strcmp(sub, "new"))
+		return vm_new(argc, argv);
+	if (!strcmp(sub, "set"))
+		return vm_set(argc, argv);
+	if (!strcmp(sub, "list"))
+		return vm_list(argc, argv);
+	if (!strcmp(sub, "show"))
+		return vm_show(argc, argv);
+	if (!strcmp(sub, "remove"))
+		return vm_remove(argc, argv);
+	if (!strcmp(sub, "start"))
+		return vm_start(argc, argv);
+	if (!strcmp(sub, "stop"))
+		return vm_stop(argc, argv);
+	if (!strcmp(sub, "console"))
+		return vm_console(argc, argv);
+	if (!strcmp(sub, "pause"))
+		return vm_pause_resume(argc, argv, true);
+	if (!strcmp(sub, "resume"))
+		return vm_pause_resume(argc, argv, false);
+	if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+		vm_usage(stdout);
+		return 0;
+	}
+	cli_error("vm: unknown command '%s' (see nestvm vm help)", sub);
+	return EXIT_USAGE;
+}

@@ -1,0 +1,33 @@
+/* What the VM commands share: the store root, a VM's derived state, stopping
+ * a VM, and the Y/N question. Command-line layer: these print errors. */
+#ifndef NESTVM_CLI_VMCTL_H
+#define NESTVM_CLI_VMCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "store.h"
+
+struct vmctl_state {
+	char state[16];         /* Off, Starting, Running, Paused, Stopping */
+	int pid;                /* the VMM's, 0 when Off */
+	char last_exit[1200];   /* when Off: why the last VMM ended; "" if never run */
+};
+
+/* The store root from --store, $NESTVM_STORE or the default; prints why not. */
+int vmctl_root(const char *opt, char *root, size_t len);
+/* Checks the name and loads the VM; returns 0 or the exit status, printed. */
+int vmctl_load(const char *cmd, const char *root, const char *name, struct store_vm *vm);
+/* State is derived: Off unless a VMM holds the run lock; from the control API
+ * when it answers; Starting while it does not yet. */
+void vmctl_state(const char *root, const char *name, struct vmctl_state *st);
+bool vmctl_is_off(const struct vmctl_state *st);
+/* Power button, a wait of timeout_s for the VMM to end; with force then the
+ * API's stop and, last, SIGKILL. Returns the exit status, message printed. */
+int vmctl_stop(const char *cmd, const char *root, const char *name, int timeout_s, bool force, bool quiet);
+
+/* Asks a yes/no question on stdin/stdout until answered Y or N (any case, or
+ * yes/no); returns 1 for yes, 0 for no, -1 at end of input. */
+int vmctl_ask(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,223 @@
+/* Tier 1: the control API. The strict request reader on good and bad JSON,
+ * and a real server on a Unix socket answering every line, garbage and
+ * overlong lines included, with one reply line and staying up. */
+#include "harness.h"
+#include "api.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+HARNESS_DEFINE;
+
+static char tmpdir[256];
+
+static int parse(const char *s, struct api_object *o, char *err)
+{
+	return api_parse_object(s, strlen(s), o, err, 256);
+}
+
+static void test_parse_good(void)
+{
+	static struct api_object o;
+	char err[256];
+
+	CHECK_EQ(parse("{\"cmd\":\"status\"}", &o, err), 0);
+	CHECK_EQ(o.n, 1);
+	CHECK(!strcmp(api_get(&o, "cmd")->str, "status"));
+	CHECK_EQ(parse("  { \"a\" : 1 , \"b\":-42,\"c\":true,\"d\":false,\"e\":null, \"f\":\"x\\\"\\\\\\/\\n\\t\" }\r", &o, err), 0);
+	CHECK_EQ(o.n, 6);
+	CHECK_EQ(api_get(&o, "b")->num, -42);
+	CHECK(api_get(&o, "c")->b && !api_get(&o, "d")->b);
+	CHECK_EQ(api_get(&o, "e")->type, API_NULL);
+	CHECK(!strcmp(api_get(&o, "f")->str, "x\"\\/\n\t"));
+	CHECK_EQ(parse("{\"u\":\"\\u00e9\\ud83d\\ude00\xc3\xa9\"}", &o, err), 0);
+	CHECK(!strcmp(api_get(&o, "u")->str, "\xc3\xa9\xf0\x9f\x98\x80\xc3\xa9"));
+	CHECK_EQ(parse("{}", &o, err), 0);
+	CHECK_EQ(o.n, 0);
+	CHECK(!api_get(&o, "cmd"));
+}
+
+static void test_parse_bad(void)
+{
+	static const struct { const char *s, *why; } bad[] = {
+		{ "", "expected a JSON object" }, { "[]", "expected a JSON object" },
+		{ "\"cmd\"", "expected a JSON object" }, { "{", "expected a member name" },
+		{ "{\"cmd\"}", "expected ':'" }, { "{\"cmd\":}", "unexpected character" },
+		{ "{\"cmd\":\"status\"", "expected ',' or '}'" }, { "{\"cmd\":\"status\",}", "expected a member name" },
+		{ "{\"cmd\":\"status\"} x", "text after the object" }, { "{\"a\":{}}", "nested" },
+		{ "{\"a\":[1]}", "nested" }, { "{\"a\":1.5}", "whole numbers" }, { "{\"a\":01}", "malformed number" },
+		{ "{\"a\":-}", "malformed number" }, { "{\"a\":99999999999999999999}", "out of range" },
+		{ "{\"a\":tru}", "unexpected character" }, { "{\"a\":\"x}", "unterminated string" },
+		{ "{\"a\":\"\\q\"}", "unknown escape" }, { "{\"a\":\"\\u12\"}", "bad hex digit" },
+		{ "{\"a\":\"\\ud800\"}", "lone high surrogate" }, { "{\"a\":\"\\udc00\"}", "lone low surrogate" },
+		{ "{\"a\":\"\\u0000\"}", "\\u0000" }, { "{\"a\":\"\x01\"}", "control character" },
+		{ "{\"a\":\"\xff\"}", "invalid UTF-8" }, { "{\"a\":\"\xc0\xaf\"}", "invalid UTF-8" },
+		{ "{\"a\":\"\xed\xa0\x80\"}", "invalid UTF-8" }, { "{\"a\":1,\"a\":2}", "given twice" },
+		{ "{'a':1}", "expected a member name" },
+	};
+	static struct api_object o;
+	char err[256];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		err[0] = 0;
+		if (parse(bad[i].s, &o, err) != -EINVAL)
+			FAILF("accepted #%zu: %s", i, bad[i].s);
+		if (!strstr(err, bad[i].why) || !strstr(err, " at byte "))
+			FAILF("#%zu '%s': error '%s' does not say '%s' at a byte", i, bad[i].s, err, bad[i].why);
+	}
+	/* Bounded: a long key, a long string, many members, a long line. */
+	{
+		static char s[API_LINE_MAX + 64];
+		size_t n = 0;
+
+		n += (size_t)snprintf(s, sizeof(s), "{\"%040d\":1}", 0);
+		CHECK_EQ(parse(s, &o, err), -EINVAL);
+		CHECK(strstr(err, "string longer than 31 bytes"));
+		n = (size_t)snprintf(s, sizeof(s), "{\"a\":\"");
+		memset(s + n, 'x', 1100);
+		strcpy(s + n + 1100, "\"}");
+		CHECK_EQ(parse(s, &o, err), -EINVAL);
+		CHECK(strstr(err, "string longer than 1023 bytes"));
+		n = (size_t)snprintf(s, sizeof(s), "{");
+		for (int i = 0; i < 17; i++)
+			n += (size_t)snprintf(s + n, sizeof(s) - n, "%s\"k%d\":%d", i ? "," : "", i, i);
+		strcpy(s + n, "}");
+		CHECK_EQ(parse(s, &o, err), -EINVAL);
+		CHECK(strstr(err, "more than 16 members"));
+		memset(s, ' ', sizeof(s) - 1);
+		s[sizeof(s) - 1] = 0;
+		CHECK_EQ(parse(s, &o, err), -EINVAL);
+		CHECK(strstr(err, "longer than 4096"));
+	}
+}
+
+static void test_requests(void)
+{
+	enum api_cmd c;
+	char err[256];
+
+	CHECK_EQ(api_parse_request("{\"cmd\":\"pause\"}", 15, &c, err, sizeof(err)), 0);
+	CHECK_EQ(c, API_PAUSE);
+	CHECK_EQ(api_parse_request("{\"cmd\":\"powerbutton\"}", 21, &c, err, sizeof(err)), 0);
+	CHECK_EQ(c, API_POWERBUTTON);
+	CHECK_EQ(api_parse_request("{\"cmd\":\"reboot\"}", 16, &c, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "unknown command \"reboot\""));
+	CHECK_EQ(api_parse_request("{\"cmd\":1}", 9, &c, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "needs \"cmd\""));
+	CHECK_EQ(api_parse_request("{\"cmd\":\"stop\",\"force\":true}", 27, &c, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "unknown member \"force\""));
+	/* The bytes after len are not read: "{}" of a longer buffer. */
+	CHECK_EQ(api_parse_request("{\"cmd\":\"stop\"}garbage", 14, &c, err, sizeof(err)), 0);
+	CHECK_EQ(c, API_STOP);
+}
+
+static int calls;
+
+static void handler(void *opaque, enum api_cmd cmd, struct json *j)
+{
+	(void)opaque;
+	calls++;
+	json_kv_bool(j, "ok", true);
+	json_kv_string(j, "state", cmd == API_PAUSE ? "Paused" : "Running");
+}
+
+/* Sends raw bytes and reads n reply lines. */
+static void exchange(const char *path, const char *send_buf, size_t len, int nlines, char *reply, size_t cap)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t got = 0;
+	int fd, lines = 0;
+
+	strcpy(a.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	CHECK(fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0);
+	for (size_t o = 0; o < len;) {
+		ssize_t n = write(fd, send_buf + o, len - o);
+		CHECK(n > 0);
+		o += (size_t)n;
+	}
+	while (lines < nlines) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+
+		CHECK(poll(&p, 1, 5000) == 1);
+		n = read(fd, reply + got, cap - 1 - got);
+		CHECK(n > 0);
+		for (ssize_t i = 0; i < n; i++)
+			lines += reply[got + (size_t)i] == '\n';
+		got += (size_t)n;
+	}
+	reply[got] = 0;
+	close(fd);
+}
+
+static void test_server(void)
+{
+	static char big[3 * API_LINE_MAX], reply[16384];
+	static struct api_object o;
+	struct api_server *s;
+	char path[300];
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/api.sock", tmpdir);
+	CHECK_EQ(api_server_start(&s, path, handler, NULL), 0);
+	CHECK_EQ(api_call(path, "status", &o, 5000), 0);
+	CHECK(api_get(&o, "ok")->b);
+	CHECK(!strcmp(api_get(&o, "state")->str, "Running"));
+	CHECK_EQ(api_call(path, "pause", &o, 5000), 0);
+	CHECK(!strcmp(api_get(&o, "state")->str, "Paused"));
+	CHECK_EQ(api_call(path, "dance", &o, 5000), 0);
+	CHECK(!api_get(&o, "ok")->b);
+	CHECK(strstr(api_get(&o, "error")->str, "unknown command \"dance\""));
+
+	/* Several lines on one connection: garbage, binary, empty, good. */
+	calls = 0;
+	{
+		static const char lines[] = "not json\n\x00\xff\x01\n\n{\"cmd\":\"status\"}\n";
+		exchange(path, lines, sizeof(lines) - 1, 4, reply, sizeof(reply));
+	}
+	CHECK_EQ(calls, 1);
+	CHECK(!strncmp(reply, "{\"ok\":false,\"error\":\"expected a JSON object at byte 0\"}\n", 55));
+	CHECK(strstr(reply, "\n{\"ok\":true,\"state\":\"Running\"}\n"));
+
+	/* An overlong line gets one error, is skipped to its end, and the
+	 * connection goes on. */
+	memset(big, 'x', sizeof(big));
+	n = sizeof(big) - 40;
+	big[n - 1] = '\n';
+	strcpy(big + n, "{\"cmd\":\"status\"}\n");
+	exchange(path, big, n + 17, 2, reply, sizeof(reply));
+	CHECK(!strncmp(reply, "{\"ok\":false,\"error\":\"request longer than 4096 bytes\"}\n", 54));
+	CHECK(strstr(reply + 54, "\"ok\":true"));
+
+	/* A client that goes away mid-line does not hurt the server. */
+	exchange(path, "{\"cmd\":\"status\"}\n{\"cmd\":", 23, 1, reply, sizeof(reply));
+	CHECK_EQ(api_call(path, "status", &o, 5000), 0);
+	api_server_stop(s);
+	CHECK(api_call(path, "status", &o, 1000) < 0);
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/nestvm-test-api-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_parse_good);
+	RUN(test_parse_bad);
+	RUN(test_requests);
+	RUN(test_server);
+	{
+		char cmd[300];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+	return HARNESS_END();
+}

@@ -1,0 +1,707 @@
+/* Tier 1: the VM store and the commands over it, no KVM. Names, the vm.conf
+ * format and its errors by file:line, atomic writes under failing I/O, the
+ * per-VM lock, commands killed at every step (every VM still loads), the
+ * state derived from a fake VMM, and the nested assistant driven through a
+ * pipe and a pty. */
+#include "harness.h"
+#include "api.h"
+#include "cli/cli.h"
+#include "cli/vmctl.h"
+#include "store.h"
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+HARNESS_DEFINE;
+
+static char tmpdir[256], root[300], kernel[320];
+static char out[65536], err[65536];
+
+/* Runs nestvm's main-like entry fn(words) in a child: stdin from input (NULL:
+ * /dev/null), stdout and stderr into out and err; returns its exit status. */
+static int cli(const char *input, int (*fn)(int, char **), const char *const *words)
+{
+	char *argv[64];
+	int argc = 0, status, fdo, fde;
+	char po[400], pe[400], pi[400];
+	pid_t pid;
+
+	for (; words[argc]; argc++)
+		argv[argc] = (char *)words[argc];
+	argv[argc] = NULL;
+	snprintf(po, sizeof(po), "%s/out", tmpdir);
+	snprintf(pe, sizeof(pe), "%s/err", tmpdir);
+	snprintf(pi, sizeof(pi), "%s/in", tmpdir);
+	if (input) {
+		FILE *f = fopen(pi, "w");
+		fputs(input, f);
+		fclose(f);
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int in = open(input ? pi : "/dev/null", O_RDONLY);
+		dup2(in, 0);
+		dup2(open(po, O_WRONLY | O_CREAT | O_TRUNC, 0600), 1);
+		dup2(open(pe, O_WRONLY | O_CREAT | O_TRUNC, 0600), 2);
+		status = fn(argc, argv);
+		fflush(stdout);
+		fflush(stderr);
+		_exit(status);
+	}
+	waitpid(pid, &status, 0);
+	fdo = open(po, O_RDONLY);
+	fde = open(pe, O_RDONLY);
+	out[read(fdo, out, sizeof(out) - 1)] = 0;
+	err[read(fde, err, sizeof(err) - 1)] = 0;
+	close(fdo);
+	close(fde);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#define VM(...) cli(NULL, cmd_vm, (const char *const[]){ __VA_ARGS__, NULL })
+#define VM_IN(in, ...) cli(in, cmd_vm, (const char *const[]){ __VA_ARGS__, NULL })
+#define NESTED_IN(in, ...) cli(in, cmd_nested, (const char *const[]){ __VA_ARGS__, NULL })
+
+static void expect_err(int status, int want, const char *needle)
+{
+	if (status != want)
+		FAILF("status %d, want %d (stderr: %.400s stdout: %.400s)", status, want, err, out);
+	if (!strstr(err, needle))
+		FAILF("stderr '%.600s' does not mention '%s'", err, needle);
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	CHECK(f);
+	fputs(text, f);
+	CHECK(fclose(f) == 0);
+}
+
+static char *read_text(const char *path)
+{
+	uint8_t *d;
+	size_t n;
+
+	if (util_read_file(path, &d, &n) < 0)
+		return NULL;
+	d = realloc(d, n + 1);
+	d[n] = 0;
+	return (char *)d;
+}
+
+/* ---- names ---- */
+
+static void test_names(void)
+{
+	static const char *const good[] = { "NestedHost", "a", "vm-1", "web_2.test", "A1234567890" };
+	static const char *const bad[] = { "", "..", ".", ".hidden", "-x", "a/b", "/", "a b", "tab\tx", "nl\nx",
+					   "bell\a", "del\x7f", "ü", "a:b" };
+	char longname[70];
+	const char *why;
+
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		if (store_name_check(good[i], &why) != 0)
+			FAILF("'%s' refused: %s", good[i], why);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		if (store_name_check(bad[i], &why) != -EINVAL || !why)
+			FAILF("name #%zu '%s' accepted", i, bad[i]);
+	}
+	memset(longname, 'a', 64);
+	longname[64] = 0;
+	CHECK_EQ(store_name_check(longname, &why), 0);
+	longname[64] = 'a';
+	longname[65] = 0;
+	CHECK_EQ(store_name_check(longname, &why), -EINVAL);
+	CHECK(strstr(why, "64"));
+	CHECK_EQ(store_name_check(NULL, &why), -EINVAL);
+	CHECK_EQ(store_name_check("a/b", &why), -EINVAL);
+	CHECK(strstr(why, "'/'"));
+	CHECK_EQ(store_name_check("x\x01", &why), -EINVAL);
+	CHECK(strstr(why, "control"));
+
+	/* The command line says so with status 2, and makes nothing. */
+	expect_err(VM("new", "", "--store", root, "--kernel", kernel), 2, "must not be empty");
+	expect_err(VM("new", "..", "--store", root, "--kernel", kernel), 2, "must not start with '.'");
+	expect_err(VM("new", "a/b", "--store", root, "--kernel", kernel), 2, "'/'");
+	expect_err(VM("new", "x\x1b", "--store", root, "--kernel", kernel), 2, "control");
+	expect_err(VM("new", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--store", root,
+		      "--kernel", kernel), 2, "at most 64");
+	expect_err(VM("show", "../../etc", "--store", root), 2, "must not start");
+}
+
+/* ---- vm.conf ---- */
+
+static void sample_vm(struct store_vm *vm, const char *name)
+{
+	store_vm_init(vm, name);
+	vm->memory = 2ULL << 30;
+	vm->cpus = 4;
+	vm->expose_virt = true;
+	vm->dynamic_memory = true;
+	vm->memory_min = 1ULL << 30;
+	vm->memory_max = 4ULL << 30;
+	strcpy(vm->kernel, "/boot/vmlinuz with space");
+	strcpy(vm->initrd, "/boot/initrd.img");
+	strcpy(vm->cmdline, "console=ttyS0 a=b=c # not a comment");
+	vm->ndisks = 2;
+	strcpy(vm->disks[0].path, "disk0.img");
+	vm->disks[0].size = 10ULL << 30;
+	strcpy(vm->disks[1].path, "data.img");
+	vm->disks[1].size = 1ULL << 20;
+	vm->disks[1].fixed = true;
+	vm->nnics = 1;
+	strcpy(vm->nics[0].sw, "External Switch");
+	memcpy(vm->nics[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
+	vm->nics[0].mac_spoofing = true;
+}
+
+static void test_config_round_trip(void)
+{
+	struct store_vm a, b;
+	char e[512];
+	char *text;
+
+	sample_vm(&a, "NestedHost");
+	text = store_format(&a);
+	CHECK(text);
+	CHECK(strstr(text, "\nmemory = 2G\n"));
+	CHECK(strstr(text, "\n[network-adapter]\nswitch = External Switch\nmac-address = 52:54:00:12:34:56\n"));
+	if (store_parse(text, strlen(text), "vm.conf", &b, e, sizeof(e)) != 0)
+		FAILF("parse of its own format: %s", e);
+	free(text);
+	CHECK(!memcmp(&a, &b, sizeof(a)));
+}
+
+static void expect_parse_error(const char *text, const char *want)
+{
+	struct store_vm vm;
+	char e[1024];
+
+	if (store_parse(text, strlen(text), "/s/vm/vm.conf", &vm, e, sizeof(e)) != -EINVAL)
+		FAILF("accepted: %s", text);
+	if (!strstr(e, want))
+		FAILF("error '%.600s' does not say '%s'", e, want);
+}
+
+#define BASE "name = v\nmemory = 1G\nprocessors = 1\nkernel = /k\n"
+
+static void test_config_errors(void)
+{
+	expect_parse_error(BASE "memroy = 2G\n", "/s/vm/vm.conf:5: unknown key 'memroy'");
+	expect_parse_error(BASE "memory = 2G\n", "/s/vm/vm.conf:5: 'memory' given twice");
+	expect_parse_error("name = v\nmemory = lots\n", "vm.conf:2: memory 'lots': not a size");
+	expect_parse_error("# c\n\nname = v\nprocessors = 0\n", "vm.conf:4: processors '0'");
+	expect_parse_error(BASE "expose-virtualization-extensions = maybe\n", "vm.conf:5: expose-virtualization-extensions 'maybe': must be on or off");
+	expect_parse_error(BASE "just words\n", "vm.conf:5: expected 'key = value'");
+	expect_parse_error(BASE "[floppy]\n", "vm.conf:5: unknown section '[floppy]'");
+	expect_parse_error(BASE "[disk]\npath = d.img\n[disk]\n", "vm.conf:6: [disk] lacks the key 'size'");
+	expect_parse_error(BASE "[disk]\npath = ../etc/passwd\nsize = 1G\n", "vm.conf:6: path '../etc/passwd'");
+	expect_parse_error(BASE "[network-adapter]\nswitch = s\nmac-address = 01:00:5e:00:00:01\n", "vm.conf:7: mac-address");
+	expect_parse_error("name = v\nmemory = 1G\nprocessors = 1\n", "vm.conf:3: top of the file lacks the key 'kernel'");
+	expect_parse_error(BASE "name\x01 = x\n", "vm.conf:5: a control character");
+	expect_parse_error("name = v\nmemory = 1000\nprocessors = 1\nkernel = /k\n", "memory");
+	expect_parse_error(BASE "memory-typo\n", ":5:");
+	expect_parse_error(BASE "processors = 2\n", ":5: 'processors' given twice");
+	expect_parse_error(BASE "cmdline = \n\nmemory =\n", ":7:");
+}
+
+/* A hand-edited file with an error is reported, never reset. */
+static void test_hand_edited_error(void)
+{
+	char path[400], *before, *after;
+
+	CHECK_EQ(VM("new", "edited", "--store", root, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/edited/vm.conf", root);
+	before = read_text(path);
+	CHECK(before);
+	write_file(path, "name = edited\nmemory = 1G\nprocessors = two\nkernel = /k\n");
+	free(before);
+	before = read_text(path);
+	expect_err(VM("show", "edited", "--store", root), 1, "edited/vm.conf:3: processors 'two'");
+	expect_err(VM("set", "edited", "--store", root, "--cpus", "2"), 1, "vm.conf:3:");
+	expect_err(VM("list", "--store", root), 1, "vm.conf:3:");
+	CHECK(strstr(out, "Invalid"));
+	after = read_text(path);
+	CHECK_STR(after, before);          /* untouched */
+	free(before);
+	free(after);
+	CHECK_EQ(VM("remove", "edited", "--store", root, "--yes"), 0);
+}
+
+/* ---- store operations ---- */
+
+static void test_create_duplicate_and_list(void)
+{
+	struct store_vm vm;
+	char **names, e[1200];
+	size_t n;
+
+	CHECK_EQ(VM("new", "dup", "--store", root, "--kernel", kernel, "--memory", "256M", "--cpus", "2"), 0);
+	CHECK(strstr(out, "Created VM dup"));
+	expect_err(VM("new", "dup", "--store", root, "--kernel", kernel), 2, "already exists");
+	CHECK_EQ(store_load(root, "dup", &vm, e, sizeof(e)), 0);
+	CHECK_EQ(vm.memory, 256ULL << 20);
+	CHECK_EQ(vm.cpus, 2);
+	CHECK(!strcmp(vm.kernel, kernel));
+	CHECK_EQ(store_list(root, &names, &n), 0);
+	CHECK(n >= 1);
+	store_list_free(names, n);
+	expect_err(VM("show", "nosuch", "--store", root), 2, "no VM named 'nosuch'");
+	expect_err(VM("set", "nosuch", "--store", root, "--cpus", "2"), 2, "no VM named 'nosuch'");
+	expect_err(VM("set", "dup", "--store", root, "--memory", "lots"), 2, "--memory 'lots': not a size");
+	expect_err(VM("set", "dup", "--store", root, "--cpus", "999"), 2, "out of range");
+	expect_err(VM("set", "dup", "--store", root, "--memory", "8K"), 2, "out of range");
+	expect_err(VM("set", "dup", "--store", root), 2, "nothing to change");
+	expect_err(VM("set", "dup", "--store", root, "--mac-spoofing", "on"), 2, "no network adapter 0");
+	expect_err(VM("new", "k", "--store", root, "--kernel", "/no/such/kernel"), 2, "/no/such/kernel");
+	expect_err(VM("new", "k", "--store", root, "--kernel", kernel, "--disk", "lots"), 2, "--disk 'lots'");
+	expect_err(VM("new", "k", "--store", root, "--kernel", kernel, "--disk", "1G,thick"), 2, ",fixed");
+	CHECK_EQ(VM("set", "dup", "--store", root, "--memory", "1G", "--dynamic-memory", "on",
+		    "--memory-minimum", "512M", "--memory-maximum", "2G"), 0);
+	expect_err(VM("set", "dup", "--store", root, "--memory-minimum", "4G"), 2, "above memory");
+	CHECK_EQ(VM("show", "dup", "--store", root, "--json"), 0);
+	CHECK(strstr(out, "\"memoryBytes\": 1073741824"));
+	CHECK(strstr(out, "\"dynamicMemoryEnabled\": true"));
+	CHECK(strstr(out, "\"state\": \"Off\""));
+	CHECK_EQ(VM("remove", "dup", "--store", root), 2);       /* no terminal, no --yes */
+	CHECK(strstr(err, "--yes"));
+	CHECK_EQ(VM("remove", "dup", "--store", root, "--yes"), 0);
+	CHECK_EQ(store_load(root, "dup", &vm, e, sizeof(e)), -ENOENT);
+}
+
+static void test_disks_and_nics(void)
+{
+	char path[400], mac[24];
+	struct store_vm vm;
+	struct stat st;
+	char e[1200];
+
+	CHECK_EQ(VM("new", "disks", "--store", root, "--kernel", kernel, "--disk", "64M", "--disk=8M,fixed",
+		    "--nic", "External", "--nic", "Internal"), 0);
+	CHECK_EQ(store_load(root, "disks", &vm, e, sizeof(e)), 0);
+	CHECK_EQ(vm.ndisks, 2);
+	CHECK_EQ(vm.nnics, 2);
+	snprintf(path, sizeof(path), "%s/disks/disk0.img", root);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(st.st_size, 64 << 20);
+	CHECK(st.st_blocks * 512 < (1 << 20));          /* sparse */
+	snprintf(path, sizeof(path), "%s/disks/disk1.img", root);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK(st.st_blocks * 512 >= (8 << 20));         /* preallocated */
+	for (int i = 0; i < 2; i++) {
+		CHECK((vm.nics[i].mac[0] & 3) == 2);    /* unicast, locally administered */
+		CHECK(!vm.nics[i].mac_spoofing);
+	}
+	CHECK(memcmp(vm.nics[0].mac, vm.nics[1].mac, 6));
+	CHECK_STR(vm.nics[1].sw, "Internal");
+	CHECK_EQ(VM("set", "disks", "--store", root, "--nic", "1", "--mac", "52:54:00:aa:bb:cc", "--mac-spoofing", "on"), 0);
+	CHECK_EQ(store_load(root, "disks", &vm, e, sizeof(e)), 0);
+	CHECK_STR(store_fmt_mac(vm.nics[1].mac, mac, sizeof(mac)), "52:54:00:aa:bb:cc");
+	CHECK(vm.nics[1].mac_spoofing && !vm.nics[0].mac_spoofing);
+	expect_err(VM("set", "disks", "--store", root, "--mac", "ff:ff:ff:ff:ff:ff"), 2, "not a unicast MAC");
+	CHECK_EQ(VM("remove", "disks", "--store", root, "--yes"), 0);
+	CHECK(stat(path, &st) < 0);
+}
+
+static ssize_t failing_write(int fd, const void *buf, size_t len)
+{
+	(void)fd; (void)buf; (void)len;
+	errno = ENOSPC;
+	return -1;
+}
+
+static ssize_t short_then_fail(int fd, const void *buf, size_t len)
+{
+	static int calls;
+
+	if (calls++ % 2 == 0)
+		return write(fd, buf, len / 2);
+	errno = EIO;
+	return -1;
+}
+
+static int failing_fsync(int fd)
+{
+	(void)fd;
+	errno = EIO;
+	return -1;
+}
+
+static void test_atomic_write_failure(void)
+{
+	static const struct store_io io_write = { failing_write, fsync }, io_short = { short_then_fail, fsync },
+				     io_fsync = { write, failing_fsync };
+	static const struct store_io *const bad[] = { &io_write, &io_short, &io_fsync };
+	const struct store_io *saved = store_io;
+	struct store_vm vm;
+	char path[400], e[1200], *before, *after;
+	int r;
+
+	CHECK_EQ(VM("new", "atomic", "--store", root, "--kernel", kernel, "--memory", "256M"), 0);
+	snprintf(path, sizeof(path), "%s/atomic/vm.conf", root);
+	before = read_text(path);
+	CHECK(before);
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		CHECK_EQ(store_load(root, "atomic", &vm, e, sizeof(e)), 0);
+		vm.memory = 4ULL << 30;
+		store_io = bad[i];
+		r = store_save(root, &vm, e, sizeof(e));
+		store_io = saved;
+		CHECK(r < 0);
+		CHECK(strstr(e, "previous configuration is unchanged"));
+		after = read_text(path);
+		CHECK_STR(after, before);
+		free(after);
+		CHECK_EQ(store_load(root, "atomic", &vm, e, sizeof(e)), 0);
+		CHECK_EQ(vm.memory, 256ULL << 20);
+	}
+	/* And no temporary file stays behind. */
+	snprintf(path, sizeof(path), "%s/atomic/.vm.conf.tmp", root);
+	CHECK(access(path, F_OK) < 0);
+	free(before);
+}
+
+static void test_lock_contention(void)
+{
+	int p[2], fd, status;
+	char c;
+	pid_t pid;
+
+	CHECK_EQ(VM("new", "locked", "--store", root, "--kernel", kernel), 0);
+	CHECK(pipe(p) == 0);
+	pid = fork();
+	if (pid == 0) {
+		int l = store_lock(root, "locked", 0);
+		if (write(p[1], l >= 0 ? "y" : "n", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	CHECK(read(p[0], &c, 1) == 1 && c == 'y');
+	CHECK_EQ(store_lock(root, "locked", 100), -EBUSY);
+	setenv("NESTVM_LOCK_WAIT_MS", "200", 1);
+	expect_err(VM("set", "locked", "--store", root, "--cpus", "2"), 1, "holds its lock");
+	expect_err(VM("remove", "locked", "--store", root, "--yes"), 1, "holds its lock");
+	unsetenv("NESTVM_LOCK_WAIT_MS");
+	/* A killed holder's lock goes with it: the kernel releases flocks. */
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	fd = store_lock(root, "locked", 0);
+	CHECK(fd >= 0);
+	store_unlock(fd);
+	CHECK_EQ(VM("set", "locked", "--store", root, "--cpus", "2"), 0);
+	CHECK_EQ(store_lock(root, "no-such-vm", 0), -ENOENT);
+	close(p[0]);
+	close(p[1]);
+}
+
+/* Kill the CLI at every named step of create and set, and at random
+ * moments: every VM of the store still loads, and each is either the old
+ * or the new version, never a mix. */
+static void check_all_load(const char *when)
+{
+	char **names, e[1200];
+	struct store_vm vm;
+	size_t n;
+
+	CHECK_EQ(store_list(root, &names, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		if (store_load(root, names[i], &vm, e, sizeof(e)) != 0) {
+			store_list_free(names, n);
+			FAILF("after %s: %.600s", when, e);
+		}
+	store_list_free(names, n);
+}
+
+static void test_kill_anywhere(void)
+{
+	static const char *const steps[] = { "create-dir", "create-disk", "save-written", "save-renamed",
+					     "create-config", "create-renamed", "set-loaded" };
+	struct store_vm vm;
+	char e[1200];
+
+	CHECK_EQ(VM("new", "victim", "--store", root, "--kernel", kernel, "--memory", "256M"), 0);
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		int r;
+
+		setenv("NESTVM_TEST_CRASH_AT", steps[i], 1);
+		r = VM("new", "crashnew", "--store", root, "--kernel", kernel, "--disk", "4M");
+		unsetenv("NESTVM_TEST_CRASH_AT");
+		CHECK(r == 99 || (r == 0 && !strcmp(steps[i], "set-loaded")));
+		check_all_load(steps[i]);
+		/* Created whole or not at all. */
+		r = store_load(root, "crashnew", &vm, e, sizeof(e));
+		CHECK(r == 0 || r == -ENOENT);
+		if (r == 0)
+			CHECK_EQ(vm.ndisks, 1);
+		if (r == 0)
+			CHECK_EQ(VM("remove", "crashnew", "--store", root, "--yes"), 0);
+
+		setenv("NESTVM_TEST_CRASH_AT", steps[i], 1);
+		r = VM("set", "victim", "--store", root, "--memory", i % 2 ? "256M" : "512M");
+		unsetenv("NESTVM_TEST_CRASH_AT");
+		check_all_load(steps[i]);
+		CHECK_EQ(store_load(root, "victim", &vm, e, sizeof(e)), 0);
+		CHECK(vm.memory == 256ULL << 20 || vm.memory == 512ULL << 20);
+	}
+	/* SIGKILL at random moments of create and set. */
+	srand(12345);
+	for (int i = 0; i < 40; i++) {
+		pid_t pid;
+		int status;
+
+		fflush(stdout);
+		pid = fork();
+		if (pid == 0) {
+			int dn = open("/dev/null", O_WRONLY);
+			char name[32];
+
+			dup2(dn, 1);
+			dup2(dn, 2);
+			snprintf(name, sizeof(name), "rnd%d", i % 4);
+			if (i % 2)
+				_exit(VM("set", "victim", "--store", root, "--cpus", i % 4 ? "2" : "3") == 0 ? 0 : 1);
+			_exit(VM("new", name, "--store", root, "--kernel", kernel, "--disk=2M,fixed") == 0 ? 0 : 1);
+		}
+		nanosleep(&(struct timespec){ 0, (rand() % 3000) * 1000 }, NULL);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		check_all_load("a random SIGKILL");
+	}
+}
+
+/* ---- derived state, with a fake VMM ---- */
+
+static void fake_handler(void *opaque, enum api_cmd cmd, struct json *j)
+{
+	(void)opaque;
+	json_kv_bool(j, "ok", true);
+	json_kv_string(j, "state", cmd == API_PAUSE ? "Paused" : "Running");
+	json_kv_int(j, "pid", 4242);
+}
+
+static void test_state_from_vmm(void)
+{
+	struct api_server *srv;
+	struct vmctl_state st;
+	char path[400];
+	int fd;
+
+	CHECK_EQ(VM("new", "runner", "--store", root, "--kernel", kernel, "--nic", "sw"), 0);
+	vmctl_state(root, "runner", &st);
+	CHECK_STR(st.state, "Off");
+	CHECK(st.last_exit[0] == 0);
+
+	/* Alive: the run lock held; Starting until the API answers. */
+	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_RUN_LOCK);
+	fd = open(path, O_RDWR | O_CREAT, 0644);
+	CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
+	vmctl_state(root, "runner", &st);
+	CHECK_STR(st.state, "Starting");
+	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_API_SOCK);
+	CHECK_EQ(api_server_start(&srv, path, fake_handler, NULL), 0);
+	vmctl_state(root, "runner", &st);
+	CHECK_STR(st.state, "Running");
+	CHECK_EQ(st.pid, 4242);
+	expect_err(VM("set", "runner", "--store", root, "--cpus", "2"), 1,
+		   "--cpus needs VM runner to be Off; it is Running");
+	expect_err(VM("set", "runner", "--store", root, "--expose-virtualization-extensions", "on"), 1,
+		   "--expose-virtualization-extensions needs VM runner to be Off");
+	expect_err(VM("set", "runner", "--store", root, "--dynamic-memory", "on"), 1, "it is Running");
+	expect_err(VM("remove", "runner", "--store", root, "--yes"), 1, "is Running");
+	expect_err(VM("start", "runner", "--store", root), 1, "already Running");
+	CHECK_EQ(VM("set", "runner", "--store", root, "--mac-spoofing", "on"), 0);   /* allowed running */
+	CHECK_EQ(VM("list", "--store", root), 0);
+	CHECK(strstr(out, "runner") && strstr(out, "Running"));
+	api_server_stop(srv);
+	close(fd);
+
+	/* Dead without an exit record: Off, with the reason. */
+	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_PID);
+	write_file(path, "31337\n");
+	vmctl_state(root, "runner", &st);
+	CHECK_STR(st.state, "Off");
+	CHECK(strstr(st.last_exit, "pid 31337") && strstr(st.last_exit, "killed or crashed"));
+	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_EXIT);
+	write_file(path, "reason = fault\ndetail = triple fault\ntime = 0\npid = 1\n");
+	CHECK_EQ(VM("show", "runner", "--store", root), 0);
+	CHECK(strstr(out, "State: Off\n"));
+	CHECK(strstr(out, "LastExit: fault: triple fault"));
+	expect_err(VM("console", "runner", "--store", root), 1, "is Off; last exit: fault");
+	expect_err(VM("pause", "runner", "--store", root), 1, "runner is Off");
+	CHECK_EQ(VM("stop", "runner", "--store", root), 0);
+	CHECK(strstr(out, "already Off"));
+}
+
+/* ---- the nested assistant ---- */
+
+static void test_nested_refuses_without_terminal(void)
+{
+	struct store_vm vm;
+	char e[1200];
+
+	CHECK_EQ(VM("new", "nh1", "--store", root, "--kernel", kernel, "--memory", "256M", "--nic", "sw"), 0);
+	expect_err(NESTED_IN("y\ny\ny\n", "enable", "nh1", "--store", root), 2, "not asking without a terminal");
+	CHECK_EQ(store_load(root, "nh1", &vm, e, sizeof(e)), 0);
+	CHECK(!vm.expose_virt);
+	expect_err(NESTED_IN(NULL, "enable", "nosuch", "--store", root), 2, "no VM named 'nosuch'");
+	expect_err(NESTED_IN(NULL, "disable", "nh1", "--store", root), 2, "only 'enable'");
+	expect_err(NESTED_IN(NULL, "enable", "--store", root), 2, "which VM?");
+}
+
+static void test_nested_yes(void)
+{
+	struct store_vm vm;
+	char e[1200];
+
+	CHECK_EQ(VM("new", "nh2", "--store", root, "--kernel", kernel, "--memory", "256M", "--nic", "sw"), 0);
+	CHECK_EQ(VM("set", "nh2", "--store", root, "--dynamic-memory", "on"), 0);
+	CHECK_EQ(NESTED_IN(NULL, "enable", "nh2", "--store", root, "--yes"), 0);
+	CHECK(strstr(out, "1. Expose the virtualization extensions"));
+	CHECK(strstr(out, "2. Turn dynamic memory off"));
+	CHECK(strstr(out, "3. Raise its memory from 256M to 512M"));
+	CHECK(strstr(out, "4. Turn on MAC address spoofing"));
+	CHECK(strstr(out, "Checkpoints and live migration"));
+	CHECK_EQ(store_load(root, "nh2", &vm, e, sizeof(e)), 0);
+	CHECK(vm.expose_virt && !vm.dynamic_memory && vm.memory == 512ULL << 20 && vm.nics[0].mac_spoofing);
+	/* Again: nothing to do, nothing changed, no question. */
+	CHECK_EQ(NESTED_IN(NULL, "enable", "nh2", "--store", root), 0);
+	CHECK(strstr(out, "already set up for nesting: nothing to change"));
+}
+
+/* Runs the assistant on a pty, answering each question from answers[]. */
+static int nested_pty(const char *name, const char *const *answers, char *buf, size_t cap)
+{
+	size_t len = 0;
+	int master, status, k = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = forkpty(&master, NULL, NULL, NULL);
+	if (pid == 0) {
+		int dn = open("/dev/null", O_WRONLY);
+		dup2(dn, 2);
+		char *argv[] = { (char *)"enable", (char *)name, (char *)"--store", root, NULL };
+		int st = cmd_nested(4, argv);
+		fflush(stdout);
+		_exit(st);
+	}
+	for (;;) {
+		ssize_t n = read(master, buf + len, cap - 1 - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = 0;
+		/* Answer each prompt once it shows. */
+		int prompts = 0;
+		for (char *p = buf; (p = strstr(p, "[Y/N] ")); p++)
+			prompts++;
+		while (k < prompts && answers[k]) {
+			if (write(master, answers[k], strlen(answers[k])) < 0)
+				break;
+			k++;
+		}
+	}
+	close(master);
+	waitpid(pid, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_nested_answers_on_terminal(void)
+{
+	static const char *const answers[] = { "maybe\n", "Y\n", "n\n", "yes\n", NULL };
+	static char buf[65536];
+	struct store_vm vm;
+	char e[1200];
+	int r;
+
+	CHECK_EQ(VM("new", "nh3", "--store", root, "--kernel", kernel, "--memory", "256M", "--nic", "sw"), 0);
+	r = nested_pty("nh3", answers, buf, sizeof(buf));
+	/* "maybe" is asked again; Y exposes; n keeps 256M; yes spoofs. */
+	if (r != 1)
+		FAILF("status %d, want 1 (one change declined); output:\n%.800s", r, buf);
+	CHECK(strstr(buf, "Please answer Y or N."));
+	if (!strstr(buf, "declined"))
+		FAILF("no \"declined\" in:\n%.900s", buf);
+	CHECK_EQ(store_load(root, "nh3", &vm, e, sizeof(e)), 0);
+	CHECK(vm.expose_virt);
+	CHECK_EQ(vm.memory, 256ULL << 20);
+	CHECK(vm.nics[0].mac_spoofing);
+
+	/* Ending the input mid-way changes nothing. */
+	CHECK_EQ(VM("set", "nh3", "--store", root, "--expose-virtualization-extensions", "off"), 0);
+	r = nested_pty("nh3", (const char *const[]){ "y\n", "\x04", NULL }, buf, sizeof(buf));
+	CHECK_EQ(r, 1);
+	CHECK(strstr(buf, "nothing changed"));
+	CHECK_EQ(store_load(root, "nh3", &vm, e, sizeof(e)), 0);
+	CHECK(!vm.expose_virt);
+}
+
+/* A store that cannot be created is a clear error, status 1. */
+static void test_store_not_writable(void)
+{
+	char file[400], sub[420];
+
+	snprintf(file, sizeof(file), "%s/plainfile", tmpdir);
+	write_file(file, "x");
+	snprintf(sub, sizeof(sub), "%s/store", file);
+	expect_err(VM("new", "x", "--store", sub, "--kernel", kernel), 1, "cannot create it");
+	CHECK_EQ(VM("list", "--store", sub), 1);
+	/* A missing store is an empty one. */
+	snprintf(sub, sizeof(sub), "%s/missing", tmpdir);
+	CHECK_EQ(VM("list", "--store", sub), 0);
+	CHECK(!strstr(out, "\n") || !strchr(strchr(out, '\n') + 1, '\n'));
+}
+
+int main(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/nestvm-test-store-XXXXXX");
+	if (!mkdtemp(tmpdir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(root, sizeof(root), "%s/store", tmpdir);
+	snprintf(kernel, sizeof(kernel), "%s/vmlinuz", tmpdir);
+	{
+		FILE *f = fopen(kernel, "w");
+		fputs("not really a kernel", f);
+		fclose(f);
+	}
+	unsetenv("NESTVM_STORE");
+	RUN(test_names);
+	RUN(test_config_round_trip);
+	RUN(test_config_errors);
+	RUN(test_hand_edited_error);
+	RUN(test_create_duplicate_and_list);
+	RUN(test_disks_and_nics);
+	RUN(test_atomic_write_failure);
+	RUN(test_lock_contention);
+	RUN(test_kill_anywhere);
+	RUN(test_state_from_vmm);
+	RUN(test_nested_refuses_without_terminal);
+	RUN(test_nested_yes);
+	RUN(test_nested_answers_on_terminal);
+	RUN(test_store_not_writable);
+	{
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", tmpdir);
+	}
+	return HARNESS_END();
+}
