@@ -66,6 +66,16 @@ static int opts_store(const struct opt *o, const char *val, void *cfg, char *err
 		}
 		*(unsigned int *)field = (unsigned int)v;
 		return 0;
+	case OPT_LIST: {
+		struct opt_list *l = (struct opt_list *)field;
+
+		if (l->n >= OPT_LIST_MAX) {
+			snprintf(err, errlen, "--%s: at most %d times", o->name, OPT_LIST_MAX);
+			return -EINVAL;
+		}
+		l->v[l->n++] = val;
+		return 0;
+	}
 	case OPT_CHOICE:
 		for (int i = 0; o->choices[i]; i++) {
 			if (!strcmp(o->choices[i], val)) {

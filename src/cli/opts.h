@@ -15,6 +15,13 @@ enum opt_type {
 	OPT_SIZE,     /* uint64_t bytes, "512M" */
 	OPT_UINT,     /* unsigned int in [min, max] */
 	OPT_CHOICE,   /* int index into choices */
+	OPT_LIST,     /* struct opt_list: the option may repeat */
+};
+
+#define OPT_LIST_MAX 8
+struct opt_list {
+	const char *v[OPT_LIST_MAX];
+	unsigned int n;
 };
 
 struct opt {

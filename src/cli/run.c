@@ -45,6 +45,8 @@ struct run_opts {
 	const char *api_socket;
 	const char *console_socket;
 	bool detach;
+	struct opt_list disks;          /* FILE[,ro] */
+	bool no_rng;
 };
 
 #define RUN_OPT(name, s, type, field, meta, help, ...) \
@@ -59,6 +61,9 @@ static const struct opt run_table[] = {
 	RUN_OPT("cpus", 'n', OPT_UINT, cpus, "N", "virtual CPUs (default 1)", 1, VM_MAX_CPUS, NULL),
 	RUN_OPT("on-reboot", 0, OPT_CHOICE, on_reboot, "exit|restart",
 		"what a guest reboot does (default exit, status 0)", 0, 0, reboot_choices),
+	RUN_OPT("disk", 'd', OPT_LIST, disks, "FILE[,ro]",
+		"attach a raw disk image as virtio-blk: vda, vdb, ... (repeatable)", 0, 0, NULL),
+	RUN_OPT("no-rng", 0, OPT_FLAG, no_rng, NULL, "no virtio-rng device (on by default)", 0, 0, NULL),
 	RUN_OPT("nested", 0, OPT_FLAG, nested, NULL,
 		"expose the virtualization extensions (VMX/SVM) to the guest", 0, 0, NULL),
 	RUN_OPT("stats", 0, OPT_FLAG, stats, NULL, "print memory figures on stderr at exit", 0, 0, NULL),
@@ -583,6 +588,9 @@ struct run_stored {
 	char log[STORE_PATH_MAX + 100], api[STORE_PATH_MAX + 100], con[STORE_PATH_MAX + 100];
 	struct store_vm def;
 	int run_lock;
+	char disk_paths[OPT_LIST_MAX][STORE_PATH_MAX + 200];
+	struct vm_disk disks[OPT_LIST_MAX];
+	unsigned int ndisks;
 };
 
 static int run_load_stored(struct run_opts *o, struct run_stored *st)
@@ -591,7 +599,7 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 	int fd, r;
 
 	st->run_lock = -1;
-	if (o->kernel || o->initrd || o->cmdline || o->memory || o->cpus || o->nested) {
+	if (o->kernel || o->initrd || o->cmdline || o->memory || o->cpus || o->nested || o->disks.n) {
 		cli_error("run: --name boots the VM as stored; change its settings with nestvm vm set %s", o->name);
 		return EXIT_USAGE;
 	}
@@ -628,6 +636,16 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 	o->memory = st->def.memory;
 	o->cpus = st->def.cpus;
 	o->nested = st->def.expose_virt;
+	for (unsigned int i = 0; i < st->def.ndisks && i < OPT_LIST_MAX; i++) {
+		/* Stored paths are relative to the VM's directory. */
+		if (store_path(st->disk_paths[i], sizeof(st->disk_paths[i]), st->root, o->name,
+			       st->def.disks[i].path) < 0) {
+			cli_error("run: VM '%s': disk path too long", o->name);
+			return -ENAMETOOLONG;
+		}
+		st->disks[i] = (struct vm_disk){ st->disk_paths[i], false };
+		st->ndisks++;
+	}
 	if (!o->console_log)
 		o->console_log = st->log;
 	if (!o->api_socket)
@@ -725,6 +743,8 @@ int cmd_run(int argc, char **argv)
 	struct api_server *api = NULL;
 	struct vm *vm = NULL;
 	struct vm_config cfg;
+	struct vm_disk disks[OPT_LIST_MAX];
+	static char disk_buf[OPT_LIST_MAX][4096];
 	enum vm_stop_reason why = VM_STOP_NONE;
 	char err[256], reason[64] = "start failed", detail[1024] = "";
 	sigset_t set;
@@ -744,6 +764,18 @@ int cmd_run(int argc, char **argv)
 	if (npos) {
 		cli_error("run: unexpected argument '%s' (see --help)", argv[0]);
 		return EXIT_USAGE;
+	}
+	for (unsigned int i = 0; i < o.disks.n; i++) {
+		const char *comma = strrchr(o.disks.v[i], ',');
+		bool ro = comma && !strcmp(comma, ",ro");
+
+		if (comma && !ro) {
+			cli_error("run: --disk '%s': the only option after the path is ',ro'", o.disks.v[i]);
+			return EXIT_USAGE;
+		}
+		snprintf(disk_buf[i], sizeof(disk_buf[i]), "%.*s",
+			 (int)(ro ? (size_t)(comma - o.disks.v[i]) : strlen(o.disks.v[i])), o.disks.v[i]);
+		disks[i] = (struct vm_disk){ disk_buf[i], ro };
 	}
 	if (o.name) {
 		st = calloc(1, sizeof(*st));
@@ -831,6 +863,7 @@ int cmd_run(int argc, char **argv)
 		.mem_size = o.memory, .ncpus = o.cpus,
 		.kernel = kernel, .initrd = initrd,
 		.cmdline = o.cmdline, .expose_virt = o.nested,
+		.disks = st ? st->disks : disks, .ndisks = st ? st->ndisks : o.disks.n, .rng = !o.no_rng,
 		.console_out = com1_fd, .kvm_path = o.kvm,
 	};
 	vm = calloc(1, sizeof(*vm));
