@@ -53,7 +53,7 @@ static const char status_summary[] =
 	"machine runs under (CPUID; a nestvm guest shows as 'nestvm (KVM)'), the\n"
 	"virtualization extensions (vmx/svm) and EPT/NPT in /proc/cpuinfo, the KVM module\n"
 	"and its 'nested' parameter, whether /dev/kvm is there and usable by this user,\n"
-	"how fast KVM runs guest kernel code (a test guest; below 50 million\n"
+	"how fast KVM runs guest kernel code (a test guest; below 10 million\n"
 	"instructions/s it is emulated) and whether KVM offers VMX/SVM to its guests.\n"
 	"The verdict is YES only when every check passes; otherwise each failed check\n"
 	"gives one reason with its fix.\n"

@@ -7,6 +7,7 @@
 #include "arch/x86/cpuid.h"
 #include "cli/cli.h"
 #include "hostinfo.h"
+#include "vm.h"
 #include "json.h"
 #include "util.h"
 
@@ -275,13 +276,13 @@ static void test_verdict_emulated(void)
 	h.mips = 4.1;
 	expect_no(&h, 1, "KVM emulates guest kernel code in software here (4.1 million instructions/s");
 	/* Just over the line counts as hardware speed. */
-	h.mips = 50.0;
+	h.mips = VM_PROBE_MIN_MIPS;
 	{
 		struct hostinfo_verdict v;
 
 		hostinfo_verdict(&h, &v);
 		CHECK(v.ok);
-		h.mips = 49.9;
+		h.mips = VM_PROBE_MIN_MIPS - 0.1;
 		hostinfo_verdict(&h, &v);
 		CHECK(!v.ok);
 	}
