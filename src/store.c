@@ -85,6 +85,8 @@ int store_name_check(const char *name, const char **why)
 		*why = "a VM name has at most 64 characters";
 	else if (name[0] == '.' || name[0] == '-')
 		*why = "a VM name must not start with '.' or '-'";
+	else if (!strcmp(name, "switches"))
+		*why = "'switches' is reserved: the store keeps its virtual switches there";
 	else
 		for (size_t i = 0; i < len; i++) {
 			unsigned char c = (unsigned char)name[i];

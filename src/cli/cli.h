@@ -8,6 +8,7 @@
 int cmd_run(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_switch(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_nested(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -17,6 +17,7 @@ static void usage(FILE *out)
 	      "  vm         named VMs: new, set, list, show, remove, start, stop, console,\n"
 	      "             pause, resume (nestvm vm help)\n"
 	      "  nested     nested enable NAME: set a VM up to run VMs of its own\n"
+	      "  switch     virtual switches: new, start, stop, show, list, remove (nestvm switch help)\n"
 	      "  status     can this host and its VMs run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
 	      "  version    print the version\n"
@@ -37,6 +38,8 @@ int main(int argc, char **argv)
 		return cmd_vm(argc - 2, argv + 2);
 	if (!strcmp(cmd, "nested"))
 		return cmd_nested(argc - 2, argv + 2);
+	if (!strcmp(cmd, "switch"))
+		return cmd_switch(argc - 2, argv + 2);
 	if (!strcmp(cmd, "status"))
 		return cmd_status(argc - 2, argv + 2);
 	if (!strcmp(cmd, "probe"))

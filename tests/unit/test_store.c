@@ -107,7 +107,7 @@ static char *read_text(const char *path)
 static void test_names(void)
 {
 	static const char *const good[] = { "NestedHost", "a", "vm-1", "web_2.test", "A1234567890" };
-	static const char *const bad[] = { "", "..", ".", ".hidden", "-x", "a/b", "/", "a b", "tab\tx", "nl\nx",
+	static const char *const bad[] = { "", "switches", "..", ".", ".hidden", "-x", "a/b", "/", "a b", "tab\tx", "nl\nx",
 					   "bell\a", "del\x7f", "ü", "a:b" };
 	char longname[70];
 	const char *why;

@@ -1,0 +1,114 @@
+/* How a VM's network adapter reaches the outside: a port of a nestvm switch
+ * (a SOCK_SEQPACKET connection to its daemon, one Ethernet frame per
+ * message after a hello), a TAP device, or a message socket handed over by
+ * the caller (tests). Frames cross this interface without any header. */
+#ifndef NESTVM_NET_BACKEND_H
+#define NESTVM_NET_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+
+#include "util.h"
+
+#define NET_MAC_LEN             6
+#define NET_ETH_HLEN            14
+#define NET_FRAME_MAX           65535   /* no frame is longer, whatever the backend */
+#define NET_VNET_HDR_LEN        12      /* struct virtio_net_hdr with num_buffers (virtio 1.x) */
+
+/* ---- The switch's port protocol ----
+ * The adapter connects to the switch's ports.sock and sends one hello; the
+ * daemon answers with an ack (status 0 and the port number, or -errno and a
+ * message). Then every message either way is one Ethernet frame. */
+#define NET_SWITCH_MAGIC        0x5357564eu     /* "NVSW" */
+#define NET_SWITCH_VERSION      1
+#define NET_SWITCH_F_SPOOFING   1u
+#define NET_SWITCH_LABEL        48
+
+struct net_switch_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags;                 /* NET_SWITCH_F_* */
+	uint8_t mac[NET_MAC_LEN];
+	uint8_t reserved[2];
+	char label[NET_SWITCH_LABEL];   /* NUL-padded: how "switch show" names the port */
+};
+
+struct net_switch_ack {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t port;
+	int32_t status;                 /* 0, or -errno */
+	char msg[116];                  /* NUL-terminated: why, when status < 0 */
+};
+
+enum net_backend_kind {
+	NET_BACKEND_NONE,
+	NET_BACKEND_SWITCH,             /* path: the switch's ports.sock */
+	NET_BACKEND_TAP,                /* tap: an interface name; created if missing (root) */
+	NET_BACKEND_FD,                 /* fd: a connected SOCK_SEQPACKET or SOCK_DGRAM socket */
+};
+
+struct net_backend_opts {
+	enum net_backend_kind kind;
+	const char *path;
+	const char *tap;
+	int fd;                         /* taken over by net_backend_open, even on failure */
+	uint8_t mac[NET_MAC_LEN];       /* the adapter's address */
+	bool mac_spoofing;              /* may it send frames from other addresses? */
+	const char *label;              /* NULL: the MAC */
+};
+
+struct net_backend_stats {
+	uint64_t tx_spoof_dropped;      /* TAP only: the switch does this check itself */
+};
+
+struct net_backend {
+	enum net_backend_kind kind;
+	int fd;
+	bool vnet_hdr;                  /* TAP: each frame carries a 12-byte header */
+	bool spoofing;
+	uint8_t mac[NET_MAC_LEN];
+	unsigned int port;              /* the switch's port number */
+	char path[1024];
+	char label[NET_SWITCH_LABEL];
+	bool dgram;                     /* FD: SOCK_DGRAM, where an empty message is no end */
+	uint8_t *overflow;              /* TAP: where the tail of a frame too big for its buffer goes */
+	struct iovec *scratch;          /* TAP: header, frame, overflow */
+	struct net_backend_stats st;
+};
+
+/* Opens the backend; err says what went wrong and, where known, how to fix
+ * it ("switch 'lan' is not running (nestvm switch start lan)"). */
+MUST_CHECK int net_backend_open(struct net_backend *be, const struct net_backend_opts *o,
+				char *err, size_t errlen);
+/* Connects to the switch again after the daemon went away (NET_BACKEND_SWITCH
+ * only; -ENOTSUP for the others). */
+MUST_CHECK int net_backend_reconnect(struct net_backend *be, char *err, size_t errlen);
+void net_backend_close(struct net_backend *be);
+
+#define NET_BACKEND_MAX_IOV     1000    /* buffers per frame, within IOV_MAX with our own */
+
+/* Sends the frame in iov[0..n), non-blocking: its length, -EAGAIN when the
+ * backend cannot take it now (wait for POLLOUT), -EPIPE when the peer has
+ * gone, -EINVAL for an empty frame, -EPERM for a spoofed one (TAP). */
+MUST_CHECK ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n);
+/* Receives one frame into iov[0..n), non-blocking. Returns the frame's full
+ * length, which may exceed what the buffers hold (the frame is then consumed
+ * and the caller drops it); -EAGAIN when none is waiting; -EPIPE at end. */
+MUST_CHECK ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n);
+
+/* A Unix socket address for path; a path too long for sun_path is reached
+ * through /proc/self/fd/DIRFD/NAME, with *dirfd kept open until the caller
+ * has bound or connected (then closes it). */
+MUST_CHECK int net_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd);
+
+/* Opens (creating it if missing and allowed) the TAP device ifname with a
+ * 12-byte virtio-net header and no offloads, non-blocking, and brings its
+ * link up where this process may. Returns the fd. */
+MUST_CHECK int net_tap_open(const char *ifname, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,1024 @@
+/* Tier 1: virtio-net behind the virtio-mmio transport, driven through its
+ * registers as a guest driver would, with a socketpair as its backend: what
+ * the test writes to the socket lands in the guest's receive buffers behind a
+ * header, what the guest transmits comes out without one, and guest-given
+ * lengths never overflow. Then a real switch daemon in a scratch store, with
+ * adapters (plain backends and a virtio-net device) on it: forwarding, the
+ * MAC-spoofing drop and its counter in 'nestvm switch show --json', a device
+ * that loses its switch and finds it again, and the daemon stopped at the end. */
+#include "harness.h"
+#include "cli/cli.h"
+#include "net/backend.h"
+#include "net/switch.h"
+#include "virtio/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+HARNESS_DEFINE;
+
+int cmd_switch(int argc, char **argv);
+
+#define MEM_GPA   0x100000ULL
+#define MEM_SIZE  0x100000ULL
+#define QSZ       16
+#define RXQ       0
+#define TXQ       1
+#define RING_GPA(q, part) (MEM_GPA + (q) * 0x3000 + (part) * 0x1000)  /* desc, avail, used */
+#define RXBUF(i)  (MEM_GPA + 0x10000 + (i) * 0x1000)
+#define TXBUF(i)  (MEM_GPA + 0x30000 + (i) * 0x1000)
+#define HDR       12
+
+#define R_MAGIC 0x000
+#define R_DEVICE_ID 0x008
+#define R_DEV_FEATURES 0x010
+#define R_DEV_FEATURES_SEL 0x014
+#define R_DRV_FEATURES 0x020
+#define R_DRV_FEATURES_SEL 0x024
+#define R_QUEUE_SEL 0x030
+#define R_QUEUE_NUM_MAX 0x034
+#define R_QUEUE_NUM 0x038
+#define R_QUEUE_READY 0x044
+#define R_QUEUE_NOTIFY 0x050
+#define R_ISR 0x060
+#define R_ACK 0x064
+#define R_STATUS 0x070
+#define R_DESC_LO 0x080
+#define R_DESC_HI 0x084
+#define R_DRIVER_LO 0x090
+#define R_DRIVER_HI 0x094
+#define R_DEVICE_LO 0x0a0
+#define R_DEVICE_HI 0x0a4
+#define R_CONFIG 0x100
+
+#define F_MAC 5
+#define F_STATUS 16
+
+static const uint8_t MAC_A[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x0a };
+static const uint8_t MAC_B[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x0b };
+static const uint8_t MAC_G[6] = { 0x52, 0x54, 0x00, 0x99, 0x00, 0x01 };
+static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+struct irq_rec {
+	_Atomic int level;
+	_Atomic unsigned int raises;
+};
+
+static int irq_rec_set(void *opaque, uint32_t gsi, int level)
+{
+	struct irq_rec *r = opaque;
+
+	(void)gsi;
+	if (level && !r->level)
+		r->raises++;
+	r->level = level;
+	return 0;
+}
+
+struct fx {
+	struct guestmem mem;
+	uint8_t *buf;
+	struct irq_rec irq;
+	struct virtio_dev *dev;
+	struct virtio_mmio *m;
+	int peer;                       /* the test's end of the backend */
+	uint16_t avail_idx[2], used_seen[2];
+	char store[64];
+};
+
+static struct fx fx = { .peer = -1 };
+
+static void *host(uint64_t gpa)
+{
+	return fx.buf + (gpa - MEM_GPA);
+}
+
+static uint32_t rd(uint64_t off)
+{
+	uint32_t v = 0xdeadbeef;
+
+	virtio_mmio_io(fx.m, off, &v, 4, false);
+	return v;
+}
+
+static void wr(uint64_t off, uint32_t v)
+{
+	virtio_mmio_io(fx.m, off, &v, 4, true);
+}
+
+static void fx_close_device(void)
+{
+	virtio_mmio_destroy(fx.m);
+	virtio_dev_destroy(fx.dev);
+	fx.m = NULL;
+	fx.dev = NULL;
+}
+
+static void stop_store_switches(void);
+
+static void fx_teardown(void)
+{
+	fx_close_device();
+	if (fx.peer >= 0)
+		close(fx.peer);
+	free(fx.buf);
+	stop_store_switches();
+	memset(&fx, 0, sizeof(fx));
+	fx.peer = -1;
+}
+
+static void fx_base(void)
+{
+	fx_teardown();
+	fx.buf = aligned_alloc(4096, MEM_SIZE);
+	CHECK(fx.buf);
+	memset(fx.buf, 0, MEM_SIZE);
+	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
+	fx.mem.nregions = 1;
+	fx.mem.total = MEM_SIZE;
+}
+
+static void fx_attach(struct virtio_dev *dev)
+{
+	struct irq_line irq = { irq_rec_set, &fx.irq, 22 };
+
+	fx.dev = dev;
+	CHECK_EQ(virtio_mmio_create(&fx.m, &fx.mem, irq, dev), 0);
+}
+
+/* A device on a SOCK_SEQPACKET pair; device_sndbuf > 0 shrinks its send buffer. */
+static void fx_open_pair(int device_sndbuf)
+{
+	struct virtio_net_opts o = { .name = "virtio-net-test", .queue_size = 64 };
+	struct virtio_dev *dev;
+	char err[256];
+	int sv[2];
+
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	if (device_sndbuf)
+		CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &device_sndbuf, sizeof(device_sndbuf)), 0);
+	fx.peer = sv[1];
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_FD, .fd = sv[0] };
+	memcpy(o.backend.mac, MAC_A, 6);
+	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
+		FAILF("virtio_net_create: %s", err);
+	fx_attach(dev);
+}
+
+static void queue_init(unsigned int q)
+{
+	wr(R_QUEUE_SEL, q);
+	CHECK_EQ(rd(R_QUEUE_READY), 0);
+	CHECK(rd(R_QUEUE_NUM_MAX) >= QSZ);
+	wr(R_QUEUE_NUM, QSZ);
+	wr(R_DESC_LO, (uint32_t)RING_GPA(q, 0));
+	wr(R_DESC_HI, 0);
+	wr(R_DRIVER_LO, (uint32_t)RING_GPA(q, 1));
+	wr(R_DRIVER_HI, 0);
+	wr(R_DEVICE_LO, (uint32_t)RING_GPA(q, 2));
+	wr(R_DEVICE_HI, 0);
+	wr(R_QUEUE_READY, 1);
+	CHECK_EQ(rd(R_QUEUE_READY), 1);
+}
+
+/* 3.1.1, accepting the offered features in want (and VERSION_1). */
+static uint64_t driver_init(uint64_t want)
+{
+	uint64_t offered, accept;
+
+	wr(R_STATUS, 0);
+	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(R_DEV_FEATURES_SEL, 0);
+	offered = rd(R_DEV_FEATURES);
+	wr(R_DEV_FEATURES_SEL, 1);
+	offered |= (uint64_t)rd(R_DEV_FEATURES) << 32;
+	accept = offered & (want | VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	wr(R_DRV_FEATURES_SEL, 0);
+	wr(R_DRV_FEATURES, (uint32_t)accept);
+	wr(R_DRV_FEATURES_SEL, 1);
+	wr(R_DRV_FEATURES, (uint32_t)(accept >> 32));
+	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	CHECK(rd(R_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	memset(host(MEM_GPA), 0, 0x6000);
+	memset(fx.avail_idx, 0, sizeof(fx.avail_idx));
+	memset(fx.used_seen, 0, sizeof(fx.used_seen));
+	queue_init(RXQ);
+	queue_init(TXQ);
+	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+	CHECK_EQ(rd(R_STATUS), 0xf);
+	return offered;
+}
+
+static void desc(unsigned int q, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
+		 uint16_t next)
+{
+	struct virtq_desc d = { addr, len, flags, next };
+
+	memcpy(host(RING_GPA(q, 0) + 16 * i), &d, sizeof(d));
+}
+
+static struct virtq_used *used(unsigned int q)
+{
+	return host(RING_GPA(q, 2));
+}
+
+/* Makes head available on queue q and kicks it. */
+static void post(unsigned int q, uint16_t head)
+{
+	struct virtq_avail *a = host(RING_GPA(q, 1));
+
+	a->ring[QSZ] = fx.used_seen[q];         /* used_event: interrupt for the next one */
+	a->ring[fx.avail_idx[q] % QSZ] = head;
+	__atomic_store_n(&a->idx, ++fx.avail_idx[q], __ATOMIC_RELEASE);
+	wr(R_QUEUE_NOTIFY, q);
+}
+
+static bool wait_until(bool (*cond)(void *), void *arg, int ms)
+{
+	struct timespec ts = { 0, 1000000 };
+
+	for (int i = 0; i < ms; i++) {
+		if (cond(arg))
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	return cond(arg);
+}
+
+static bool used_advanced(void *arg)
+{
+	unsigned int q = (unsigned int)(uintptr_t)arg;
+
+	return __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE) != fx.used_seen[q];
+}
+
+/* The next used entry of queue q, within 5 s. */
+static struct virtq_used_elem take_used(unsigned int q)
+{
+	struct virtq_used_elem u;
+
+	if (!wait_until(used_advanced, (void *)(uintptr_t)q, 5000))
+		FAILF("queue %u: no used entry within 5 s (used idx %u)", q, used(q)->idx);
+	u = used(q)->ring[fx.used_seen[q] % QSZ];
+	fx.used_seen[q]++;
+	return u;
+}
+
+static bool nothing_used(unsigned int q, int ms)
+{
+	return !wait_until(used_advanced, (void *)(uintptr_t)q, ms);
+}
+
+static size_t make_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src, size_t len, uint8_t seed)
+{
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;           /* local experimental ethertype */
+	for (size_t i = 14; i < len; i++)
+		f[i] = (uint8_t)(seed + i * 13);
+	return len;
+}
+
+/* Reads one message from fd within ms; its length, or -1. */
+static ssize_t recv_within(int fd, void *buf, size_t len, int ms)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return recv(fd, buf, len, MSG_DONTWAIT | MSG_TRUNC);
+}
+
+static uint16_t cfg_status(void)
+{
+	uint16_t s = 0xffff;
+
+	virtio_mmio_io(fx.m, R_CONFIG + 6, &s, 2, false);
+	return s;
+}
+
+static void test_probe_and_config(void)
+{
+	uint8_t mac[6];
+	uint64_t f;
+
+	fx_base();
+	fx_open_pair(0);
+	CHECK_EQ(rd(R_MAGIC), 0x74726976);
+	CHECK_EQ(rd(R_DEVICE_ID), VIRTIO_ID_NET);
+	f = driver_init(~0ULL);
+	CHECK(f & VIRTIO_BIT(F_MAC));
+	CHECK(f & VIRTIO_BIT(F_STATUS));
+	CHECK(f & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+	/* No offloads, no mergeable buffers, no control queue. */
+	CHECK(!(f & (VIRTIO_BIT(0) | VIRTIO_BIT(1) | VIRTIO_BIT(7) | VIRTIO_BIT(11) |
+		     VIRTIO_BIT(15) | VIRTIO_BIT(17))));
+	for (int i = 0; i < 6; i++)
+		virtio_mmio_io(fx.m, R_CONFIG + i, &mac[i], 1, false);
+	CHECK(!memcmp(mac, MAC_A, 6));
+	CHECK_EQ(cfg_status(), 1);              /* VIRTIO_NET_S_LINK_UP */
+	/* Config writes are ignored. */
+	wr(R_CONFIG, 0);
+	virtio_mmio_io(fx.m, R_CONFIG, &mac[0], 1, false);
+	CHECK_EQ(mac[0], MAC_A[0]);
+	fx_teardown();
+}
+
+static void test_rx_frame_reaches_guest(void)
+{
+	static const uint8_t want_hdr[HDR] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0 };
+	uint8_t f[1514];
+	struct virtq_used_elem u;
+	struct virtio_net_stats st;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	/* One buffer, as Linux posts them without mergeable buffers. */
+	memset(host(RXBUF(0)), 0xee, HDR + 1518);
+	desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+	post(RXQ, 0);
+	CHECK(nothing_used(RXQ, 50));
+	make_frame(f, MAC_A, MAC_B, 60, 1);
+	CHECK_EQ(send(fx.peer, f, 60, 0), 60);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.len, HDR + 60);
+	CHECK(!memcmp(host(RXBUF(0)), want_hdr, HDR));          /* zeroed, num_buffers 1 */
+	CHECK(!memcmp(host(RXBUF(0) + HDR), f, 60));
+	CHECK_EQ(*(uint8_t *)host(RXBUF(0) + HDR + 60), 0xee);  /* nothing past the frame */
+	CHECK(fx.irq.raises >= 1);
+	CHECK(rd(R_ISR) & VIRTIO_ISR_QUEUE);
+
+	/* Header and frame split over three descriptors, a full-size frame. */
+	desc(RXQ, 1, RXBUF(1), 10, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	desc(RXQ, 2, RXBUF(2), 700, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 3);
+	desc(RXQ, 3, RXBUF(3), 2000, VIRTQ_DESC_F_WRITE, 0);
+	post(RXQ, 1);
+	make_frame(f, BCAST, MAC_B, 1514, 2);
+	CHECK_EQ(send(fx.peer, f, 1514, 0), 1514);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 1);
+	CHECK_EQ(u.len, HDR + 1514);
+	CHECK(!memcmp(host(RXBUF(1)), want_hdr, 10));
+	CHECK(!memcmp(host(RXBUF(2)), want_hdr + 10, 2));
+	CHECK(!memcmp(host(RXBUF(2) + 2), f, 698));
+	CHECK(!memcmp(host(RXBUF(3)), f + 698, 1514 - 698));
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.rx_frames, 2);
+	CHECK_EQ(st.rx_bytes, 60 + 1514);
+	CHECK_EQ(st.rx_dropped, 0);
+	CHECK(!virtio_dev_is_broken(fx.dev));
+	fx_teardown();
+}
+
+static void test_rx_waits_for_buffers(void)
+{
+	uint8_t f[3][100];
+	struct virtq_used_elem u;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	/* Frames before any buffer wait in the backend; none is lost. */
+	for (int i = 0; i < 3; i++) {
+		make_frame(f[i], MAC_A, MAC_B, 100, (uint8_t)(10 * i));
+		CHECK_EQ(send(fx.peer, f[i], 100, 0), 100);
+	}
+	CHECK(nothing_used(RXQ, 50));
+	for (int i = 0; i < 3; i++) {
+		desc(RXQ, (unsigned int)i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		post(RXQ, (uint16_t)i);
+	}
+	for (int i = 0; i < 3; i++) {
+		u = take_used(RXQ);
+		CHECK_EQ(u.id, i);
+		CHECK_EQ(u.len, HDR + 100);
+		CHECK(!memcmp(host(RXBUF(i) + HDR), f[i], 100));
+	}
+	fx_teardown();
+}
+
+static void test_rx_oversized_frame_dropped(void)
+{
+	uint8_t big[4000], small[80];
+	struct virtq_used_elem u;
+	struct virtio_net_stats st;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	/* A buffer with room for 100 bytes of frame, and bytes after it. */
+	memset(host(RXBUF(0)), 0xcc, 0x1000);
+	desc(RXQ, 0, RXBUF(0), HDR + 100, VIRTQ_DESC_F_WRITE, 0);
+	post(RXQ, 0);
+	make_frame(big, MAC_A, MAC_B, sizeof(big), 3);
+	CHECK_EQ(send(fx.peer, big, 101, 0), 101);
+	CHECK_EQ(send(fx.peer, big, sizeof(big), 0), (ssize_t)sizeof(big));
+	make_frame(small, MAC_A, MAC_B, sizeof(small), 4);
+	CHECK_EQ(send(fx.peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
+	/* The two large ones are dropped; the buffer waits for the small one. */
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.len, HDR + sizeof(small));
+	CHECK(!memcmp(host(RXBUF(0) + HDR), small, sizeof(small)));
+	for (size_t i = HDR + 100; i < 0x1000; i++)
+		if (*(uint8_t *)host(RXBUF(0) + i) != 0xcc)
+			FAILF("byte %zu past the guest's buffer was written", i);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.rx_dropped, 2);
+	CHECK_EQ(st.rx_frames, 1);
+	/* A buffer too small for any frame goes back empty. */
+	desc(RXQ, 1, RXBUF(1), 20, VIRTQ_DESC_F_WRITE, 0);
+	post(RXQ, 1);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 1);
+	CHECK_EQ(u.len, 0);
+	/* So does one with no writable part. */
+	desc(RXQ, 2, RXBUF(2), 2000, 0, 0);
+	post(RXQ, 2);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 2);
+	CHECK_EQ(u.len, 0);
+	CHECK(!virtio_dev_is_broken(fx.dev));
+	fx_teardown();
+}
+
+static void test_tx_frame_leaves_without_header(void)
+{
+	uint8_t f[1514], got[2000];
+	struct virtq_used_elem u;
+	struct virtio_net_stats st;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	/* Header and frame in one buffer. */
+	memset(host(TXBUF(0)), 0x77, HDR);      /* a header asking for offloads: ignored */
+	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 60, 5);
+	desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
+	post(TXQ, 0);
+	u = take_used(TXQ);
+	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.len, 0);
+	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 60);
+	CHECK(!memcmp(got, host(TXBUF(0) + HDR), 60));
+	/* Header apart, frame in two pieces. */
+	make_frame(f, BCAST, MAC_A, 1514, 6);
+	memset(host(TXBUF(1)), 0, HDR);
+	memcpy(host(TXBUF(2)), f, 1000);
+	memcpy(host(TXBUF(3)), f + 1000, 514);
+	desc(TXQ, 1, TXBUF(1), HDR, VIRTQ_DESC_F_NEXT, 2);
+	desc(TXQ, 2, TXBUF(2), 1000, VIRTQ_DESC_F_NEXT, 3);
+	desc(TXQ, 3, TXBUF(3), 514, 0, 0);
+	post(TXQ, 1);
+	CHECK_EQ(take_used(TXQ).id, 1);
+	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 1514);
+	CHECK(!memcmp(got, f, 1514));
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_frames, 2);
+	CHECK_EQ(st.tx_bytes, 60 + 1514);
+	CHECK_EQ(st.tx_dropped, 0);
+	fx_teardown();
+}
+
+static void test_tx_malformed_chains(void)
+{
+	uint8_t got[100];
+	struct virtio_net_stats st;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	/* Shorter than a header, and a header with a runt behind it. */
+	desc(TXQ, 0, TXBUF(0), 5, 0, 0);
+	post(TXQ, 0);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	desc(TXQ, 1, TXBUF(0), HDR + 13, 0, 0);
+	post(TXQ, 1);
+	CHECK_EQ(take_used(TXQ).id, 1);
+	/* Writable only: nothing to send. */
+	desc(TXQ, 2, TXBUF(0), 100, VIRTQ_DESC_F_WRITE, 0);
+	post(TXQ, 2);
+	CHECK_EQ(take_used(TXQ).id, 2);
+	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 100), -1);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_dropped, 3);
+	CHECK_EQ(st.tx_frames, 0);
+	CHECK(!virtio_dev_is_broken(fx.dev));
+	fx_teardown();
+}
+
+/* A backend that cannot keep up slows the guest down; it loses nothing. */
+static void test_tx_backpressure_keeps_order(void)
+{
+	uint8_t got[2000];
+	struct virtio_net_stats st;
+	unsigned int n = 12;
+
+	fx_base();
+	fx_open_pair(4096);
+	driver_init(~0ULL);
+	for (unsigned int i = 0; i < n; i++) {
+		make_frame(host(TXBUF(i) + HDR), MAC_B, MAC_A, 1500, (uint8_t)i);
+		desc(TXQ, i, TXBUF(i), HDR + 1500, 0, 0);
+		post(TXQ, (uint16_t)i);
+	}
+	for (unsigned int i = 0; i < n; i++) {
+		uint8_t want[1500];
+
+		CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 1500);
+		make_frame(want, MAC_B, MAC_A, 1500, (uint8_t)i);
+		if (memcmp(got, want, 1500))
+			FAILF("frame %u arrived out of order or damaged", i);
+	}
+	for (unsigned int i = 0; i < n; i++)
+		CHECK_EQ(take_used(TXQ).id, i);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_frames, n);
+	CHECK_EQ(st.tx_dropped, 0);
+	fx_teardown();
+}
+
+static bool link_down(void *arg)
+{
+	(void)arg;
+	return cfg_status() == 0;
+}
+
+static bool link_up(void *arg)
+{
+	(void)arg;
+	return cfg_status() == 1;
+}
+
+static void test_link_down_when_backend_closes(void)
+{
+	struct virtio_net_stats st;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+	post(RXQ, 0);
+	wr(R_ACK, rd(R_ISR));
+	close(fx.peer);
+	fx.peer = -1;
+	CHECK(wait_until(link_down, NULL, 5000));
+	CHECK(rd(R_ISR) & VIRTIO_ISR_CONFIG);
+	/* Transmitting on a dead link drops, counted, and returns the buffers. */
+	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 60, 0);
+	desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
+	post(TXQ, 0);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK(!st.link_up);
+	CHECK_EQ(st.tx_dropped, 1);
+	fx_teardown();
+}
+
+static void test_create_refuses_bad_options(void)
+{
+	struct virtio_net_opts o = { 0 };
+	struct virtio_dev *dev = (struct virtio_dev *)1;
+	char err[256];
+	int sv[2];
+
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_FD, .fd = sv[0] };
+	memcpy(o.backend.mac, BCAST, 6);
+	CHECK_EQ(virtio_net_create(&dev, &o, err, sizeof(err)), -EINVAL);
+	CHECK(!dev);
+	CHECK(strstr(err, "multicast"));
+	CHECK(fcntl(sv[0], F_GETFD) < 0);               /* taken over, even so */
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv + 0), 0);
+	close(sv[1]);
+	memcpy(o.backend.mac, MAC_A, 6);
+	o.backend.fd = sv[0];
+	o.queue_size = 100;
+	CHECK_EQ(virtio_net_create(&dev, &o, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "queue size"));
+	/* A stream socket is no frame backend. */
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	close(sv[1]);
+	o.queue_size = 0;
+	o.backend.fd = sv[0];
+	CHECK_EQ(virtio_net_create(&dev, &o, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "not a message socket"));
+	/* No switch there. */
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_SWITCH,
+					       .path = "/nonexistent/switches/lan/ports.sock" };
+	memcpy(o.backend.mac, MAC_A, 6);
+	CHECK_EQ(virtio_net_create(&dev, &o, err, sizeof(err)), -ENOENT);
+	CHECK(strstr(err, "switch 'lan' is not running"));
+	CHECK(strstr(err, "nestvm switch start lan"));
+}
+
+/* The TAP backend against a real TAP device, watched from the host side
+ * through a packet socket: needs CAP_NET_ADMIN, else it skips. */
+static void test_tap_backend(void)
+{
+	struct virtio_net_opts o = { .name = "virtio-net-tap", .queue_size = 32 };
+	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL) };
+	struct virtio_dev *dev;
+	struct virtio_net_stats st;
+	char err[256], path[128], tap[16];
+	uint8_t f[300], got[2000];
+	int ps = -1, fd;
+	bool seen = false;
+
+	fx_base();
+	snprintf(tap, sizeof(tap), "nvt%u", (unsigned int)getpid() % 1000000);
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_TAP, .tap = tap };
+	memcpy(o.backend.mac, MAC_A, 6);
+	if (access("/dev/net/tun", R_OK | W_OK) < 0)
+		SKIP("no /dev/net/tun here");
+	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
+		SKIP("cannot create a TAP device here: %s", err);
+	fx_attach(dev);
+	/* Quiet: no IPv6 chatter from the host on the new interface. */
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", tap);
+	fd = open(path, O_WRONLY);
+	if (fd >= 0) {
+		(void)!write(fd, "1", 1);
+		close(fd);
+	}
+	ps = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+	if (ps < 0) {
+		fx_teardown();
+		SKIP("no packet socket to watch the TAP device (%s)", strerror(errno));
+	}
+	sll.sll_ifindex = (int)if_nametoindex(tap);
+	CHECK(sll.sll_ifindex > 0);
+	CHECK_EQ(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
+	driver_init(~0ULL);
+	for (unsigned int i = 0; i < 8; i++) {
+		desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		post(RXQ, (uint16_t)i);
+	}
+
+	/* Guest to host: the frame, without any header. */
+	make_frame(host(TXBUF(0) + HDR), BCAST, MAC_A, 300, 11);
+	desc(TXQ, 0, TXBUF(0), HDR + 300, 0, 0);
+	post(TXQ, 0);
+	for (int i = 0; i < 50 && !seen; i++) {
+		ssize_t n = recv_within(ps, got, sizeof(got), 100);
+
+		seen = n == 300 && !memcmp(got, host(TXBUF(0) + HDR), 300);
+	}
+	CHECK(seen);
+	/* Spoofing is off: a frame from another address never reaches the host. */
+	make_frame(host(TXBUF(1) + HDR), BCAST, MAC_G, 300, 12);
+	desc(TXQ, 1, TXBUF(1), HDR + 300, 0, 0);
+	post(TXQ, 1);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	CHECK_EQ(take_used(TXQ).id, 1);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_spoofed, 1);
+	CHECK_EQ(st.tx_frames, 1);
+
+	/* Host to guest: what the host sends on the interface. */
+	make_frame(f, MAC_A, MAC_B, 300, 13);
+	CHECK_EQ(send(ps, f, 300, 0), 300);
+	seen = false;
+	for (int i = 0; i < 8 && !seen; i++) {
+		struct virtq_used_elem u = take_used(RXQ);
+
+		seen = u.len == HDR + 300 && !memcmp(host(RXBUF(u.id) + HDR), f, 300);
+	}
+	CHECK(seen);
+	close(ps);
+	fx_teardown();
+}
+
+/* ---- a real switch daemon ---- */
+
+static char out[65536], errbuf[4096];
+
+/* Runs cmd_switch with stdout and stderr captured. */
+static int run_switch(const char *const *words)
+{
+	char *argv[32], *copies[32];
+	int argc = 0, status, saved[2], fds[2];
+	char name[2][128];
+
+	for (; words[argc]; argc++)
+		argv[argc] = copies[argc] = strdup(words[argc]);
+	argv[argc] = NULL;
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < 2; i++) {
+		snprintf(name[i], sizeof(name[i]), "%s/std%d", fx.store, i + 1);
+		fds[i] = open(name[i], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+		CHECK(fds[i] >= 0);
+		saved[i] = dup(i + 1);
+		CHECK(dup2(fds[i], i + 1) == i + 1);
+	}
+	status = cmd_switch(argc, argv);
+	fflush(stdout);
+	fflush(stderr);
+	for (int i = 0; i < 2; i++) {
+		char *buf = i ? errbuf : out;
+		size_t cap = i ? sizeof(errbuf) : sizeof(out);
+		ssize_t n;
+
+		dup2(saved[i], i + 1);
+		close(saved[i]);
+		n = pread(fds[i], buf, cap - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		close(fds[i]);
+		unlink(name[i]);
+	}
+	for (int i = 0; i < argc; i++)
+		free(copies[i]);
+	return status;
+}
+
+#define SWITCH(...) run_switch((const char *const[]){ __VA_ARGS__, NULL })
+
+/* Whatever a failed test left running is stopped, and the store deleted. */
+static void stop_store_switches(void)
+{
+	char dir[256], err[256], cmd[128];
+
+	if (!fx.store[0])
+		return;
+	for (int i = 0; i < 2; i++) {
+		snprintf(dir, sizeof(dir), "%s/switches/%s", fx.store, i ? "t2" : "t1");
+		if (switchd_alive(dir) && switchd_stop(dir, true, 5000, err, sizeof(err)) < 0)
+			fprintf(stderr, "test: could not stop the switch in %s: %s\n", dir, err);
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.store);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test: could not remove %s\n", fx.store);
+	fx.store[0] = '\0';
+}
+
+static void make_store(void)
+{
+	snprintf(fx.store, sizeof(fx.store), "/tmp/nestvm-switch-XXXXXX");
+	CHECK(mkdtemp(fx.store));
+}
+
+static void adapter(struct net_backend *be, const char *sock, const uint8_t *mac, bool spoofing,
+		    const char *label)
+{
+	struct net_backend_opts o = { .kind = NET_BACKEND_SWITCH, .path = sock,
+				      .mac_spoofing = spoofing, .label = label };
+	char err[256];
+
+	memcpy(o.mac, mac, 6);
+	if (net_backend_open(be, &o, err, sizeof(err)) != 0)
+		FAILF("adapter %s: %s", label, err);
+}
+
+static ssize_t be_send(struct net_backend *be, const uint8_t *f, size_t len)
+{
+	struct iovec v = { (void *)f, len };
+
+	return net_backend_send(be, &v, 1);
+}
+
+/* One frame from be within ms: its length, or -1. */
+static ssize_t be_recv(struct net_backend *be, uint8_t *buf, size_t len, int ms)
+{
+	struct pollfd p = { be->fd, POLLIN, 0 };
+	struct iovec v = { buf, len };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return net_backend_recv(be, &v, 1);
+}
+
+/* The value after "key": in the JSON object that holds "name": "port_name". */
+static long long json_port_field(const char *json, const char *port_name, const char *key)
+{
+	char pat[128];
+	const char *p, *end, *k;
+
+	snprintf(pat, sizeof(pat), "\"name\": \"%s\"", port_name);
+	p = strstr(json, pat);
+	if (!p)
+		return -1;
+	end = strchr(p, '}');
+	snprintf(pat, sizeof(pat), "\"%s\": ", key);
+	k = strstr(p, pat);
+	if (!k || (end && k > end))
+		return -1;
+	return atoll(k + strlen(pat));
+}
+
+static void test_switch_daemon_forwards_and_drops_spoofed(void)
+{
+	struct net_backend a = { .fd = -1 }, b = { .fd = -1 }, c = { .fd = -1 };
+	struct net_backend_opts dup = { .kind = NET_BACKEND_SWITCH, .label = "vm-c/net0" };
+	char sock[300], dir[256], err[256];
+	uint8_t f[1514], got[2000];
+
+	fx_base();
+	make_store();
+	CHECK_EQ(SWITCH("new", "t1", "--store", fx.store), 0);
+	CHECK(strstr(out, "Switch 't1' is running"));
+	snprintf(dir, sizeof(dir), "%s/switches/t1", fx.store);
+	snprintf(sock, sizeof(sock), "%s/ports.sock", dir);
+	CHECK(switchd_alive(dir));
+	CHECK_EQ(SWITCH("new", "t1", "--store", fx.store), 1);
+	CHECK(strstr(errbuf, "already exists"));
+
+	adapter(&a, sock, MAC_A, false, "vm-a/net0");
+	adapter(&b, sock, MAC_B, false, "vm-b/net0");
+	CHECK(a.port != b.port);
+	/* An address already on the switch is refused, and the message says whose. */
+	dup.path = sock;
+	memcpy(dup.mac, MAC_A, 6);
+	CHECK_EQ(net_backend_open(&c, &dup, err, sizeof(err)), -EADDRINUSE);
+	CHECK(strstr(err, "in use"));
+	CHECK(strstr(err, "vm-a/net0"));
+
+	/* Unicast A to B, broadcast from A, and back from B. */
+	make_frame(f, MAC_B, MAC_A, 1000, 1);
+	CHECK_EQ(be_send(&a, f, 1000), 1000);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 1000);
+	CHECK(!memcmp(got, f, 1000));
+	make_frame(f, BCAST, MAC_A, 60, 2);
+	CHECK_EQ(be_send(&a, f, 60), 60);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 60);
+	CHECK(!memcmp(got, f, 60));
+	make_frame(f, MAC_A, MAC_B, 1514, 3);
+	CHECK_EQ(be_send(&b, f, 1514), 1514);
+	CHECK_EQ(be_recv(&a, got, sizeof(got), 2000), 1514);
+	CHECK(!memcmp(got, f, 1514));
+
+	/* A frame from A with a nested guest's address: spoofing is off for A. */
+	make_frame(f, MAC_B, MAC_G, 60, 4);
+	CHECK_EQ(be_send(&a, f, 60), 60);
+	make_frame(f, BCAST, MAC_G, 60, 5);
+	CHECK_EQ(be_send(&a, f, 60), 60);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 300), -1);
+	/* A frame after it still passes: the port is not shut, only the frame. */
+	make_frame(f, MAC_B, MAC_A, 80, 6);
+	CHECK_EQ(be_send(&a, f, 80), 80);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 80);
+
+	CHECK_EQ(SWITCH("show", "t1", "--json", "--store", fx.store), 0);
+	CHECK_EQ(json_port_field(out, "vm-a/net0", "droppedSpoof"), 2);
+	CHECK_EQ(json_port_field(out, "vm-a/net0", "rxFrames"), 5);
+	CHECK_EQ(json_port_field(out, "vm-b/net0", "droppedSpoof"), 0);
+	CHECK_EQ(json_port_field(out, "vm-b/net0", "txFrames"), 3);
+	CHECK_EQ(json_port_field(out, "vm-a/net0", "txFrames"), 1);
+	CHECK(strstr(out, "\"macSpoofing\": false"));
+	CHECK(strstr(out, "\"mac\": \"52:54:00:12:34:0a\""));
+	CHECK(strstr(out, "\"uplink\": null"));
+	CHECK_EQ(SWITCH("show", "t1", "--store", fx.store), 0);
+	CHECK(strstr(out, "DROP-SPOOF"));
+	CHECK(strstr(out, "vm-b/net0"));
+	CHECK_EQ(SWITCH("list", "--store", fx.store), 0);
+	CHECK(strstr(out, "t1") && strstr(out, "running"));
+	{
+		FILE *lf;
+		char logpath[300], line[512];
+		bool logged = false;
+
+		snprintf(logpath, sizeof(logpath), "%s/switchd.log", dir);
+		lf = fopen(logpath, "r");
+		CHECK(lf);
+		while (fgets(line, sizeof(line), lf))
+			logged |= strstr(line, "spoofing is off") && strstr(line, "52:54:00:99:00:01");
+		fclose(lf);
+		CHECK(logged);
+	}
+
+	/* A VM that restarts plugs in again with its address at once. */
+	net_backend_close(&a);
+	adapter(&a, sock, MAC_A, false, "vm-a/net0");
+	make_frame(f, MAC_A, MAC_B, 64, 7);
+	CHECK_EQ(be_send(&b, f, 64), 64);
+	CHECK_EQ(be_recv(&a, got, sizeof(got), 2000), 64);
+
+	/* With adapters connected, removal needs --force. */
+	CHECK_EQ(SWITCH("remove", "t1", "--store", fx.store), 1);
+	CHECK(strstr(errbuf, "2 adapters connected"));
+	CHECK(strstr(errbuf, "--force"));
+	CHECK(switchd_alive(dir));
+	CHECK_EQ(SWITCH("remove", "t1", "--force", "--store", fx.store), 0);
+	CHECK(!switchd_alive(dir));
+	CHECK(access(dir, F_OK) < 0);
+	/* The adapters see their switch gone. */
+	CHECK_EQ(be_recv(&a, got, sizeof(got), 2000), -EPIPE);
+	CHECK_EQ(SWITCH("show", "t1", "--store", fx.store), 1);
+	CHECK(strstr(errbuf, "no switch 't1'"));
+	net_backend_close(&a);
+	net_backend_close(&b);
+	fx_teardown();
+}
+
+/* The whole path: a guest's virtio-net adapter on the switch, a plain
+ * adapter on the other side; then the switch restarts under it. */
+static void test_virtio_net_on_switch(void)
+{
+	struct virtio_net_opts o = { .name = "virtio-net-sw", .queue_size = 32 };
+	struct net_backend b = { .fd = -1 };
+	struct virtio_dev *dev;
+	struct virtio_net_stats st;
+	char sock[300], dir[256], err[256];
+	uint8_t f[200], got[2000];
+	struct virtq_used_elem u;
+
+	fx_base();
+	make_store();
+	CHECK_EQ(SWITCH("new", "t2", "--store", fx.store), 0);
+	snprintf(dir, sizeof(dir), "%s/switches/t2", fx.store);
+	snprintf(sock, sizeof(sock), "%s/ports.sock", dir);
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_SWITCH, .path = sock,
+					       .label = "guest/net0" };
+	memcpy(o.backend.mac, MAC_A, 6);
+	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
+		FAILF("virtio_net_create: %s", err);
+	fx_attach(dev);
+	driver_init(~0ULL);
+	adapter(&b, sock, MAC_B, false, "peer");
+	for (unsigned int i = 0; i < 4; i++) {
+		desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		post(RXQ, (uint16_t)i);
+	}
+
+	/* Guest to peer. */
+	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 200, 7);
+	desc(TXQ, 0, TXBUF(0), HDR + 200, 0, 0);
+	post(TXQ, 0);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 200);
+	CHECK(!memcmp(got, host(TXBUF(0) + HDR), 200));
+	/* Peer to guest. */
+	make_frame(f, MAC_A, MAC_B, 200, 8);
+	CHECK_EQ(be_send(&b, f, 200), 200);
+	u = take_used(RXQ);
+	CHECK_EQ(u.len, HDR + 200);
+	CHECK(!memcmp(host(RXBUF(u.id) + HDR), f, 200));
+	/* The guest pretends to be someone else: the switch drops it. */
+	make_frame(host(TXBUF(1) + HDR), MAC_B, MAC_G, 200, 9);
+	desc(TXQ, 1, TXBUF(1), HDR + 200, 0, 0);
+	post(TXQ, 1);
+	CHECK_EQ(be_recv(&b, got, sizeof(got), 300), -1);
+	CHECK_EQ(SWITCH("show", "t2", "--json", "--store", fx.store), 0);
+	CHECK_EQ(json_port_field(out, "guest/net0", "droppedSpoof"), 1);
+
+	/* The switch goes away: link down. It comes back: the adapter finds it. */
+	CHECK_EQ(SWITCH("stop", "t2", "--store", fx.store), 1);
+	CHECK_EQ(SWITCH("stop", "t2", "--force", "--store", fx.store), 0);
+	CHECK(wait_until(link_down, NULL, 5000));
+	CHECK_EQ(SWITCH("start", "t2", "--store", fx.store), 0);
+	CHECK(wait_until(link_up, NULL, 5000));
+	net_backend_close(&b);
+	adapter(&b, sock, MAC_B, false, "peer");
+	make_frame(f, MAC_A, MAC_B, 120, 10);
+	CHECK_EQ(be_send(&b, f, 120), 120);
+	u = take_used(RXQ);
+	CHECK_EQ(u.len, HDR + 120);
+	CHECK(!memcmp(host(RXBUF(u.id) + HDR), f, 120));
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK(st.link_up);
+	CHECK_EQ(st.rx_frames, 2);
+	CHECK_EQ(st.tx_frames, 2);      /* the spoofed one left the adapter; the switch dropped it */
+	net_backend_close(&b);
+	fx_close_device();
+	/* Once the daemon has seen both adapters go, no --force is needed. */
+	for (int i = 0; i < 100 && SWITCH("remove", "t2", "--store", fx.store) == 1; i++) {
+		CHECK(strstr(errbuf, "connected"));
+		usleep(20000);
+	}
+	CHECK(!switchd_alive(dir));
+	CHECK(access(dir, F_OK) < 0);
+	fx_teardown();
+}
+
+int main(void)
+{
+	RUN(test_probe_and_config);
+	RUN(test_rx_frame_reaches_guest);
+	RUN(test_rx_waits_for_buffers);
+	RUN(test_rx_oversized_frame_dropped);
+	RUN(test_tx_frame_leaves_without_header);
+	RUN(test_tx_malformed_chains);
+	RUN(test_tx_backpressure_keeps_order);
+	RUN(test_link_down_when_backend_closes);
+	RUN(test_create_refuses_bad_options);
+	RUN(test_tap_backend);
+	RUN(test_switch_daemon_forwards_and_drops_spoofed);
+	RUN(test_virtio_net_on_switch);
+	fx_teardown();
+	return HARNESS_END();
+}
