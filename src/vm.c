@@ -255,8 +255,9 @@ static int vm_build_virtio(struct vm *vm)
 	struct virtio_dev *dev;
 	int r = 0;
 
-	if (vm->cfg.ndisks > VM_MAX_DISKS) {
-		vm_errf(vm, "%u disks: at most %d", vm->cfg.ndisks, VM_MAX_DISKS);
+	if (vm->cfg.ndisks + vm->cfg.nnics + (vm->cfg.rng ? 1 : 0) > VM_MAX_VIRTIO) {
+		vm_errf(vm, "%u disks and %u network adapters%s: at most %d devices in all",
+			vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng ? " and the rng" : "", VM_MAX_VIRTIO);
 		return -EINVAL;
 	}
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
@@ -275,6 +276,29 @@ static int vm_build_virtio(struct vm *vm)
 		r = vm_add_virtio(vm, dev);
 		if (r < 0) {
 			vm_errf(vm, "disk '%s': %s", d->path, strerror(-r));
+			return r;
+		}
+	}
+	for (unsigned int i = 0; i < vm->cfg.nnics; i++) {
+		const struct vm_nic *n = &vm->cfg.nics[i];
+		char name[32], err[256];
+		struct virtio_net_opts no = { .name = name };
+
+		snprintf(name, sizeof(name), "virtio-net%u", i);
+		no.backend = (struct net_backend_opts){
+			.kind = n->tap ? NET_BACKEND_TAP : NET_BACKEND_SWITCH,
+			.path = n->switch_sock, .tap = n->tap, .fd = -1,
+			.mac_spoofing = n->mac_spoofing, .label = n->label,
+		};
+		memcpy(no.backend.mac, n->mac, sizeof(n->mac));
+		r = virtio_net_create(&dev, &no, err, sizeof(err));
+		if (r < 0) {
+			vm_errf(vm, "network adapter %u: %s", i, err);
+			return r;
+		}
+		r = vm_add_virtio(vm, dev);
+		if (r < 0) {
+			vm_errf(vm, "network adapter %u: %s", i, strerror(-r));
 			return r;
 		}
 	}

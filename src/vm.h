@@ -15,6 +15,7 @@
 #include "devices/devices.h"
 #include "guestmem.h"
 #include "kvm.h"
+#include "virtio/net.h"
 #include "virtio/virtio.h"
 
 #define VM_MIN_MEMORY  (16ULL << 20)
@@ -27,6 +28,16 @@
 struct vm_disk {
 	const char *path;               /* a raw image file */
 	bool read_only;
+};
+
+/* A network adapter: its backend (a virtual switch's port socket or a TAP
+ * device), its MAC address and whether it may send from other addresses. */
+struct vm_nic {
+	const char *switch_sock;        /* or NULL */
+	const char *tap;                /* or NULL */
+	uint8_t mac[6];
+	bool mac_spoofing;
+	const char *label;              /* how the switch names the port */
 };
 
 /* A flat binary run instead of a kernel: tests and the speed probe. */
@@ -49,6 +60,8 @@ struct vm_config {
 	bool expose_virt;
 	const struct vm_disk *disks;    /* virtio-blk, in order: vda, vdb, ... */
 	unsigned int ndisks;
+	const struct vm_nic *nics;      /* virtio-net: eth0, eth1, ... */
+	unsigned int nnics;
 	bool rng;                       /* virtio-rng */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */

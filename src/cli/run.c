@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "api.h"
+#include "net/switch.h"
 #include "store.h"
 #include "vm.h"
 #include "arch/x86/boot.h"
@@ -46,6 +47,7 @@ struct run_opts {
 	const char *console_socket;
 	bool detach;
 	struct opt_list disks;          /* FILE[,ro] */
+	struct opt_list nics;           /* switch=NAME|tap=IF[,mac=M][,spoofing=on] */
 	bool no_rng;
 };
 
@@ -63,6 +65,8 @@ static const struct opt run_table[] = {
 		"what a guest reboot does (default exit, status 0)", 0, 0, reboot_choices),
 	RUN_OPT("disk", 'd', OPT_LIST, disks, "FILE[,ro]",
 		"attach a raw disk image as virtio-blk: vda, vdb, ... (repeatable)", 0, 0, NULL),
+	RUN_OPT("nic", 0, OPT_LIST, nics, "switch=NAME|tap=IF[,mac=MAC][,spoofing=on]",
+		"a virtio-net adapter on a virtual switch or a TAP device (repeatable)", 0, 0, NULL),
 	RUN_OPT("no-rng", 0, OPT_FLAG, no_rng, NULL, "no virtio-rng device (on by default)", 0, 0, NULL),
 	RUN_OPT("nested", 0, OPT_FLAG, nested, NULL,
 		"expose the virtualization extensions (VMX/SVM) to the guest", 0, 0, NULL),
@@ -202,6 +206,52 @@ static void *signal_thread(void *arg)
 		vm_request_stop(vm, VM_STOP_REQUEST, NULL);
 	}
 	return NULL;
+}
+
+/* --nic switch=NAME|tap=IF[,mac=MAC][,spoofing=on|off]: a fresh MAC unless given. */
+static int run_parse_nic(const char *spec, const char *store, struct vm_nic *n,
+			 char *sock, size_t socklen, char *err, size_t errlen)
+{
+	char buf[512], *save = NULL, *tok;
+	bool have_mac = false;
+
+	memset(n, 0, sizeof(*n));
+	if (snprintf(buf, sizeof(buf), "%s", spec) >= (int)sizeof(buf)) {
+		snprintf(err, errlen, "too long");
+		return -EINVAL;
+	}
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		const char *v = eq ? eq + 1 : "";
+
+		if (eq)
+			*eq = '\0';
+		if (!strcmp(tok, "switch") && *v) {
+			if (switchd_path(store, v, SWITCHD_PORTS_SOCK, sock, socklen) < 0) {
+				snprintf(err, errlen, "bad switch name '%s'", v);
+				return -EINVAL;
+			}
+			n->switch_sock = sock;
+		} else if (!strcmp(tok, "tap") && *v) {
+			snprintf(sock, socklen, "%s", v);
+			n->tap = sock;
+		} else if (!strcmp(tok, "mac") && store_parse_mac(v, n->mac) == 0) {
+			have_mac = true;
+		} else if (!strcmp(tok, "spoofing") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+			n->mac_spoofing = !strcmp(v, "on");
+		} else {
+			snprintf(err, errlen, "'%s%s%s' is not one of switch=NAME, tap=IF, mac=MAC, spoofing=on|off",
+				 tok, eq ? "=" : "", v);
+			return -EINVAL;
+		}
+	}
+	if (!n->switch_sock == !n->tap) {
+		snprintf(err, errlen, "give exactly one of switch=NAME or tap=IF");
+		return -EINVAL;
+	}
+	if (!have_mac)
+		store_random_mac(n->mac);
+	return 0;
 }
 
 /* Kernel and initrd are read straight into guest memory later: here they
@@ -591,6 +641,10 @@ struct run_stored {
 	char disk_paths[OPT_LIST_MAX][STORE_PATH_MAX + 200];
 	struct vm_disk disks[OPT_LIST_MAX];
 	unsigned int ndisks;
+	char nic_socks[OPT_LIST_MAX][STORE_PATH_MAX + 200];
+	char nic_labels[OPT_LIST_MAX][STORE_NAME_MAX + 16];
+	struct vm_nic nics[OPT_LIST_MAX];
+	unsigned int nnics;
 };
 
 static int run_load_stored(struct run_opts *o, struct run_stored *st)
@@ -599,7 +653,8 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 	int fd, r;
 
 	st->run_lock = -1;
-	if (o->kernel || o->initrd || o->cmdline || o->memory || o->cpus || o->nested || o->disks.n) {
+	if (o->kernel || o->initrd || o->cmdline || o->memory || o->cpus || o->nested || o->disks.n ||
+	    o->nics.n) {
 		cli_error("run: --name boots the VM as stored; change its settings with nestvm vm set %s", o->name);
 		return EXIT_USAGE;
 	}
@@ -645,6 +700,20 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 		}
 		st->disks[i] = (struct vm_disk){ st->disk_paths[i], false };
 		st->ndisks++;
+	}
+	for (unsigned int i = 0; i < st->def.nnics && i < OPT_LIST_MAX; i++) {
+		struct vm_nic *n = &st->nics[i];
+
+		if (switchd_path(o->store, st->def.nics[i].sw, SWITCHD_PORTS_SOCK, st->nic_socks[i],
+				 sizeof(st->nic_socks[i])) < 0) {
+			cli_error("run: VM '%s': switch path too long", o->name);
+			return -ENAMETOOLONG;
+		}
+		snprintf(st->nic_labels[i], sizeof(st->nic_labels[i]), "%s/net%u", o->name, i);
+		*n = (struct vm_nic){ .switch_sock = st->nic_socks[i], .label = st->nic_labels[i],
+				      .mac_spoofing = st->def.nics[i].mac_spoofing };
+		memcpy(n->mac, st->def.nics[i].mac, 6);
+		st->nnics++;
 	}
 	if (!o->console_log)
 		o->console_log = st->log;
@@ -745,6 +814,8 @@ int cmd_run(int argc, char **argv)
 	struct vm_config cfg;
 	struct vm_disk disks[OPT_LIST_MAX];
 	static char disk_buf[OPT_LIST_MAX][4096];
+	struct vm_nic nics[OPT_LIST_MAX];
+	static char nic_socks[OPT_LIST_MAX][4096], nic_labels[OPT_LIST_MAX][32];
 	enum vm_stop_reason why = VM_STOP_NONE;
 	char err[256], reason[64] = "start failed", detail[1024] = "";
 	sigset_t set;
@@ -776,6 +847,15 @@ int cmd_run(int argc, char **argv)
 		snprintf(disk_buf[i], sizeof(disk_buf[i]), "%.*s",
 			 (int)(ro ? (size_t)(comma - o.disks.v[i]) : strlen(o.disks.v[i])), o.disks.v[i]);
 		disks[i] = (struct vm_disk){ disk_buf[i], ro };
+	}
+	for (unsigned int i = 0; i < o.nics.n; i++) {
+		snprintf(nic_labels[i], sizeof(nic_labels[i]), "run-%d/net%u", (int)getpid(), i);
+		if (run_parse_nic(o.nics.v[i], o.store, &nics[i], nic_socks[i], sizeof(nic_socks[i]),
+				  err, sizeof(err)) < 0) {
+			cli_error("run: --nic '%s': %s", o.nics.v[i], err);
+			return EXIT_USAGE;
+		}
+		nics[i].label = nic_labels[i];
 	}
 	if (o.name) {
 		st = calloc(1, sizeof(*st));
@@ -864,6 +944,7 @@ int cmd_run(int argc, char **argv)
 		.kernel = kernel, .initrd = initrd,
 		.cmdline = o.cmdline, .expose_virt = o.nested,
 		.disks = st ? st->disks : disks, .ndisks = st ? st->ndisks : o.disks.n, .rng = !o.no_rng,
+		.nics = st ? st->nics : nics, .nnics = st ? st->nnics : o.nics.n,
 		.console_out = com1_fd, .kvm_path = o.kvm,
 	};
 	vm = calloc(1, sizeof(*vm));

@@ -124,6 +124,7 @@ e2e_case case_bad_kernel
 e2e_case case_initrd_too_big
 . tests/e2e/nested.sh
 . tests/e2e/disk.sh
+. tests/e2e/net.sh
 . tests/e2e/lifecycle.sh
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
