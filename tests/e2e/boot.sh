@@ -125,6 +125,7 @@ e2e_case case_initrd_too_big
 . tests/e2e/nested.sh
 . tests/e2e/disk.sh
 . tests/e2e/net.sh
+. tests/e2e/nested-net.sh
 . tests/e2e/lifecycle.sh
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

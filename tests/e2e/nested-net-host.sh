@@ -1,0 +1,11 @@
+# Runs inside NestedHost for tests/e2e/nested-net.sh: a nestvm switch uplinked
+# to NestedHost's own adapter, and NestedVM on it pinging a VM on the outer
+# switch. Whether the ping passes is up to the outer switch's spoofing rule
+# for NestedHost's adapter.
+ip link set eth0 up
+nestvm switch new inner --uplink-if eth0 || echo "nested-net: switch failed"
+nestvm run --kernel /image/vmlinuz --initrd /image/nvm-initrd.img --memory 256M \
+	--nic switch=inner,mac=52:54:00:00:00:03 \
+	--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/net-guest.sh net.role=client" >/tmp/nvm.out 2>&1
+echo "nested-net: NestedVM exit=$?"
+sed 's/^/NestedVM| /' /tmp/nvm.out
