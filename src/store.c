@@ -660,26 +660,6 @@ int store_save(const char *root, const struct store_vm *vm, char *err, size_t er
 	return r;
 }
 
-static int store_mkdirs(const char *path)
-{
-	char buf[STORE_PATH_MAX];
-
-	if (strlen(path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 static int store_rm_rf(const char *path)
 {
 	DIR *d = opendir(path);
@@ -736,7 +716,7 @@ int store_create(const char *root, const struct store_vm *vm, char *err, size_t 
 	r = store_validate(vm, err, errlen);
 	if (r < 0)
 		return r;
-	r = store_mkdirs(root);
+	r = util_mkdir_p(root, 0755);
 	if (r < 0) {
 		snprintf(err, errlen, "store %s: cannot create it: %s", root, strerror(-r));
 		return r;

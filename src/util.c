@@ -103,6 +103,26 @@ out_close:
 	return err;
 }
 
+int util_mkdir_p(const char *path, unsigned int mode)
+{
+	char buf[4096];
+
+	if (strlen(path) >= sizeof(buf))
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, mode) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
 uint64_t util_now_ns(void)
 {
 	struct timespec ts;

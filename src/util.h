@@ -22,6 +22,9 @@ MUST_CHECK int util_read_file(const char *path, uint8_t **data, size_t *len);
 
 uint64_t util_now_ns(void);
 
+/* mkdir -p: every missing directory of path, with mode. */
+MUST_CHECK int util_mkdir_p(const char *path, unsigned int mode);
+
 /* Formats a byte count the way the command line accepts it ("512M"). */
 const char *util_fmt_size(uint64_t bytes, char *buf, size_t len);
 

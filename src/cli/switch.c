@@ -127,26 +127,6 @@ static int switch_exists(const char *name, const char *dir)
 	return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-	char buf[SWITCHD_PATH_MAX];
-
-	if (strlen(path) >= sizeof(buf))
-		return -ENAMETOOLONG;
-	strcpy(buf, path);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
 /* Deletes what a switch's directory holds (nothing else), then the directory. */
 static int switch_delete_dir(const char *dir)
 {
@@ -217,7 +197,7 @@ static int switch_new(const char *name, const struct switch_opts *o)
 
 	r = switchd_root(o->store, root, sizeof(root));
 	if (r == 0)
-		r = mkdir_p(root);
+		r = util_mkdir_p(root, 0755);
 	if (r < 0) {
 		cli_error("switch '%s': creating %s: %s", name, root, strerror(-r));
 		return 1;
