@@ -56,6 +56,10 @@ case_lifecycle_create() {
 
 case_lifecycle_run() {
 	: >"$out"
+	# Its adapter's switch must run first; without it start says so.
+	lc_expect lifecycle_run 1 vm start NestedHost || return
+	expect lifecycle_run "switch 'External' is not running" || return
+	lc_expect lifecycle_run 0 switch new External || return
 	lc_expect lifecycle_run 0 vm start NestedHost || return
 	lc_expect lifecycle_run 1 vm start NestedHost || return
 	expect lifecycle_run 'is already (Running|Starting)' || return
@@ -114,6 +118,7 @@ case_lifecycle_killed() {
 	: >"$out"
 	lc_expect lifecycle_killed 0 vm list || return
 	grep -q '^NestedHost' "$out" && { fail lifecycle_killed "NestedHost still listed after remove"; return; }
+	lc_expect lifecycle_killed 0 switch remove External --force || return
 	pass lifecycle_killed
 }
 
