@@ -1,4 +1,4 @@
-# Sourced by tests/e2e/boot.sh inside the simulated host: virtio-blk and
+# Sourced by tests/e2e/cases.sh inside the simulated host: virtio-blk and
 # virtio-rng. A guest makes a file system on a disk, writes and syncs a file,
 # and its VMM is killed with SIGKILL; a fresh boot reads every byte back. A
 # read-only disk refuses writes.

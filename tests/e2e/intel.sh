@@ -1,35 +1,9 @@
 # Runs inside the Intel simulated host (scripts/simhost-intel: busybox sh under
 # Bochs with VMX+EPT, cwd /nestvm): the reduced end-to-end set for kvm_intel.
 # nestvm boots the default image, then a NestedHost with --nested in which
-# nestvm boots NestedVM. tests/e2e/boot.sh runs its own cases when sourced,
-# hence the helpers again here.
-passed=0 failed=0 skipped=0
-K=image/vmlinuz I=image/initrd.img
-out=/tmp/e2e.out
-
-pass() { echo "PASS $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); sed 's/^/    | /' "$out" | tail -n 25; }
-
-# boot NAME EXPECTED_STATUS NESTVM-ARGS...: runs nestvm, output in $out.
-# The limit is in the simulated host's time, which Bochs's ips setting makes
-# run slower than the wall clock.
-boot() {
-	name=$1 want=$2; shift 2
-	timeout 240 ./nestvm "$@" >"$out" 2>&1 </dev/null
-	status=$?
-	if [ "$status" != "$want" ]; then
-		fail "$name" "nestvm exited $status, expected $want"
-		return 1
-	fi
-	return 0
-}
-
-# expect NAME PATTERN: the output holds a line matching the extended regex.
-expect() {
-	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }
-}
-
-e2e_case() { "$@"; }
+# nestvm boots NestedVM. Sourced by tests/e2e/cases.sh; the limits in
+# tests/e2e/lib.sh are in the simulated host's time, which Bochs's ips setting
+# makes run slower than the wall clock.
 
 case_intel_one_cpu() {
 	boot intel_one_cpu 0 run --kernel $K --initrd $I --memory 256M --cpus 1 \
@@ -63,5 +37,3 @@ case_intel_nested_vm() {
 
 e2e_case case_intel_one_cpu
 e2e_case case_intel_nested_vm
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]

@@ -1,4 +1,4 @@
-# Sourced by tests/e2e/boot.sh inside the simulated host: a VM of the store
+# Sourced by tests/e2e/cases.sh inside the simulated host: a VM of the store
 # through its whole life, as an administrator would drive it. NestedHost is
 # made from the default image (its /init stays in a shell with
 # nestvm.cmd=shell), set up by the nested assistant, started detached,
@@ -9,7 +9,7 @@ export NESTVM_STORE=/tmp/e2e-store
 # $out; the status is in $status.
 lc() {
 	echo "\$ nestvm $*" >>"$out"
-	timeout 180 ./nestvm "$@" >>"$out" 2>&1
+	timeout -k 10 180 ./nestvm "$@" >>"$out" 2>&1
 	status=$?
 	echo "[status $status]" >>"$out"
 }
@@ -25,7 +25,7 @@ lc_expect() {
 console_until() {
 	i=0
 	while [ $i -lt 60 ]; do
-		timeout 3 ./nestvm vm console NestedHost </dev/null >/tmp/console.out 2>&1
+		timeout -k 5 3 ./nestvm vm console NestedHost </dev/null >/tmp/console.out 2>&1
 		grep -Eq "$1" /tmp/console.out && return 0
 		i=$((i + 1))
 	done
@@ -78,7 +78,7 @@ case_lifecycle_run() {
 	expect lifecycle_run 'nestvm-guest: cpus=1 .*kvm=yes virt=svm' || return
 	# Input through the console reaches the guest's shell.
 	(sleep 2; echo 'echo lifecycle-$((6 * 7))'; sleep 4) |
-		timeout 10 ./nestvm vm console NestedHost >>"$out" 2>&1
+		timeout -k 5 10 ./nestvm vm console NestedHost >>"$out" 2>&1
 	expect lifecycle_run '^lifecycle-42' || return
 	lc_expect lifecycle_run 0 vm pause NestedHost || return
 	lc_expect lifecycle_run 0 vm list || return

@@ -1,4 +1,4 @@
-# Sourced by tests/e2e/boot.sh inside the simulated host: NestedVM, inside
+# Sourced by tests/e2e/cases.sh inside the simulated host: NestedVM, inside
 # NestedHost, reaches a VM on the host's switch through NestedHost's adapter
 # exactly when that adapter has MAC address spoofing on; with it off the
 # outer switch drops NestedVM's frames and counts them.
@@ -15,13 +15,13 @@ case_nested_net() {
 	sh scripts/nested-initrd /tmp/nvm-initrd.img image tests/e2e/net-guest.sh:e2e/net-guest.sh &&
 	sh scripts/nested-initrd /tmp/nh-net.img image tests/e2e/nested-net-host.sh:e2e/host.sh \
 		/tmp/nvm-initrd.img:image/nvm-initrd.img || { fail nested_net "nested-initrd failed"; return; }
-	timeout 30 ./nestvm switch new lan >"$out" 2>&1 || { fail nested_net "switch new failed"; return; }
+	timeout -k 5 30 ./nestvm switch new lan >"$out" 2>&1 || { fail nested_net "switch new failed"; return; }
 	./nestvm run --kernel $K --initrd /tmp/nvm-initrd.img --memory 256M --nic switch=lan,mac=52:54:00:00:00:01 \
 		--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/net-guest.sh net.role=server" \
 		>/tmp/server.out 2>&1 </dev/null &
 	server=$!
 	i=0
-	while [ $i -lt 120 ] && ! grep -q 'net-guest: server up' /tmp/server.out; do sleep 1; i=$((i + 1)); done
+	while [ $i -lt 120 ] && ! grep -qs 'net-guest: server up' /tmp/server.out; do sleep 1; i=$((i + 1)); done
 	ok=0
 	if nested_net_host on && expect nested_net 'NestedVM\| net-guest: ping ok' &&
 	   nested_net_host off && expect nested_net 'NestedVM\| net-guest: ping failed'; then

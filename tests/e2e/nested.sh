@@ -1,4 +1,4 @@
-# Sourced by tests/e2e/boot.sh inside the simulated host: the nested cases.
+# Sourced by tests/e2e/cases.sh inside the simulated host: the nested cases.
 # NestedHost is a nestvm guest with the extensions exposed; inside it nestvm
 # boots NestedVM from the default image, which prints a marker and powers off.
 

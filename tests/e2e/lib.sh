@@ -1,0 +1,29 @@
+# Sourced by tests/e2e/cases.sh inside the simulated host (busybox sh, cwd
+# /nestvm): what every case file uses.
+passed=0 failed=0 skipped=0
+K=image/vmlinuz I=image/initrd.img
+out=/tmp/e2e.out
+
+# A case's PASS line carries its wall time, to see where a slow run went.
+pass() { echo "PASS $1 ($(($(date +%s) - case_t0)) s)"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); sed 's/^/    | /' "$out" | tail -n 25; }
+
+# boot NAME EXPECTED_STATUS NESTVM-ARGS...: runs nestvm, output in $out. A
+# nestvm that ignores SIGTERM is killed 10 s later: no case hangs the run.
+boot() {
+	name=$1 want=$2; shift 2
+	timeout -k 10 240 ./nestvm "$@" >"$out" 2>&1 </dev/null
+	status=$?
+	if [ "$status" != "$want" ]; then
+		fail "$name" "nestvm exited $status, expected $want"
+		return 1
+	fi
+	return 0
+}
+
+# expect NAME PATTERN: the output holds a line matching the extended regex.
+expect() {
+	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }
+}
+
+e2e_case() { case_t0=$(date +%s); "$@"; }
