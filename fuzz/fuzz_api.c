@@ -13,11 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ASSERT(cond) do { if (!(cond)) __builtin_trap(); } while (0)
 
-static void fuzz_handler(void *opaque, enum api_cmd cmd, struct json *reply)
+static void fuzz_handler(void *opaque, const struct api_request *req, struct json *reply)
 {
 	(void)opaque;
+	ASSERT(req->cmd != API_SETMEMORY || req->bytes > 0);
 	json_kv_bool(reply, "ok", true);
-	json_kv_string(reply, "cmd", api_cmd_name(cmd));
+	json_kv_string(reply, "cmd", api_cmd_name(req->cmd));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

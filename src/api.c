@@ -314,42 +314,56 @@ const struct api_member *api_get(const struct api_object *o, const char *key)
 	return NULL;
 }
 
-static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop" };
+static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory" };
+#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory"
 
 const char *api_cmd_name(enum api_cmd c)
 {
 	return (unsigned int)c < ARRAY_SIZE(api_cmds) ? api_cmds[c] : "?";
 }
 
-int api_parse_request(const char *s, size_t len, enum api_cmd *cmd, char *err, size_t errlen)
+int api_parse_request(const char *s, size_t len, struct api_request *req, char *err, size_t errlen)
 {
 	struct api_object *o = malloc(sizeof(*o));
-	const struct api_member *m;
+	const struct api_member *m, *bytes;
 	int r = -EINVAL;
+	size_t i;
 
 	if (!o) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	memset(req, 0, sizeof(*req));
 	if (api_parse_object(s, len, o, err, errlen) < 0)
 		goto out;
 	m = api_get(o, "cmd");
 	if (!m || m->type != API_STRING) {
-		snprintf(err, errlen, "a request needs \"cmd\" with a string: status, pause, resume, powerbutton, stop");
+		snprintf(err, errlen, "a request needs \"cmd\" with a string: " API_CMD_LIST);
 		goto out;
 	}
-	for (unsigned int i = 0; i < o->n; i++)
-		if (strcmp(o->m[i].key, "cmd")) {
-			snprintf(err, errlen, "unknown member \"%s\" (a request has only \"cmd\")", o->m[i].key);
+	for (i = 0; i < ARRAY_SIZE(api_cmds); i++)
+		if (!strcmp(m->str, api_cmds[i]))
+			break;
+	if (i == ARRAY_SIZE(api_cmds)) {
+		snprintf(err, errlen, "unknown command \"%.64s\" (" API_CMD_LIST ")", m->str);
+		goto out;
+	}
+	req->cmd = (enum api_cmd)i;
+	bytes = api_get(o, "bytes");
+	for (unsigned int k = 0; k < o->n; k++)
+		if (strcmp(o->m[k].key, "cmd") && (req->cmd != API_SETMEMORY || strcmp(o->m[k].key, "bytes"))) {
+			snprintf(err, errlen, "unknown member \"%s\" (\"%s\" takes %s)", o->m[k].key, api_cmds[i],
+				 req->cmd == API_SETMEMORY ? "\"cmd\" and \"bytes\"" : "only \"cmd\"");
 			goto out;
 		}
-	for (size_t i = 0; i < ARRAY_SIZE(api_cmds); i++)
-		if (!strcmp(m->str, api_cmds[i])) {
-			*cmd = (enum api_cmd)i;
-			r = 0;
+	if (req->cmd == API_SETMEMORY) {
+		if (!bytes || bytes->type != API_INT || bytes->num <= 0) {
+			snprintf(err, errlen, "setmemory needs \"bytes\" with a whole number above 0");
 			goto out;
 		}
-	snprintf(err, errlen, "unknown command \"%.64s\" (status, pause, resume, powerbutton, stop)", m->str);
+		req->bytes = (uint64_t)bytes->num;
+	}
+	r = 0;
 out:
 	free(o);
 	return r;
@@ -358,14 +372,14 @@ out:
 void api_handle_line(const char *s, size_t len, api_handler_fn h, void *opaque, struct json *reply)
 {
 	char err[256];
-	enum api_cmd cmd;
+	struct api_request req;
 
 	json_object_begin(reply);
-	if (api_parse_request(s, len, &cmd, err, sizeof(err)) < 0) {
+	if (api_parse_request(s, len, &req, err, sizeof(err)) < 0) {
 		json_kv_bool(reply, "ok", false);
 		json_kv_string(reply, "error", err);
 	} else {
-		h(opaque, cmd, reply);
+		h(opaque, &req, reply);
 	}
 	json_object_end(reply);
 }
@@ -582,10 +596,32 @@ void api_server_stop(struct api_server *s)
 
 /* ---- the client ---- */
 
+static int api_call_line(const char *path, const char *req, struct api_object *reply, int timeout_ms);
+
 int api_call(const char *path, const char *cmd, struct api_object *reply, int timeout_ms)
 {
+	char req[128];
+
+	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
+	return api_call_line(path, req, reply, timeout_ms);
+}
+
+int api_call_request(const char *path, const struct api_request *r, struct api_object *reply, int timeout_ms)
+{
+	char req[128];
+
+	if (r->cmd == API_SETMEMORY)
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bytes\":%llu}\n", api_cmd_name(r->cmd),
+			 (unsigned long long)r->bytes);
+	else
+		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", api_cmd_name(r->cmd));
+	return api_call_line(path, req, reply, timeout_ms);
+}
+
+static int api_call_line(const char *path, const char *req, struct api_object *reply, int timeout_ms)
+{
 	struct sockaddr_un a;
-	char req[128], line[API_LINE_MAX + 1], err[256];
+	char line[API_LINE_MAX + 1], err[256];
 	size_t len = 0;
 	uint64_t deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000;
 	int fd, r;
@@ -600,7 +636,6 @@ int api_call(const char *path, const char *cmd, struct api_object *reply, int ti
 		r = -errno;
 		goto out;
 	}
-	snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", cmd);
 	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
 		r = -EPIPE;
 		goto out;

@@ -1,7 +1,7 @@
 /* The control API of a running VM: a Unix socket served by its VMM, one JSON
  * object per line each way. Requests are {"cmd": "status"|"pause"|"resume"|
- * "powerbutton"|"stop"}; replies are {"ok": true, ...} or {"ok": false,
- * "error": "..."}. The reader here is strict and bounded: a flat object of
+ * "powerbutton"|"stop"} or {"cmd": "setmemory", "bytes": N}; replies are
+ * {"ok": true, ...} or {"ok": false, "error": "..."}. The reader here is strict and bounded: a flat object of
  * string, integer, true/false/null members, at most API_LINE_MAX bytes. */
 #ifndef NESTVM_API_H
 #define NESTVM_API_H
@@ -40,16 +40,22 @@ MUST_CHECK int api_parse_object(const char *s, size_t len, struct api_object *o,
 /* The member named key, or NULL. */
 const struct api_member *api_get(const struct api_object *o, const char *key);
 
-enum api_cmd { API_STATUS, API_PAUSE, API_RESUME, API_POWERBUTTON, API_STOP };
+enum api_cmd { API_STATUS, API_PAUSE, API_RESUME, API_POWERBUTTON, API_STOP, API_SETMEMORY };
 const char *api_cmd_name(enum api_cmd c);
 
-/* A request line to a command: -EINVAL with err for bad JSON, a missing or
- * unknown "cmd", or members other than "cmd". */
-MUST_CHECK int api_parse_request(const char *s, size_t len, enum api_cmd *cmd,
+struct api_request {
+	enum api_cmd cmd;
+	uint64_t bytes;                 /* API_SETMEMORY: the memory target, > 0 */
+};
+
+/* A request line to a command and its arguments: -EINVAL with err for bad
+ * JSON, a missing or unknown "cmd", an argument missing, out of range or
+ * given to a command that takes none, or any other member. */
+MUST_CHECK int api_parse_request(const char *s, size_t len, struct api_request *req,
 				 char *err, size_t errlen);
 
-/* Fills the reply object (already begun) for cmd; ok or error members. */
-typedef void (*api_handler_fn)(void *opaque, enum api_cmd cmd, struct json *reply);
+/* Fills the reply object (already begun) for the request; ok or error members. */
+typedef void (*api_handler_fn)(void *opaque, const struct api_request *req, struct json *reply);
 
 /* Turns one request line into one reply line (no newline) in reply, a
  * buffer-mode json writer: bad requests get {"ok":false,"error":...}. */
@@ -65,5 +71,8 @@ void api_server_stop(struct api_server *s);
  * into reply within timeout_ms and parses it. -ECONNREFUSED or -ENOENT when
  * nothing listens, -ETIMEDOUT, -EPROTO for a reply that does not parse. */
 MUST_CHECK int api_call(const char *path, const char *cmd, struct api_object *reply, int timeout_ms);
+/* The same for a request with its arguments. */
+MUST_CHECK int api_call_request(const char *path, const struct api_request *req,
+				struct api_object *reply, int timeout_ms);
 
 #endif

@@ -257,11 +257,13 @@ static int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
 static int vm_build_virtio(struct vm *vm)
 {
 	struct virtio_dev *dev;
+	unsigned int extra = (vm->cfg.rng ? 1 : 0) + (vm->cfg.dynamic_memory ? 1 : 0);
 	int r = 0;
 
-	if (vm->cfg.ndisks + vm->cfg.nnics + (vm->cfg.rng ? 1 : 0) > VM_MAX_VIRTIO) {
-		vm_errf(vm, "%u disks and %u network adapters%s: at most %d devices in all",
-			vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng ? " and the rng" : "", VM_MAX_VIRTIO);
+	if (vm->cfg.ndisks + vm->cfg.nnics + extra > VM_MAX_VIRTIO) {
+		vm_errf(vm, "%u disks and %u network adapters%s%s: at most %d devices in all",
+			vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng ? " and the rng" : "",
+			vm->cfg.dynamic_memory ? " and the memory balloon" : "", VM_MAX_VIRTIO);
 		return -EINVAL;
 	}
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
@@ -310,8 +312,25 @@ static int vm_build_virtio(struct vm *vm)
 		r = virtio_rng_create(&dev, "virtio-rng");
 		if (r >= 0)
 			r = vm_add_virtio(vm, dev);
-		if (r < 0)
+		if (r < 0) {
 			vm_errf(vm, "virtio-rng: %s", strerror(-r));
+			return r;
+		}
+	}
+	if (vm->cfg.dynamic_memory) {
+		struct virtio_balloon_opts bo = {
+			.name = "virtio-balloon",
+			.policy = { .min = vm->cfg.memory_min, .max = vm->cfg.mem_size },
+			.startup = vm->cfg.memory_startup,
+		};
+
+		r = virtio_balloon_create(&dev, &bo);
+		if (r >= 0)
+			r = vm_add_virtio(vm, dev);
+		if (r >= 0)
+			vm->balloon = dev;
+		else
+			vm_errf(vm, "virtio-balloon: %s", strerror(-r));
 	}
 	return r;
 }
@@ -415,6 +434,13 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = -EINVAL;
 		goto fail;
 	}
+	if (cfg->dynamic_memory &&
+	    (cfg->memory_min < VM_MIN_MEMORY || (cfg->memory_min & 0xfffff) || (cfg->memory_startup & 0xfffff) ||
+	     cfg->memory_min > cfg->memory_startup || cfg->memory_startup > cfg->mem_size)) {
+		vm_errf(vm, "dynamic memory needs minimum <= startup <= maximum, whole MiB, from 16M");
+		r = -EINVAL;
+		goto fail;
+	}
 	if (!cfg->payload && !cfg->kernel.size) {
 		vm_errf(vm, "nothing to boot: no kernel");
 		r = -EINVAL;
@@ -452,6 +478,7 @@ void vm_destroy(struct vm *vm)
 		vm->vdev[i] = NULL;
 	}
 	vm->nvirtio = 0;
+	vm->balloon = NULL;
 	for (unsigned int i = 0; i < vm->ncpus; i++)
 		kvm_vcpu_destroy(&vm->vcpus[i].kvm);
 	free(vm->vcpus);
@@ -648,6 +675,22 @@ bool vm_is_paused(struct vm *vm)
 void vm_power_button(struct vm *vm)
 {
 	acpi_pm_power_button(&vm->pm);
+}
+
+int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info)
+{
+	if (!vm->balloon)
+		return -ENOTSUP;
+	virtio_balloon_get_info(vm->balloon, info);
+	return 0;
+}
+
+int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied)
+{
+	if (!vm->balloon)
+		return -ENOTSUP;
+	*applied = virtio_balloon_set_target(vm->balloon, bytes);
+	return 0;
 }
 
 /* A vCPU waits here while the VM is paused. */

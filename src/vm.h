@@ -50,7 +50,13 @@ struct vm_payload {
 };
 
 struct vm_config {
-	uint64_t mem_size;
+	uint64_t mem_size;              /* guest RAM; with dynamic memory, the maximum */
+	/* Dynamic memory: a virtio-balloon keeps the guest between memory_min and
+	 * mem_size, starting it at memory_startup (memory_min <= memory_startup
+	 * <= mem_size, whole MiB). */
+	bool dynamic_memory;
+	uint64_t memory_min;
+	uint64_t memory_startup;
 	unsigned int ncpus;
 	struct boot_blob kernel;        /* bzImage; size 0 with a payload */
 	struct boot_blob initrd;        /* size 0: none */
@@ -99,6 +105,7 @@ struct vm {
 	struct virtio_mmio *vmmio[VM_MAX_VIRTIO];
 	struct acpi_mmio_dev acpi_mmio[VM_MAX_VIRTIO];
 	unsigned int nvirtio;
+	struct virtio_dev *balloon;     /* one of vdev[], with dynamic memory */
 
 	struct serial com1;
 	struct i8042 i8042;
@@ -132,6 +139,11 @@ void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);
+/* Dynamic memory: -ENOTSUP without it. vm_memory_info fills what the
+ * balloon knows; vm_set_memory_target asks the guest to keep bytes, clamped
+ * to [memory_min, mem_size], and returns the clamped target in *applied. */
+MUST_CHECK int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info);
+MUST_CHECK int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied);
 
 /* Exit decoding and dispatch, apart so tests can feed made-up exits. */
 enum vcpu_exit_kind {

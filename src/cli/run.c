@@ -34,6 +34,8 @@ struct run_opts {
 	const char *initrd;
 	const char *cmdline;
 	uint64_t memory;
+	bool dynamic_memory;
+	uint64_t memory_min, memory_max;
 	unsigned int cpus;
 	int on_reboot;
 	bool nested;
@@ -59,6 +61,14 @@ static const struct opt run_table[] = {
 	RUN_OPT("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk", 0, 0, NULL),
 	RUN_OPT("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default: console=ttyS0)", 0, 0, NULL),
 	RUN_OPT("memory", 'm', OPT_SIZE, memory, "SIZE", "guest memory, e.g. 512M or 2G (default 512M)",
+		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
+	RUN_OPT("dynamic-memory", 0, OPT_FLAG, dynamic_memory, NULL,
+		"dynamic memory: start with --memory, then a balloon moves it (see above)", 0, 0, NULL),
+	RUN_OPT("memory-minimum", 0, OPT_SIZE, memory_min, "SIZE",
+		"dynamic memory's minimum (default 512M, or --memory if less)",
+		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
+	RUN_OPT("memory-maximum", 0, OPT_SIZE, memory_max, "SIZE",
+		"dynamic memory's maximum, the guest's RAM (default twice --memory)",
 		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
 	RUN_OPT("cpus", 'n', OPT_UINT, cpus, "N", "virtual CPUs (default 1)", 1, VM_MAX_CPUS, NULL),
 	RUN_OPT("on-reboot", 0, OPT_CHOICE, on_reboot, "exit|restart",
@@ -97,7 +107,12 @@ static const char run_summary[] =
 	"--name boots a VM of the store (see nestvm vm --help) from its definition: its\n"
 	"console goes to console.log, console.sock and api.sock in the VM's directory,\n"
 	"and the VM's settings come only from the store. --detach returns once the VM\n"
-	"is built, leaving the VMM in the background; nestvm vm start NAME does both.";
+	"is built, leaving the VMM in the background; nestvm vm start NAME does both.\n"
+	"\n"
+	"--dynamic-memory gives the guest --memory-maximum of RAM and a virtio-balloon\n"
+	"that leaves it --memory at first; then, each second, it gets more while less\n"
+	"than 20% of its memory is available and gives some back while more than 50%\n"
+	"is, never below --memory-minimum. The control API's setmemory sets a target.";
 
 /* Console input: stdin to COM1, with the Ctrl-A escape on a terminal. */
 struct console {
@@ -294,6 +309,40 @@ static int run_validate(const struct run_opts *o, const struct boot_blob *kernel
 	if (ilen >= o->memory) {
 		cli_error("initrd '%s' is %llu MiB, larger than the guest's %llu MiB of memory: raise --memory",
 			  o->initrd, (unsigned long long)(ilen >> 20), (unsigned long long)(o->memory >> 20));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Dynamic memory's bounds around the startup memory, defaults filled in.
+ * Checked before anything is opened: a mistake is a usage error. */
+static int run_validate_memory(struct run_opts *o)
+{
+	char a[32], b[32];
+
+	if (!o->dynamic_memory) {
+		if (o->memory_min || o->memory_max) {
+			cli_error("run: --memory-%s goes with --dynamic-memory", o->memory_min ? "minimum" : "maximum");
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!o->memory_min)
+		o->memory_min = MIN(o->memory, 512ULL << 20);
+	if (!o->memory_max)
+		o->memory_max = MIN(2 * o->memory, VM_MAX_MEMORY);
+	if ((o->memory_min | o->memory_max) & 0xfffff) {
+		cli_error("run: --memory-minimum and --memory-maximum must be whole numbers of MiB");
+		return -EINVAL;
+	}
+	if (o->memory_min > o->memory) {
+		cli_error("run: --memory-minimum %s is above the startup memory %s (--memory): lower it or raise --memory",
+			  util_fmt_size(o->memory_min, a, sizeof(a)), util_fmt_size(o->memory, b, sizeof(b)));
+		return -EINVAL;
+	}
+	if (o->memory_max < o->memory) {
+		cli_error("run: --memory-maximum %s is below the startup memory %s (--memory): raise it or lower --memory",
+			  util_fmt_size(o->memory_max, a, sizeof(a)), util_fmt_size(o->memory, b, sizeof(b)));
 		return -EINVAL;
 	}
 	return 0;
@@ -555,9 +604,24 @@ struct managed {
 
 static struct managed managed = { .vm_lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void api_handler(void *opaque, enum api_cmd cmd, struct json *j)
+/* Dynamic memory in a status reply; nothing without it. */
+static void api_memory(struct vm *vm, struct json *j)
+{
+	struct virtio_balloon_info info;
+
+	if (vm_memory_info(vm, &info) < 0)
+		return;
+	json_kv_uint(j, "memoryAssignedBytes", info.assigned);
+	json_kv_uint(j, "memoryTargetBytes", info.target);
+	if (info.stats.has_avail)
+		json_kv_uint(j, "memoryAvailableBytes", info.stats.avail);
+}
+
+static void api_handler(void *opaque, const struct api_request *req, struct json *j)
 {
 	struct managed *m = opaque;
+	enum api_cmd cmd = req->cmd;
+	uint64_t applied = 0;
 
 	pthread_mutex_lock(&m->vm_lock);
 	if (!m->live && cmd != API_STATUS) {
@@ -581,6 +645,15 @@ static void api_handler(void *opaque, enum api_cmd cmd, struct json *j)
 		vm_request_stop(m->vm, VM_STOP_REQUEST, "stopped through the control API");
 		vm_resume(m->vm);
 		break;
+	case API_SETMEMORY:
+		if (vm_set_memory_target(m->vm, req->bytes, &applied) < 0) {
+			json_kv_bool(j, "ok", false);
+			json_kv_string(j, "error", "the VM does not have dynamic memory (nestvm vm set NAME "
+				       "--dynamic-memory on, or nestvm run --dynamic-memory)");
+			pthread_mutex_unlock(&m->vm_lock);
+			return;
+		}
+		break;
 	case API_STATUS:
 		break;
 	}
@@ -591,6 +664,8 @@ static void api_handler(void *opaque, enum api_cmd cmd, struct json *j)
 		       m->live && vm_is_paused(m->vm) ? "Paused" : "Running");
 	json_kv_int(j, "pid", getpid());
 	json_kv_uint(j, "uptimeSeconds", (util_now_ns() - m->started_ns) / 1000000000ULL);
+	if (m->live)
+		api_memory(m->vm, j);
 	pthread_mutex_unlock(&m->vm_lock);
 }
 
@@ -654,7 +729,7 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 
 	st->run_lock = -1;
 	if (o->kernel || o->initrd || o->cmdline || o->memory || o->cpus || o->nested || o->disks.n ||
-	    o->nics.n) {
+	    o->nics.n || o->dynamic_memory || o->memory_min || o->memory_max) {
 		cli_error("run: --name boots the VM as stored; change its settings with nestvm vm set %s", o->name);
 		return EXIT_USAGE;
 	}
@@ -689,6 +764,12 @@ static int run_load_stored(struct run_opts *o, struct run_stored *st)
 	o->initrd = st->def.initrd[0] ? st->def.initrd : NULL;
 	o->cmdline = st->def.cmdline;
 	o->memory = st->def.memory;
+	/* Bounds stored while dynamic memory is off wait for it to be on. */
+	o->dynamic_memory = st->def.dynamic_memory;
+	if (o->dynamic_memory) {
+		o->memory_min = st->def.memory_min;
+		o->memory_max = st->def.memory_max;
+	}
 	o->cpus = st->def.cpus;
 	o->nested = st->def.expose_virt;
 	for (unsigned int i = 0; i < st->def.ndisks && i < OPT_LIST_MAX; i++) {
@@ -889,6 +970,8 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: --memory must be a whole number of MiB");
 		goto out;
 	}
+	if (run_validate_memory(&o) < 0)
+		goto out;
 	if (run_open("kernel", o.kernel, &kernel) < 0 ||
 	    (o.initrd && run_open("initrd", o.initrd, &initrd) < 0) ||
 	    run_validate(&o, &kernel, initrd.size) < 0)
@@ -940,7 +1023,8 @@ int cmd_run(int argc, char **argv)
 		hub_on = true;
 	}
 	cfg = (struct vm_config){
-		.mem_size = o.memory, .ncpus = o.cpus,
+		.mem_size = o.dynamic_memory ? o.memory_max : o.memory, .ncpus = o.cpus,
+		.dynamic_memory = o.dynamic_memory, .memory_min = o.memory_min, .memory_startup = o.memory,
 		.kernel = kernel, .initrd = initrd,
 		.cmdline = o.cmdline, .expose_virt = o.nested,
 		.disks = st ? st->disks : disks, .ndisks = st ? st->ndisks : o.disks.n, .rng = !o.no_rng,
@@ -994,10 +1078,17 @@ int cmd_run(int argc, char **argv)
 		else
 			snprintf(detail, sizeof(detail), "%s", vm->diag);
 		if (o.stats) {
+			struct virtio_balloon_info bi;
 			struct rusage ru;
+
 			getrusage(RUSAGE_SELF, &ru);
 			fprintf(stderr, "nestvm: stats: guest_touched_kib=%llu vmm_peak_rss_kib=%ld\n",
 				(unsigned long long)(guestmem_resident(&vm->mem) >> 10), ru.ru_maxrss);
+			if (vm_memory_info(vm, &bi) == 0)
+				fprintf(stderr, "nestvm: stats: memory_assigned_kib=%llu memory_target_kib=%llu "
+					"balloon_released_pages=%llu balloon_refused_pages=%llu\n",
+					(unsigned long long)(bi.assigned >> 10), (unsigned long long)(bi.target >> 10),
+					(unsigned long long)bi.released_pages, (unsigned long long)bi.refused_pages);
 		}
 		pthread_mutex_lock(&managed.vm_lock);
 		managed.live = false;

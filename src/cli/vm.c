@@ -77,9 +77,11 @@ static const struct opt set_table[] = {
 	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, onoff),
 	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory (VM off)", 16ULL << 20, 1ULL << 40, NULL),
 	VO("dynamic-memory", 0, OPT_CHOICE, dynamic, "on|off",
-	   "dynamic memory (VM off; stored, not yet applied by the VMM)", 0, 0, onoff),
-	VO("memory-minimum", 0, OPT_SIZE, mem_min, "SIZE", "dynamic memory's minimum (VM off)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("memory-maximum", 0, OPT_SIZE, mem_max, "SIZE", "dynamic memory's maximum (VM off)", 16ULL << 20, 1ULL << 40, NULL),
+	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, onoff),
+	VO("memory-minimum", 0, OPT_SIZE, mem_min, "SIZE",
+	   "dynamic memory's minimum (VM off; default 512M, or --memory if less)", 16ULL << 20, 1ULL << 40, NULL),
+	VO("memory-maximum", 0, OPT_SIZE, mem_max, "SIZE",
+	   "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)", 16ULL << 20, 1ULL << 40, NULL),
 	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (VM off)", 0, 0, NULL),
 	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk, \"\" for none (VM off)", 0, 0, NULL),
 	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (VM off)", 0, 0, NULL),
@@ -403,7 +405,8 @@ static int vm_set(int argc, char **argv)
 		"Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
 		"virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
 		"addresses change only while the VM is Off; the switch and MAC address spoofing\n"
-		"of an adapter change at any time.";
+		"of an adapter change at any time. With dynamic memory on, --memory is what the\n"
+		"guest starts with and a balloon then moves it between the minimum and maximum.";
 	struct vm_opts o = { .expose = -1, .dynamic = -1, .spoof = -1 };
 	const char *name, *needs_off = NULL;
 	struct store_vm *vm = NULL;
@@ -561,6 +564,8 @@ static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct v
 		json_kv_uint(j, "memoryMinimumBytes", vm->memory_min);
 	if (vm->memory_max)
 		json_kv_uint(j, "memoryMaximumBytes", vm->memory_max);
+	if (st->memory_assigned)
+		json_kv_uint(j, "memoryAssignedBytes", st->memory_assigned);
 	json_kv_string(j, "kernel", vm->kernel);
 	json_kv_string(j, "initrd", vm->initrd[0] ? vm->initrd : NULL);
 	json_kv_string(j, "cmdline", vm->cmdline);
@@ -711,6 +716,8 @@ static int vm_show(int argc, char **argv)
 		printf("MemoryMinimum: %s\n", util_fmt_size(vm.memory_min, s, sizeof(s)));
 	if (vm.memory_max)
 		printf("MemoryMaximum: %s\n", util_fmt_size(vm.memory_max, s, sizeof(s)));
+	if (st.memory_assigned)
+		printf("MemoryAssigned: %s\n", util_fmt_size(st.memory_assigned, s, sizeof(s)));
 	printf("Kernel: %s\n", vm.kernel);
 	printf("Initrd: %s\n", vm.initrd[0] ? vm.initrd : "(none)");
 	printf("Cmdline: %s\n", vm.cmdline);

@@ -103,11 +103,14 @@ void vmctl_state(const char *root, const char *name, struct vmctl_state *st)
 	}
 	if (api_call(path, "status", reply, 3000) == 0) {
 		const struct api_member *s = api_get(reply, "state"), *p = api_get(reply, "pid");
+		const struct api_member *mem = api_get(reply, "memoryAssignedBytes");
 
 		if (s && s->type == API_STRING)
 			snprintf(st->state, sizeof(st->state), "%.15s", s->str);
 		if (p && p->type == API_INT)
 			st->pid = (int)p->num;
+		if (mem && mem->type == API_INT && mem->num > 0)
+			st->memory_assigned = (uint64_t)mem->num;
 	}
 	free(reply);
 	if (!st->pid && store_path(path, sizeof(path), root, name, STORE_PID) == 0 &&

@@ -5,12 +5,14 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "store.h"
 
 struct vmctl_state {
 	char state[16];         /* Off, Starting, Running, Paused, Stopping */
 	int pid;                /* the VMM's, 0 when Off */
+	uint64_t memory_assigned;       /* with dynamic memory, from the VMM; else 0 */
 	char last_exit[1200];   /* when Off: why the last VMM ended; "" if never run */
 };
 

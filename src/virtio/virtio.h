@@ -22,6 +22,7 @@
 
 #define VIRTIO_ID_BLOCK         2
 #define VIRTIO_ID_RNG           4
+#define VIRTIO_ID_BALLOON       5
 
 /* Device status bits (2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE      1u
@@ -255,5 +256,53 @@ MUST_CHECK int virtio_blk_image_create(const char *path, uint64_t size, bool pre
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);
+
+/* virtio-balloon: dynamic memory. The guest's RAM is the maximum; the balloon
+ * holds what it is not assigned. Sizes are bytes, multiples of 4 KiB. */
+#define VIRTIO_BALLOON_PAGE     4096ULL         /* the protocol's page, whatever the host's */
+#define VIRTIO_BALLOON_LOW_PCT  20
+#define VIRTIO_BALLOON_HIGH_PCT 50
+
+struct virtio_balloon_policy {
+	uint64_t min, max;              /* bounds of the assigned memory; max is all RAM */
+	uint64_t step;                  /* per second; 0: (max - min) / 16, at least 32 MiB */
+	/* Give memory while available < low_pct of it, take some back while
+	 * available > high_pct. Both 0: VIRTIO_BALLOON_LOW_PCT and _HIGH_PCT. */
+	unsigned int low_pct, high_pct;
+};
+
+struct virtio_balloon_opts {
+	const char *name;               /* NULL: "virtio-balloon" */
+	struct virtio_balloon_policy policy;
+	uint64_t startup;               /* the first target, in [min, max] */
+};
+
+/* The guest's figures from the stats queue, in bytes. */
+struct virtio_balloon_stats {
+	bool valid;                     /* a report with MEMFREE or AVAIL came in */
+	bool has_avail;
+	uint64_t avail, memfree, memtot;
+};
+
+struct virtio_balloon_info {
+	uint64_t target;                /* what the guest is asked to keep */
+	uint64_t assigned;              /* what it keeps: RAM minus its balloon */
+	uint64_t released_pages;        /* given back to the host */
+	uint64_t refused_pages;         /* PFNs outside guest RAM, or not released */
+	uint64_t returned_pages;        /* taken back by the guest */
+	struct virtio_balloon_stats stats;
+};
+
+/* -EINVAL unless min <= startup <= max and max fits 32-bit page numbers. */
+MUST_CHECK int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_opts *opts);
+/* Sets the target, clamped to [min, max]; returns it. The automatic policy
+ * leaves it alone for 30 seconds. Any thread. */
+uint64_t virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes);
+void virtio_balloon_get_info(struct virtio_dev *dev, struct virtio_balloon_info *info);
+/* The policy, pure: the next target from the current one, the memory the
+ * guest has now, and its latest figures. Takes memory back only once the
+ * balloon has caught up with the target; stays within [min, max]. */
+uint64_t virtio_balloon_policy_next(const struct virtio_balloon_policy *p, uint64_t target,
+				    uint64_t assigned, const struct virtio_balloon_stats *s);
 
 #endif

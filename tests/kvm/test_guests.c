@@ -229,6 +229,71 @@ static void test_guest_reset(void)
 	}
 }
 
+/* Dynamic memory: the guest's RAM is the maximum, a virtio-balloon sits in
+ * the last virtio-mmio window asking for the startup amount, and targets are
+ * clamped to the bounds. */
+static void test_dynamic_memory_balloon(void)
+{
+	struct vm_config cfg;
+	struct virtio_balloon_info info;
+	struct vm *vm;
+	size_t klen;
+	uint8_t *kernel;
+	uint64_t win, applied = 0;
+	uint32_t v = 0;
+
+	need_kvm();
+	kernel = fake_bzimage(payload_fake_kernel,
+			      (size_t)(payload_fake_kernel_end - payload_fake_kernel), 0, &klen);
+	CHECK(kernel);
+	cfg = (struct vm_config){
+		.mem_size = 128 << 20, .ncpus = 1, .kernel = BOOT_BLOB_MEM(kernel, klen),
+		.cmdline = "console=ttyS0", .console_out = -1, .rng = true,
+		.dynamic_memory = true, .memory_min = 32 << 20, .memory_startup = 64 << 20,
+	};
+	vm = calloc(1, sizeof(*vm));
+	CHECK(vm);
+	if (vm_create(vm, &cfg) < 0)
+		FAILF("vm_create: %s", vm->err);
+	CHECK_EQ(vm->mem.total, 128 << 20);
+	CHECK(vm->balloon);
+	CHECK_EQ(vm->nvirtio, 2);
+	CHECK(vm->vdev[1] == vm->balloon);
+	win = LAYOUT_VIRTIO_MMIO_ADDR + LAYOUT_VIRTIO_MMIO_SIZE;
+	bus_access(&vm->mmio, win + 0x008, &v, 4, false);
+	CHECK_EQ(v, 5);                                 /* device ID: balloon */
+	bus_access(&vm->mmio, win + 0x100, &v, 4, false);
+	CHECK_EQ(v, (64 << 20) / 4096);                 /* num_pages: max - startup */
+	CHECK_EQ(vm_memory_info(vm, &info), 0);
+	CHECK_EQ(info.target, 64 << 20);
+	CHECK_EQ(vm_set_memory_target(vm, 1, &applied), 0);
+	CHECK_EQ(applied, 32 << 20);
+	CHECK_EQ(vm_set_memory_target(vm, 1ULL << 40, &applied), 0);
+	CHECK_EQ(applied, 128 << 20);
+	bus_access(&vm->mmio, win + 0x100, &v, 4, false);
+	CHECK_EQ(v, 0);
+	vm_destroy(vm);
+
+	/* Bounds in the wrong order are refused before anything is built. */
+	cfg.memory_min = 96 << 20;
+	CHECK_EQ(vm_create(vm, &cfg), -EINVAL);
+	CHECK(strstr(vm->err, "minimum <= startup <= maximum"));
+	cfg.memory_min = 32 << 20;
+	cfg.memory_startup = 256 << 20;
+	CHECK_EQ(vm_create(vm, &cfg), -EINVAL);
+
+	/* Without dynamic memory there is no balloon to ask. */
+	cfg.dynamic_memory = false;
+	if (vm_create(vm, &cfg) < 0)
+		FAILF("vm_create: %s", vm->err);
+	CHECK(!vm->balloon);
+	CHECK_EQ(vm_set_memory_target(vm, 64 << 20, &applied), -ENOTSUP);
+	CHECK_EQ(vm_memory_info(vm, &info), -ENOTSUP);
+	vm_destroy(vm);
+	free(vm);
+	free(kernel);
+}
+
 static void test_probe_measures_speed(void)
 {
 	double mips = -1;
@@ -264,6 +329,7 @@ int main(void)
 	RUN(test_triple_fault_is_diagnosed);
 	RUN(test_linux_boot_protocol);
 	RUN(test_guest_reset);
+	RUN(test_dynamic_memory_balloon);
 	RUN(test_probe_measures_speed);
 	return HARNESS_END();
 }

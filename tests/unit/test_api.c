@@ -97,13 +97,13 @@ static void test_parse_bad(void)
 
 static void test_requests(void)
 {
-	enum api_cmd c;
+	struct api_request c;
 	char err[256];
 
 	CHECK_EQ(api_parse_request("{\"cmd\":\"pause\"}", 15, &c, err, sizeof(err)), 0);
-	CHECK_EQ(c, API_PAUSE);
+	CHECK_EQ(c.cmd, API_PAUSE);
 	CHECK_EQ(api_parse_request("{\"cmd\":\"powerbutton\"}", 21, &c, err, sizeof(err)), 0);
-	CHECK_EQ(c, API_POWERBUTTON);
+	CHECK_EQ(c.cmd, API_POWERBUTTON);
 	CHECK_EQ(api_parse_request("{\"cmd\":\"reboot\"}", 16, &c, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "unknown command \"reboot\""));
 	CHECK_EQ(api_parse_request("{\"cmd\":1}", 9, &c, err, sizeof(err)), -EINVAL);
@@ -112,17 +112,51 @@ static void test_requests(void)
 	CHECK(strstr(err, "unknown member \"force\""));
 	/* The bytes after len are not read: "{}" of a longer buffer. */
 	CHECK_EQ(api_parse_request("{\"cmd\":\"stop\"}garbage", 14, &c, err, sizeof(err)), 0);
-	CHECK_EQ(c, API_STOP);
+	CHECK_EQ(c.cmd, API_STOP);
+}
+
+#define REQ(s, c) api_parse_request(s, strlen(s), c, err, sizeof(err))
+
+static void test_setmemory_requests(void)
+{
+	struct api_request c;
+	char err[256];
+
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":1073741824}", &c), 0);
+	CHECK_EQ(c.cmd, API_SETMEMORY);
+	CHECK_EQ(c.bytes, 1073741824);
+	CHECK_STR(api_cmd_name(c.cmd), "setmemory");
+	/* Missing, of the wrong type, zero or negative. */
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\"}", &c), -EINVAL);
+	CHECK(strstr(err, "setmemory needs \"bytes\""));
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":\"1G\"}", &c), -EINVAL);
+	CHECK(strstr(err, "setmemory needs \"bytes\""));
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":0}", &c), -EINVAL);
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":-4096}", &c), -EINVAL);
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":99999999999999999999999}", &c), -EINVAL);
+	CHECK(strstr(err, "out of range"));
+	/* Only setmemory takes bytes, and it takes nothing else. */
+	CHECK_EQ(REQ("{\"cmd\":\"pause\",\"bytes\":4096}", &c), -EINVAL);
+	CHECK(strstr(err, "unknown member \"bytes\""));
+	CHECK_EQ(REQ("{\"cmd\":\"setmemory\",\"bytes\":4096,\"now\":true}", &c), -EINVAL);
+	CHECK(strstr(err, "unknown member \"now\""));
+	/* The member order does not matter. */
+	CHECK_EQ(REQ("{\"bytes\":8192,\"cmd\":\"setmemory\"}", &c), 0);
+	CHECK_EQ(c.bytes, 8192);
 }
 
 static int calls;
 
-static void handler(void *opaque, enum api_cmd cmd, struct json *j)
+static uint64_t last_bytes;
+
+static void handler(void *opaque, const struct api_request *req, struct json *j)
 {
 	(void)opaque;
 	calls++;
+	if (req->cmd == API_SETMEMORY)
+		last_bytes = req->bytes;
 	json_kv_bool(j, "ok", true);
-	json_kv_string(j, "state", cmd == API_PAUSE ? "Paused" : "Running");
+	json_kv_string(j, "state", req->cmd == API_PAUSE ? "Paused" : "Running");
 }
 
 /* Sends raw bytes and reads n reply lines. */
@@ -170,6 +204,9 @@ static void test_server(void)
 	CHECK(!strcmp(api_get(&o, "state")->str, "Running"));
 	CHECK_EQ(api_call(path, "pause", &o, 5000), 0);
 	CHECK(!strcmp(api_get(&o, "state")->str, "Paused"));
+	CHECK_EQ(api_call_request(path, &(struct api_request){ API_SETMEMORY, 3ULL << 30 }, &o, 5000), 0);
+	CHECK(api_get(&o, "ok")->b);
+	CHECK_EQ(last_bytes, 3ULL << 30);
 	CHECK_EQ(api_call(path, "dance", &o, 5000), 0);
 	CHECK(!api_get(&o, "ok")->b);
 	CHECK(strstr(api_get(&o, "error")->str, "unknown command \"dance\""));
@@ -211,6 +248,7 @@ int main(void)
 	RUN(test_parse_good);
 	RUN(test_parse_bad);
 	RUN(test_requests);
+	RUN(test_setmemory_requests);
 	RUN(test_server);
 	{
 		char cmd[300];

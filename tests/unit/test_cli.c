@@ -403,6 +403,37 @@ static void test_run_option_errors(void)
 	CHECK_EQ(out[0], 0);                                     /* nothing on stdout */
 }
 
+static void test_run_dynamic_memory_errors(void)
+{
+	char out[4096], err[4096];
+
+	/* minimum <= startup (--memory) <= maximum, checked before the kernel is opened. */
+	expect_usage(RUN_CMD("--dynamic-memory", "-m", "1G", "--memory-minimum", "2G", "--kernel", "x"), err,
+		     "--memory-minimum 2G is above the startup memory 1G");
+	expect_usage(RUN_CMD("--dynamic-memory", "-m", "1G", "--memory-maximum", "512M", "--kernel", "x"), err,
+		     "--memory-maximum 512M is below the startup memory 1G");
+	/* The default minimum (512M, or less) never exceeds the startup memory. */
+	expect_usage(RUN_CMD("--dynamic-memory", "-m", "256M", "--memory-maximum", "128M", "--kernel", "x"), err,
+		     "below the startup memory 256M");
+	expect_usage(RUN_CMD("--dynamic-memory", "--memory-maximum", "1073741825", "--kernel", "x"), err,
+		     "whole numbers of MiB");
+	expect_usage(RUN_CMD("--dynamic-memory", "--memory-minimum", "8M", "--kernel", "x"), err,
+		     "--memory-minimum '8M': out of range (16M to 1T)");
+	/* Bounds without dynamic memory are a mistake, not ignored. */
+	expect_usage(RUN_CMD("--memory-minimum", "256M", "--kernel", "x"), err,
+		     "--memory-minimum goes with --dynamic-memory");
+	expect_usage(RUN_CMD("--memory-maximum", "2G", "--kernel", "x"), err,
+		     "--memory-maximum goes with --dynamic-memory");
+	/* A stored VM takes its dynamic memory from the store. */
+	expect_usage(RUN_CMD("--name", "vm1", "--dynamic-memory"), err, "--name boots the VM as stored");
+	/* Valid bounds get past the check to the kernel. */
+	expect_usage(RUN_CMD("--dynamic-memory", "-m", "1G", "--memory-minimum", "512M", "--memory-maximum", "4G",
+			     "--kernel", "/nonexistent"), err, "kernel '/nonexistent': No such file");
+	expect_usage(RUN_CMD("--dynamic-memory", "-m", "16M", "--kernel", "/nonexistent"), err,
+		     "kernel '/nonexistent': No such file");
+	CHECK_EQ(out[0], 0);
+}
+
 static void test_run_file_errors(void)
 {
 	char out[4096], err[4096];
@@ -453,6 +484,7 @@ int main(void)
 	RUN(test_opts_errors);
 	RUN(test_opts_help);
 	RUN(test_run_option_errors);
+	RUN(test_run_dynamic_memory_errors);
 	RUN(test_run_file_errors);
 	RUN(test_run_help);
 	{

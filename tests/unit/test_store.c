@@ -485,12 +485,13 @@ static void test_kill_anywhere(void)
 
 /* ---- derived state, with a fake VMM ---- */
 
-static void fake_handler(void *opaque, enum api_cmd cmd, struct json *j)
+static void fake_handler(void *opaque, const struct api_request *req, struct json *j)
 {
 	(void)opaque;
 	json_kv_bool(j, "ok", true);
-	json_kv_string(j, "state", cmd == API_PAUSE ? "Paused" : "Running");
+	json_kv_string(j, "state", req->cmd == API_PAUSE ? "Paused" : "Running");
 	json_kv_int(j, "pid", 4242);
+	json_kv_uint(j, "memoryAssignedBytes", 768ULL << 20);
 }
 
 static void test_state_from_vmm(void)
@@ -516,6 +517,7 @@ static void test_state_from_vmm(void)
 	vmctl_state(root, "runner", &st);
 	CHECK_STR(st.state, "Running");
 	CHECK_EQ(st.pid, 4242);
+	CHECK_EQ(st.memory_assigned, 768ULL << 20);     /* what vm show prints as MemoryAssigned */
 	expect_err(VM("set", "runner", "--store", root, "--cpus", "2"), 1,
 		   "--cpus needs VM runner to be Off; it is Running");
 	expect_err(VM("set", "runner", "--store", root, "--expose-virtualization-extensions", "on"), 1,
@@ -526,6 +528,10 @@ static void test_state_from_vmm(void)
 	CHECK_EQ(VM("set", "runner", "--store", root, "--mac-spoofing", "on"), 0);   /* allowed running */
 	CHECK_EQ(VM("list", "--store", root), 0);
 	CHECK(strstr(out, "runner") && strstr(out, "Running"));
+	CHECK_EQ(VM("show", "runner", "--store", root), 0);
+	CHECK(strstr(out, "MemoryAssigned: 768M\n"));
+	CHECK_EQ(VM("show", "runner", "--store", root, "--json"), 0);
+	CHECK(strstr(out, "\"memoryAssignedBytes\": 805306368"));
 	api_server_stop(srv);
 	close(fd);
 
