@@ -2,6 +2,7 @@
 #ifndef NESTVM_UTIL_H
 #define NESTVM_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,5 +28,9 @@ MUST_CHECK int util_mkdir_p(const char *path, unsigned int mode);
 
 /* Formats a byte count the way the command line accepts it ("512M"). */
 const char *util_fmt_size(uint64_t bytes, char *buf, size_t len);
+
+/* Starts a device worker thread named name that takes no signals: they
+ * belong to the vCPU and main threads. -errno. */
+MUST_CHECK int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);
 
 #endif

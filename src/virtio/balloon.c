@@ -5,7 +5,6 @@
 #include "virtio/virtio.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -434,23 +433,6 @@ static const struct virtio_dev_ops balloon_ops = {
 	.destroy = balloon_destroy,
 };
 
-static int balloon_start_worker(struct virtio_balloon *b)
-{
-	sigset_t all, old;
-	int r;
-
-	/* The worker takes no signals: they belong to the vCPU and main threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&b->thread, NULL, balloon_worker, b);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
-		return -r;
-	pthread_setname_np(b->thread, "nestvm-balloon");
-	b->thread_started = true;
-	return 0;
-}
-
 int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_opts *o)
 {
 	uint64_t features = VIRTIO_BIT(BALLOON_F_STATS_VQ) | VIRTIO_BIT(BALLOON_F_DEFLATE_ON_OOM);
@@ -494,8 +476,10 @@ int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_o
 		r = virtq_elem_init(&b->elem, BALLOON_QUEUE_SIZE);
 	if (r >= 0)
 		r = virtq_elem_init(&b->stats_elem, BALLOON_QUEUE_SIZE);
-	if (r >= 0)
-		r = balloon_start_worker(b);
+	if (r >= 0) {
+		r = util_start_worker(&b->thread, balloon_worker, b, "nestvm-balloon");
+		b->thread_started = r == 0;
+	}
 	if (r < 0) {
 		balloon_destroy(&b->vdev);
 		return r;

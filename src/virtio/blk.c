@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -383,23 +382,6 @@ static int blk_open(struct virtio_blk *b, const struct virtio_blk_opts *o)
 	return 0;
 }
 
-static int blk_start_worker(struct virtio_blk *b)
-{
-	sigset_t all, old;
-	int r;
-
-	/* The worker takes no signals: they belong to the vCPU and main threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&b->thread, NULL, blk_worker, b);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
-		return -r;
-	pthread_setname_np(b->thread, "nestvm-blk");
-	b->thread_started = true;
-	return 0;
-}
-
 int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 {
 	uint16_t qsize = o->queue_size ? o->queue_size : BLK_DEFAULT_QUEUE;
@@ -454,9 +436,10 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 		r = -ENOMEM;
 		goto err;
 	}
-	r = blk_start_worker(b);
+	r = util_start_worker(&b->thread, blk_worker, b, "nestvm-blk");
 	if (r < 0)
 		goto err;
+	b->thread_started = true;
 	*out = &b->vdev;
 	return 0;
 

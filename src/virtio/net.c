@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,23 +394,6 @@ static const struct virtio_dev_ops net_ops = {
 	.destroy = net_destroy,
 };
 
-static int net_start_worker(struct virtio_net *n)
-{
-	sigset_t all, old;
-	int r;
-
-	/* The worker takes no signals: they belong to the vCPU and main threads. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	r = pthread_create(&n->thread, NULL, net_worker, n);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (r)
-		return -r;
-	pthread_setname_np(n->thread, "nestvm-net");
-	n->thread_started = true;
-	return 0;
-}
-
 int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, char *err, size_t errlen)
 {
 	uint16_t qsize = o->queue_size ? o->queue_size : NET_DEFAULT_QUEUE;
@@ -471,9 +453,10 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 		goto err_msg;
 	}
 	atomic_store(&n->link_up, true);
-	r = net_start_worker(n);
+	r = util_start_worker(&n->thread, net_worker, n, "nestvm-net");
 	if (r < 0)
 		goto err_msg;
+	n->thread_started = true;
 	*out = &n->vdev;
 	return 0;
 
