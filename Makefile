@@ -83,4 +83,4 @@ bench: $(B)/nestvm-static
 clean:
 	rm -rf $(B)/obj $(B)/san $(B)/tests $(B)/fuzz $(B)/nestvm $(B)/nestvm-static
 
--include $(shell find $(B)/obj $(B)/san -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/san $(B)/tests -name '*.d' 2>/dev/null)

@@ -3,22 +3,14 @@
  * anonymous memory like the VMM's, so a released page reads back as zeroes.
  * Also the dynamic memory policy on made-up figures, and a robustness run of
  * random PFNs and config writes. */
-#include "harness.h"
-#include "virtio/virtio.h"
+#include "virtio_fixture.h"
 
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 HARNESS_DEFINE;
 
-#define MEM_GPA   0x100000ULL
-#define MEM_SIZE  0x100000ULL           /* PFNs 0x100 to 0x1ff */
-#define QSZ       16
-#define RING_GPA(q) (MEM_GPA + (uint64_t)(q) * 0x3000)  /* desc, avail, used: 4 KiB each */
 #define BUF_GPA   (MEM_GPA + 0x10000)   /* PFN arrays and the stats buffer */
 #define PAGE_GPA  (MEM_GPA + 0x40000)   /* pages to give away */
 #define PFN(gpa)  ((uint32_t)((gpa) >> 12))
@@ -28,156 +20,47 @@ HARNESS_DEFINE;
 #define BMIN (64 * MIB)
 #define BSTART (128 * MIB)
 
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_ISR 0x060
-#define R_ACK 0x064
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DRIVER_LO 0x090
-#define R_DEVICE_LO 0x0a0
-#define R_CONFIG_GEN 0x0fc
-#define R_CONFIG 0x100
-
 #define F_STATS_VQ 1
 #define F_DEFLATE_ON_OOM 2
 #define Q_INFLATE 0
 #define Q_DEFLATE 1
 #define Q_STATS 2
 
-static int irq_set(void *opaque, uint32_t gsi, int level)
-{
-	(void)opaque, (void)gsi, (void)level;
-	return 0;
-}
-
-struct fx {
-	uint8_t *buf;                   /* mmap'd: MADV_DONTNEED zeroes it */
-	struct guestmem mem;
-	struct virtio_dev *dev;
-	struct virtio_mmio *m;
-	uint16_t avail_idx[3], used_seen[3];
-	uint64_t features;
-};
-
-static struct fx fx;
-
-static void *host(uint64_t gpa)
-{
-	return fx.buf + (gpa - MEM_GPA);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	virtio_mmio_io(fx.m, off, &v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	virtio_mmio_io(fx.m, off, &v, 4, true);
-}
-
-static void fx_teardown(void)
-{
-	virtio_mmio_destroy(fx.m);
-	virtio_dev_destroy(fx.dev);
-	if (fx.buf)
-		munmap(fx.buf, MEM_SIZE);
-	memset(&fx, 0, sizeof(fx));
-}
-
 /* A balloon of [BMIN, BMAX] starting at BSTART, its driver up with every
  * queue it negotiated ready. */
 static void fx_setup(uint64_t want)
 {
 	struct virtio_balloon_opts o = { .policy = { .min = BMIN, .max = BMAX }, .startup = BSTART };
-	struct irq_line irq = { irq_set, NULL, 22 };
+	struct virtio_dev *dev;
 	uint64_t accept;
 
-	fx_teardown();
-	fx.buf = mmap(NULL, MEM_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	CHECK(fx.buf != MAP_FAILED);
-	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
-	fx.mem.nregions = 1;
-	fx.mem.total = MEM_SIZE;
-	CHECK_EQ(virtio_balloon_create(&fx.dev, &o), 0);
-	CHECK_EQ(virtio_mmio_create(&fx.m, &fx.mem, irq, fx.dev), 0);
-
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(R_DEV_FEATURES_SEL, 0);
-	fx.features = rd(R_DEV_FEATURES);
-	wr(R_DEV_FEATURES_SEL, 1);
-	fx.features |= (uint64_t)rd(R_DEV_FEATURES) << 32;
-	accept = fx.features & (want | VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	wr(R_DRV_FEATURES_SEL, 0);
-	wr(R_DRV_FEATURES, (uint32_t)accept);
-	wr(R_DRV_FEATURES_SEL, 1);
-	wr(R_DRV_FEATURES, (uint32_t)(accept >> 32));
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	CHECK(rd(R_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	fx_release();
+	fx_map();
+	CHECK_EQ(virtio_balloon_create(&dev, &o), 0);
+	fx_attach(dev, 22);
+	accept = fx_features(want);
 	for (unsigned int q = 0; q < 3; q++) {
 		if (q == Q_STATS && !(accept & VIRTIO_BIT(F_STATS_VQ)))
 			break;
-		wr(R_QUEUE_SEL, q);
-		wr(R_QUEUE_NUM, QSZ);
-		wr(R_DESC_LO, (uint32_t)RING_GPA(q));
-		wr(R_DRIVER_LO, (uint32_t)(RING_GPA(q) + 0x1000));
-		wr(R_DEVICE_LO, (uint32_t)(RING_GPA(q) + 0x2000));
-		wr(R_QUEUE_READY, 1);
-		CHECK_EQ(rd(R_QUEUE_READY), 1);
+		fx_queue(q);
 	}
-	wr(R_STATUS, 0xf);
-	CHECK_EQ(rd(R_STATUS), 0xf);
+	fx_driver_ok();
 }
 
-static struct virtq_used *used(unsigned int q)
-{
-	return host(RING_GPA(q) + 0x2000);
-}
-
-/* Puts one readable buffer on queue q and kicks it. */
+/* Puts one buffer on queue q and kicks it. */
 static void put(unsigned int q, uint64_t gpa, uint32_t len, uint16_t flags)
 {
-	struct virtq_desc d = { gpa, len, flags, 0 };
-	struct virtq_avail *a = host(RING_GPA(q) + 0x1000);
 	uint16_t head = fx.avail_idx[q] % QSZ;
 
-	memcpy(host(RING_GPA(q) + 16 * head), &d, sizeof(d));
-	a->ring[head] = head;
-	__atomic_store_n(&a->idx, ++fx.avail_idx[q], __ATOMIC_RELEASE);
-	wr(R_QUEUE_NOTIFY, q);
-}
-
-/* Waits up to ms for the device to return the next buffer of queue q. */
-static bool wait_used(unsigned int q, int ms)
-{
-	struct timespec ts = { 0, 1000000 };
-
-	for (int i = 0; i < ms; i++) {
-		if (__atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE) != fx.used_seen[q]) {
-			fx.used_seen[q]++;
-			return true;
-		}
-		nanosleep(&ts, NULL);
-	}
-	return false;
+	fx_desc(q, head, gpa, len, flags, 0);
+	fx_post(q, head);
 }
 
 static void inflate(const uint32_t *pfns, unsigned int n)
 {
 	memcpy(host(BUF_GPA), pfns, n * 4);
 	put(Q_INFLATE, BUF_GPA, n * 4, 0);
-	if (!wait_used(Q_INFLATE, 5000))
+	if (!fx_wait_used(Q_INFLATE, 5000, NULL))
 		FAILF("inflate request not returned within 5 s");
 }
 
@@ -236,7 +119,7 @@ static void test_probe_and_config(void)
 	wr(R_CONFIG + 4, 0xffffffff);
 	CHECK_EQ(info().assigned, 0);
 	CHECK(!virtio_dev_is_broken(fx.dev));
-	fx_teardown();
+	fx_release();
 }
 
 static void test_inflate_releases_pages(void)
@@ -248,7 +131,7 @@ static void test_inflate_releases_pages(void)
 	p = host(PAGE_GPA);
 	memset(p, 0xa5, 5 * 4096);
 	inflate(pfns, 3);
-	CHECK_EQ(used(Q_INFLATE)->ring[0].id, 0);
+	CHECK_EQ(fx_used(Q_INFLATE)->ring[0].id, 0);
 	CHECK_EQ(info().released_pages, 3);
 	CHECK_EQ(info().refused_pages, 0);
 	/* Given back: zeroes on the next touch. The page between stays. */
@@ -262,10 +145,10 @@ static void test_inflate_releases_pages(void)
 	p[0] = 0x11;
 	memcpy(host(BUF_GPA), pfns, 8);
 	put(Q_DEFLATE, BUF_GPA, 8, 0);
-	CHECK(wait_used(Q_DEFLATE, 5000));
+	CHECK(fx_wait_used(Q_DEFLATE, 5000, NULL));
 	CHECK_EQ(info().returned_pages, 2);
 	CHECK_EQ(p[0], 0x11);
-	fx_teardown();
+	fx_release();
 }
 
 static void test_inflate_bad_pfns(void)
@@ -289,15 +172,15 @@ static void test_inflate_bad_pfns(void)
 	pfns[0] = PFN(MEM_GPA + MEM_SIZE) - 1;
 	memcpy(host(BUF_GPA), pfns, 4);
 	put(Q_INFLATE, BUF_GPA, 7, 0);
-	CHECK(wait_used(Q_INFLATE, 5000));
+	CHECK(fx_wait_used(Q_INFLATE, 5000, NULL));
 	CHECK_EQ(info().released_pages, 2);
 	CHECK_EQ(last[0], 0);
 	/* A writable buffer carries no PFNs. */
 	put(Q_INFLATE, BUF_GPA, 8, VIRTQ_DESC_F_WRITE);
-	CHECK(wait_used(Q_INFLATE, 5000));
+	CHECK(fx_wait_used(Q_INFLATE, 5000, NULL));
 	CHECK_EQ(info().released_pages, 2);
 	CHECK(!virtio_dev_is_broken(fx.dev));
-	fx_teardown();
+	fx_release();
 }
 
 /* One stats record: le16 tag, le64 value, packed. */
@@ -325,7 +208,7 @@ static void test_stats_drive_target(void)
 	wr(R_ACK, rd(R_ISR));
 	put(Q_STATS, BUF_GPA + 0x800, 40, 0);
 	/* The next tick (within a second) uses them and asks for fresh ones. */
-	if (!wait_used(Q_STATS, 3000))
+	if (!fx_wait_used(Q_STATS, 3000, NULL))
 		FAILF("the stats buffer did not come back within 3 s");
 	CHECK(info().stats.has_avail);
 	CHECK_EQ(info().stats.avail, 4 * MIB);
@@ -344,14 +227,14 @@ static void test_stats_drive_target(void)
 	CHECK_EQ(virtio_balloon_set_target(fx.dev, 100 * MIB), 100 * MIB);
 	CHECK_EQ(info().target, 100 * MIB);
 	put(Q_STATS, BUF_GPA + 0x800, 40, 0);
-	CHECK(wait_used(Q_STATS, 3000));
+	CHECK(fx_wait_used(Q_STATS, 3000, NULL));
 	CHECK_EQ(info().target, 100 * MIB);
 
 	/* A reset forgets the driver's balloon and its buffer. */
 	wr(R_STATUS, 0);
 	CHECK_EQ(rd(R_CONFIG + 4), 0);
 	CHECK_EQ(info().stats.valid, false);
-	fx_teardown();
+	fx_release();
 }
 
 static void test_policy(void)
@@ -457,7 +340,7 @@ static void test_random_requests(void)
 		}
 		memcpy(host(BUF_GPA), pfns, n * 4);
 		put(q, BUF_GPA, n * 4 - (uint32_t)(rand() % 4), 0);
-		if (!wait_used(q, 5000))
+		if (!fx_wait_used(q, 5000, NULL))
 			FAILF("round %d: request not returned", round);
 		virtio_mmio_io(fx.m, R_CONFIG + cfg, &v, lens[rand() % 4], rand() & 1);
 	}
@@ -465,7 +348,7 @@ static void test_random_requests(void)
 	CHECK_EQ(rd(R_CONFIG), (BMAX - BSTART) / 4096);
 	CHECK(info().released_pages > 0);
 	CHECK(info().refused_pages > 0);
-	fx_teardown();
+	fx_release();
 }
 
 /* A driver without the stats queue: the balloon still works, target fixed. */
@@ -480,7 +363,7 @@ static void test_no_stats_queue(void)
 	inflate(&pfn, 1);
 	CHECK_EQ(*(uint8_t *)host(PAGE_GPA), 0);
 	CHECK_EQ(info().target, BSTART);
-	fx_teardown();
+	fx_release();
 }
 
 int main(void)
@@ -493,6 +376,6 @@ int main(void)
 	RUN(test_create_errors);
 	RUN(test_random_requests);
 	RUN(test_no_stats_queue);
-	fx_teardown();
+	fx_release();
 	return HARNESS_END();
 }

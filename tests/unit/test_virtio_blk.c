@@ -2,56 +2,24 @@
  * through the registers the way a guest driver does (reset, ACKNOWLEDGE,
  * DRIVER, features, FEATURES_OK, queue setup, DRIVER_OK), with requests built
  * by hand in a fake guest memory and served by the device's worker thread. */
-#include "harness.h"
-#include "virtio/virtio.h"
+#include "virtio_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 HARNESS_DEFINE;
 
-#define MEM_GPA   0x100000ULL
-#define MEM_SIZE  0x100000ULL
-#define QSZ       16
-#define DESC_GPA  (MEM_GPA + 0x0000)
-#define AVAIL_GPA (MEM_GPA + 0x1000)
-#define USED_GPA  (MEM_GPA + 0x2000)
+#define DESC_GPA  RING_GPA(0, 0)
+#define AVAIL_GPA RING_GPA(0, 1)
+#define USED_GPA  RING_GPA(0, 2)
 #define HDR_GPA   (MEM_GPA + 0x3000)
 #define STATUS_GPA (MEM_GPA + 0x3100)
 #define DATA_GPA  (MEM_GPA + 0x10000)
 #define DATA2_GPA (MEM_GPA + 0x40000)
 #define IMAGE_SIZE (1024 * 1024ULL)     /* 2048 sectors */
-
-/* Registers (virtio 1.2, 4.2.2). */
-#define R_MAGIC 0x000
-#define R_VERSION 0x004
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_ISR 0x060
-#define R_ACK 0x064
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DESC_HI 0x084
-#define R_DRIVER_LO 0x090
-#define R_DRIVER_HI 0x094
-#define R_DEVICE_LO 0x0a0
-#define R_DEVICE_HI 0x0a4
-#define R_SHM_LEN_LO 0x0b0
-#define R_CONFIG_GEN 0x0fc
-#define R_CONFIG 0x100
 
 #define F_SEG_MAX 2
 #define F_RO 5
@@ -70,192 +38,73 @@ HARNESS_DEFINE;
 #define S_IOERR 1
 #define S_UNSUPP 2
 
-/* An interrupt line set from the device's worker thread as well. */
-struct irq_rec {
-	_Atomic int level;
-	_Atomic unsigned int raises;
-	_Atomic uint32_t gsi;
-};
-
-static int irq_rec_set(void *opaque, uint32_t gsi, int level)
-{
-	struct irq_rec *r = opaque;
-
-	r->gsi = gsi;
-	if (level && !r->level)
-		r->raises++;
-	r->level = level;
-	return 0;
-}
-
-struct fx {
-	char dir[64], path[96];
-	struct guestmem mem;
-	uint8_t *buf;
-	struct irq_rec irq;
-	struct virtio_dev *dev;
-	struct virtio_mmio *m;
-	uint16_t avail_idx, used_seen;
-	uint64_t features;      /* offered */
-};
-
-static struct fx fx;
-
-static void *host(uint64_t gpa)
-{
-	return fx.buf + (gpa - MEM_GPA);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	virtio_mmio_io(fx.m, off, &v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	virtio_mmio_io(fx.m, off, &v, 4, true);
-}
-
-static void fx_close_device(void)
-{
-	virtio_mmio_destroy(fx.m);
-	virtio_dev_destroy(fx.dev);
-	fx.m = NULL;
-	fx.dev = NULL;
-}
+static struct {
+	char dir[64], path[96];         /* a scratch directory and the image in it */
+} img;
 
 static void fx_teardown(void)
 {
-	fx_close_device();
-	free(fx.buf);
-	if (fx.path[0])
-		unlink(fx.path);
-	if (fx.dir[0])
-		rmdir(fx.dir);
-	memset(&fx, 0, sizeof(fx));
+	fx_release();
+	if (img.path[0])
+		unlink(img.path);
+	if (img.dir[0])
+		rmdir(img.dir);
+	memset(&img, 0, sizeof(img));
 }
 
 /* Guest memory and a scratch directory; no device yet. */
 static void fx_base(void)
 {
 	fx_teardown();
-	snprintf(fx.dir, sizeof(fx.dir), "/tmp/nestvm-blk-XXXXXX");
-	CHECK(mkdtemp(fx.dir));
-	snprintf(fx.path, sizeof(fx.path), "%s/disk.img", fx.dir);
-	fx.buf = aligned_alloc(4096, MEM_SIZE);
-	CHECK(fx.buf);
-	memset(fx.buf, 0, MEM_SIZE);
-	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
-	fx.mem.nregions = 1;
-	fx.mem.total = MEM_SIZE;
-}
-
-static void fx_attach(struct virtio_dev *dev)
-{
-	struct irq_line irq = { irq_rec_set, &fx.irq, 21 };
-
-	fx.dev = dev;
-	CHECK_EQ(virtio_mmio_create(&fx.m, &fx.mem, irq, dev), 0);
+	snprintf(img.dir, sizeof(img.dir), "/tmp/nestvm-blk-XXXXXX");
+	CHECK(mkdtemp(img.dir));
+	snprintf(img.path, sizeof(img.path), "%s/disk.img", img.dir);
+	fx_map();
 }
 
 /* Opens the image (created beforehand) as a virtio-blk device. */
 static void fx_open_blk(bool read_only)
 {
 	struct virtio_blk_opts o = {
-		.path = fx.path, .name = "virtio-blk-test", .serial = "nestvm-serial-0001",
+		.path = img.path, .name = "virtio-blk-test", .serial = "nestvm-serial-0001",
 		.read_only = read_only, .queue_size = 64,
 	};
 	struct virtio_dev *dev;
 
 	CHECK_EQ(virtio_blk_create(&dev, &o), 0);
-	fx_attach(dev);
+	fx_attach(dev, 21);
 }
 
 /* 3.1.1: the driver's initialization sequence, accepting every offered
  * feature in `want`. */
 static void driver_init(uint64_t want)
 {
-	uint64_t accept;
-
 	wr(R_STATUS, 0);
 	CHECK_EQ(rd(R_STATUS), 0);
 	CHECK_EQ(rd(R_MAGIC), 0x74726976);
 	CHECK_EQ(rd(R_VERSION), 2);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(R_DEV_FEATURES_SEL, 0);
-	fx.features = rd(R_DEV_FEATURES);
-	wr(R_DEV_FEATURES_SEL, 1);
-	fx.features |= (uint64_t)rd(R_DEV_FEATURES) << 32;
+	fx_features(want);
 	CHECK(fx.features & VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	accept = fx.features & (want | VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	wr(R_DRV_FEATURES_SEL, 0);
-	wr(R_DRV_FEATURES, (uint32_t)accept);
-	wr(R_DRV_FEATURES_SEL, 1);
-	wr(R_DRV_FEATURES, (uint32_t)(accept >> 32));
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	CHECK(rd(R_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-
-	memset(host(DESC_GPA), 0, 0x3000);
-	fx.avail_idx = fx.used_seen = 0;
-	wr(R_QUEUE_SEL, 0);
-	CHECK_EQ(rd(R_QUEUE_READY), 0);
-	CHECK(rd(R_QUEUE_NUM_MAX) >= QSZ);
-	wr(R_QUEUE_NUM, QSZ);
-	wr(R_DESC_LO, (uint32_t)DESC_GPA);
-	wr(R_DESC_HI, (uint32_t)(DESC_GPA >> 32));
-	wr(R_DRIVER_LO, (uint32_t)AVAIL_GPA);
-	wr(R_DRIVER_HI, 0);
-	wr(R_DEVICE_LO, (uint32_t)USED_GPA);
-	wr(R_DEVICE_HI, 0);
-	wr(R_QUEUE_READY, 1);
-	CHECK_EQ(rd(R_QUEUE_READY), 1);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	CHECK_EQ(rd(R_STATUS), 0xf);
+	fx_queue(0);
+	fx_driver_ok();
 }
 
-static void desc(unsigned int i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
+static bool used_and_interrupt(void *arg)
 {
-	struct virtq_desc d = { addr, len, flags, next };
-
-	memcpy(host(DESC_GPA + 16 * i), &d, sizeof(d));
-}
-
-static struct virtq_used *used(void)
-{
-	return host(USED_GPA);
+	(void)arg;
+	return fx_used_advanced((void *)0) && (rd(R_ISR) & VIRTIO_ISR_QUEUE);
 }
 
 /* Publishes head, kicks queue 0, and waits for the device to return it and
  * interrupt, as a driver that wants an interrupt for every request would. */
 static struct virtq_used_elem submit(uint16_t head)
 {
-	struct virtq_avail *a = host(AVAIL_GPA);
-	struct timespec ts = { 0, 200000 };
-	struct virtq_used_elem u;
-	bool done = false;
-
 	wr(R_ACK, rd(R_ISR) & VIRTIO_ISR_QUEUE);
-	a->ring[QSZ] = fx.used_seen;            /* used_event */
-	a->ring[fx.avail_idx % QSZ] = head;
-	__atomic_store_n(&a->idx, ++fx.avail_idx, __ATOMIC_RELEASE);
-	wr(R_QUEUE_NOTIFY, 0);
-	for (int i = 0; i < 25000 && !done; i++) {
-		done = __atomic_load_n(&used()->idx, __ATOMIC_ACQUIRE) != fx.used_seen &&
-		       (rd(R_ISR) & VIRTIO_ISR_QUEUE);
-		if (!done)
-			nanosleep(&ts, NULL);
-	}
-	if (!done)
+	fx_post(0, head);
+	if (!fx_wait_until(used_and_interrupt, NULL, 5000))
 		FAILF("no used entry and interrupt within 5 s (used idx %u, ISR %u)",
-		      used()->idx, rd(R_ISR));
-	u = used()->ring[fx.used_seen % QSZ];
-	fx.used_seen++;
-	return u;
+		      fx_used(0)->idx, rd(R_ISR));
+	return fx_pop_used(0);
 }
 
 /* A request: header, data (readable for writes, writable for reads), status. */
@@ -268,9 +117,9 @@ static uint8_t blk_req(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32
 
 	memcpy(host(HDR_GPA), &hdr, sizeof(hdr));
 	*status = 0xee;
-	desc(0, HDR_GPA, sizeof(hdr), VIRTQ_DESC_F_NEXT, len ? 1 : 2);
-	desc(1, data_gpa, len, VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), 2);
-	desc(2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+	fx_desc(0, 0, HDR_GPA, sizeof(hdr), VIRTQ_DESC_F_NEXT, len ? 1 : 2);
+	fx_desc(0, 1, data_gpa, len, VIRTQ_DESC_F_NEXT | (data_writable ? VIRTQ_DESC_F_WRITE : 0), 2);
+	fx_desc(0, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
 	u = submit(0);
 	CHECK_EQ(u.id, 0);
 	if (used_len)
@@ -280,7 +129,7 @@ static uint8_t blk_req(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32
 
 static void make_image(void)
 {
-	CHECK_EQ(virtio_blk_image_create(fx.path, IMAGE_SIZE, false), 0);
+	CHECK_EQ(virtio_blk_image_create(img.path, IMAGE_SIZE, false), 0);
 }
 
 static void fill(uint64_t gpa, size_t len, uint8_t seed)
@@ -356,7 +205,7 @@ static void test_write_read_flush_id(void)
 	CHECK_EQ(fx.irq.level, 0);
 
 	/* On disk, at byte 5 * 512. */
-	fd = open(fx.path, O_RDONLY);
+	fd = open(img.path, O_RDONLY);
 	CHECK(fd >= 0);
 	CHECK_EQ(pread(fd, disk, sizeof(disk), 5 * 512), sizeof(disk));
 	close(fd);
@@ -375,7 +224,7 @@ static void test_write_read_flush_id(void)
 		memcpy(host(HDR_GPA), &hdr, sizeof(hdr));
 		memcpy(host(DATA_GPA + 0x8000), table, sizeof(table));
 		memset(host(DATA2_GPA), 0, 1024);
-		desc(3, DATA_GPA + 0x8000, sizeof(table), VIRTQ_DESC_F_INDIRECT, 0);
+		fx_desc(0, 3, DATA_GPA + 0x8000, sizeof(table), VIRTQ_DESC_F_INDIRECT, 0);
 		u = submit(3);
 		CHECK_EQ(u.id, 3);
 		CHECK_EQ(u.len, 1025);
@@ -420,13 +269,13 @@ static void test_bad_requests(void)
 	/* Not a whole number of sectors. */
 	CHECK_EQ(blk_req(T_OUT, 0, DATA_GPA, 100, false, &len), S_IOERR);
 	/* A header cut short: the status byte still says so. */
-	desc(0, HDR_GPA, 8, VIRTQ_DESC_F_NEXT, 2);
-	desc(2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+	fx_desc(0, 0, HDR_GPA, 8, VIRTQ_DESC_F_NEXT, 2);
+	fx_desc(0, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
 	*(uint8_t *)host(STATUS_GPA) = 0xee;
 	CHECK_EQ(submit(0).len, 1);
 	CHECK_EQ(*(uint8_t *)host(STATUS_GPA), S_IOERR);
 	/* No status byte at all: returned unanswered, the device carries on. */
-	desc(0, HDR_GPA, 16, 0, 0);
+	fx_desc(0, 0, HDR_GPA, 16, 0, 0);
 	CHECK_EQ(submit(0).len, 0);
 	CHECK(!virtio_dev_is_broken(fx.dev));
 	CHECK_EQ(blk_req(T_FLUSH, 0, 0, 0, false, NULL), S_OK);
@@ -448,7 +297,7 @@ static void test_read_only(void)
 	CHECK(!(fx.features & VIRTIO_BIT(F_WRITE_ZEROES)));
 	fill(DATA_GPA, 512, 9);
 	CHECK_EQ(blk_req(T_OUT, 0, DATA_GPA, 512, false, &len), S_IOERR);
-	fd = open(fx.path, O_RDONLY);
+	fd = open(img.path, O_RDONLY);
 	CHECK(fd >= 0);
 	CHECK_EQ(pread(fd, disk, sizeof(disk), 0), sizeof(disk));
 	close(fd);
@@ -471,7 +320,7 @@ static void test_discard_write_zeroes(void)
 	fx_open_blk(false);
 	driver_init(~0ULL);
 	if (!(fx.features & VIRTIO_BIT(F_WRITE_ZEROES)))
-		SKIP("the filesystem under %s has neither PUNCH_HOLE nor ZERO_RANGE", fx.dir);
+		SKIP("the filesystem under %s has neither PUNCH_HOLE nor ZERO_RANGE", img.dir);
 
 	fill(DATA_GPA, 8192, 1);
 	CHECK_EQ(blk_req(T_OUT, 0, DATA_GPA, 8192, false, NULL), S_OK);
@@ -479,7 +328,7 @@ static void test_discard_write_zeroes(void)
 	rg = (typeof(rg)){ 8, 8, 0 };           /* zero the second 4 KiB */
 	memcpy(host(DATA2_GPA), &rg, sizeof(rg));
 	CHECK_EQ(blk_req(T_WRITE_ZEROES, 0, DATA2_GPA, sizeof(rg), false, NULL), S_OK);
-	fd = open(fx.path, O_RDONLY);
+	fd = open(img.path, O_RDONLY);
 	CHECK(fd >= 0);
 	CHECK_EQ(pread(fd, disk, 4096, 4096), 4096);
 	CHECK(!memcmp(disk, zero, 4096));
@@ -606,16 +455,10 @@ static void test_broken_and_reset(void)
 	wr(R_ACK, rd(R_ISR));
 
 	/* A descriptor outside guest memory breaks the device. */
-	desc(0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
-	desc(1, 0x40000000, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
-	desc(2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
-	{
-		struct virtq_avail *a = host(AVAIL_GPA);
-
-		a->ring[fx.avail_idx % QSZ] = 0;
-		__atomic_store_n(&a->idx, ++fx.avail_idx, __ATOMIC_RELEASE);
-	}
-	wr(R_QUEUE_NOTIFY, 0);
+	fx_desc(0, 0, HDR_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+	fx_desc(0, 1, 0x40000000, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
+	fx_desc(0, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(0, 0);
 	for (int i = 0; i < 5000 && !virtio_dev_is_broken(fx.dev); i++)
 		usleep(1000);
 	CHECK(virtio_dev_is_broken(fx.dev));
@@ -623,7 +466,7 @@ static void test_broken_and_reset(void)
 	CHECK(rd(R_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 	CHECK(rd(R_ISR) & VIRTIO_ISR_CONFIG);
 	CHECK_EQ(fx.irq.level, 1);
-	CHECK_EQ(used()->idx, fx.used_seen);
+	CHECK_EQ(fx_used(0)->idx, fx.used_seen[0]);
 
 	/* Reset: everything back to zero, the line down. */
 	wr(R_STATUS, 0);
@@ -660,9 +503,9 @@ static void test_many_requests_event_idx(void)
 		CHECK(!memcmp(host(DATA_GPA), host(DATA2_GPA), 512));
 	}
 	/* The device asks for a kick at the next entry once the ring is empty. */
-	for (int i = 0; i < 5000 && *(volatile uint16_t *)&used()->ring[QSZ] != fx.avail_idx; i++)
+	for (int i = 0; i < 5000 && *(volatile uint16_t *)&fx_used(0)->ring[QSZ] != fx.avail_idx[0]; i++)
 		usleep(1000);
-	CHECK_EQ(*(volatile uint16_t *)&used()->ring[QSZ], fx.avail_idx);
+	CHECK_EQ(*(volatile uint16_t *)&fx_used(0)->ring[QSZ], fx.avail_idx[0]);
 	fx_teardown();
 }
 
@@ -675,7 +518,7 @@ static void test_open_errors_and_lock(void)
 	CHECK_EQ(virtio_blk_create(&d1, &o), -ENOENT);
 	CHECK(!d1);
 	make_image();
-	o.path = fx.path;
+	o.path = img.path;
 	o.queue_size = 100;
 	CHECK_EQ(virtio_blk_create(&d1, &o), -EINVAL);
 	o.queue_size = 0;
@@ -691,7 +534,7 @@ static void test_open_errors_and_lock(void)
 	CHECK_EQ(virtio_blk_create(&d2, &o), 0);        /* readers share */
 	virtio_dev_destroy(d2);
 	/* The serial defaults to the image's name. */
-	fx_attach(d1);
+	fx_attach(d1, 21);
 	driver_init(~0ULL);
 	CHECK_EQ(blk_req(T_GET_ID, 0, DATA2_GPA, 20, true, NULL), S_OK);
 	CHECK(!memcmp(host(DATA2_GPA), "disk.img\0", 9));
@@ -703,20 +546,20 @@ static void test_image_create(void)
 	struct stat st;
 
 	fx_base();
-	CHECK_EQ(virtio_blk_image_create(fx.path, 1000, false), -EINVAL);
-	CHECK_EQ(virtio_blk_image_create(fx.path, 0, false), -EINVAL);
-	CHECK(access(fx.path, F_OK) < 0);
-	CHECK_EQ(virtio_blk_image_create(fx.path, 64ULL << 20, false), 0);
-	CHECK_EQ(stat(fx.path, &st), 0);
+	CHECK_EQ(virtio_blk_image_create(img.path, 1000, false), -EINVAL);
+	CHECK_EQ(virtio_blk_image_create(img.path, 0, false), -EINVAL);
+	CHECK(access(img.path, F_OK) < 0);
+	CHECK_EQ(virtio_blk_image_create(img.path, 64ULL << 20, false), 0);
+	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 64ULL << 20);
 	CHECK((uint64_t)st.st_blocks * 512 < (1ULL << 20));     /* sparse */
 	/* Never over an existing file. */
-	CHECK_EQ(virtio_blk_image_create(fx.path, 1ULL << 20, true), -EEXIST);
-	CHECK_EQ(stat(fx.path, &st), 0);
+	CHECK_EQ(virtio_blk_image_create(img.path, 1ULL << 20, true), -EEXIST);
+	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 64ULL << 20);
-	unlink(fx.path);
-	CHECK_EQ(virtio_blk_image_create(fx.path, 8ULL << 20, true), 0);
-	CHECK_EQ(stat(fx.path, &st), 0);
+	unlink(img.path);
+	CHECK_EQ(virtio_blk_image_create(img.path, 8ULL << 20, true), 0);
+	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 8ULL << 20);
 	CHECK((uint64_t)st.st_blocks * 512 >= (8ULL << 20));    /* allocated */
 	fx_teardown();
@@ -730,12 +573,12 @@ static void test_rng(void)
 
 	fx_base();
 	CHECK_EQ(virtio_rng_create(&dev, NULL), 0);
-	fx_attach(dev);
+	fx_attach(dev, 21);
 	CHECK_EQ(rd(R_DEVICE_ID), VIRTIO_ID_RNG);
 	driver_init(~0ULL);
 	memset(host(DATA_GPA), 0, 128);
-	desc(0, DATA_GPA, 40, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
-	desc(1, DATA_GPA + 64, 24, VIRTQ_DESC_F_WRITE, 0);
+	fx_desc(0, 0, DATA_GPA, 40, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 1);
+	fx_desc(0, 1, DATA_GPA + 64, 24, VIRTQ_DESC_F_WRITE, 0);
 	u = submit(0);
 	CHECK_EQ(u.id, 0);
 	CHECK_EQ(u.len, 64);
@@ -743,7 +586,7 @@ static void test_rng(void)
 	CHECK(memcmp(host(DATA_GPA + 64), zero, 24));
 	CHECK_EQ(fx.irq.level, 1);
 	/* A readable-only buffer gets nothing. */
-	desc(0, DATA_GPA, 40, 0, 0);
+	fx_desc(0, 0, DATA_GPA, 40, 0, 0);
 	CHECK_EQ(submit(0).len, 0);
 	fx_teardown();
 }

@@ -6,11 +6,11 @@
  * adapters (plain backends and a virtio-net device) on it: forwarding, the
  * MAC-spoofing drop and its counter in 'nestvm switch show --json', a device
  * that loses its switch and finds it again, and the daemon stopped at the end. */
-#include "harness.h"
 #include "cli/cli.h"
 #include "net/backend.h"
 #include "net/switch.h"
 #include "virtio/net.h"
+#include "virtio_fixture.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,48 +19,20 @@
 #include <net/ethernet.h>
 #include <net/if.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 HARNESS_DEFINE;
 
 int cmd_switch(int argc, char **argv);
 
-#define MEM_GPA   0x100000ULL
-#define MEM_SIZE  0x100000ULL
-#define QSZ       16
 #define RXQ       0
 #define TXQ       1
-#define RING_GPA(q, part) (MEM_GPA + (q) * 0x3000 + (part) * 0x1000)  /* desc, avail, used */
 #define RXBUF(i)  (MEM_GPA + 0x10000 + (i) * 0x1000)
 #define TXBUF(i)  (MEM_GPA + 0x30000 + (i) * 0x1000)
 #define HDR       12
-
-#define R_MAGIC 0x000
-#define R_DEVICE_ID 0x008
-#define R_DEV_FEATURES 0x010
-#define R_DEV_FEATURES_SEL 0x014
-#define R_DRV_FEATURES 0x020
-#define R_DRV_FEATURES_SEL 0x024
-#define R_QUEUE_SEL 0x030
-#define R_QUEUE_NUM_MAX 0x034
-#define R_QUEUE_NUM 0x038
-#define R_QUEUE_READY 0x044
-#define R_QUEUE_NOTIFY 0x050
-#define R_ISR 0x060
-#define R_ACK 0x064
-#define R_STATUS 0x070
-#define R_DESC_LO 0x080
-#define R_DESC_HI 0x084
-#define R_DRIVER_LO 0x090
-#define R_DRIVER_HI 0x094
-#define R_DEVICE_LO 0x0a0
-#define R_DEVICE_HI 0x0a4
-#define R_CONFIG 0x100
 
 #define F_MAC 5
 #define F_STATUS 16
@@ -70,91 +42,26 @@ static const uint8_t MAC_B[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x0b };
 static const uint8_t MAC_G[6] = { 0x52, 0x54, 0x00, 0x99, 0x00, 0x01 };
 static const uint8_t BCAST[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
 
-struct irq_rec {
-	_Atomic int level;
-	_Atomic unsigned int raises;
-};
-
-static int irq_rec_set(void *opaque, uint32_t gsi, int level)
-{
-	struct irq_rec *r = opaque;
-
-	(void)gsi;
-	if (level && !r->level)
-		r->raises++;
-	r->level = level;
-	return 0;
-}
-
-struct fx {
-	struct guestmem mem;
-	uint8_t *buf;
-	struct irq_rec irq;
-	struct virtio_dev *dev;
-	struct virtio_mmio *m;
+static struct {
 	int peer;                       /* the test's end of the backend */
-	uint16_t avail_idx[2], used_seen[2];
 	char store[64];
-};
-
-static struct fx fx = { .peer = -1 };
-
-static void *host(uint64_t gpa)
-{
-	return fx.buf + (gpa - MEM_GPA);
-}
-
-static uint32_t rd(uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	virtio_mmio_io(fx.m, off, &v, 4, false);
-	return v;
-}
-
-static void wr(uint64_t off, uint32_t v)
-{
-	virtio_mmio_io(fx.m, off, &v, 4, true);
-}
-
-static void fx_close_device(void)
-{
-	virtio_mmio_destroy(fx.m);
-	virtio_dev_destroy(fx.dev);
-	fx.m = NULL;
-	fx.dev = NULL;
-}
+} net = { .peer = -1 };
 
 static void stop_store_switches(void);
 
 static void fx_teardown(void)
 {
-	fx_close_device();
-	if (fx.peer >= 0)
-		close(fx.peer);
-	free(fx.buf);
+	fx_release();
+	if (net.peer >= 0)
+		close(net.peer);
+	net.peer = -1;
 	stop_store_switches();
-	memset(&fx, 0, sizeof(fx));
-	fx.peer = -1;
 }
 
 static void fx_base(void)
 {
 	fx_teardown();
-	fx.buf = aligned_alloc(4096, MEM_SIZE);
-	CHECK(fx.buf);
-	memset(fx.buf, 0, MEM_SIZE);
-	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
-	fx.mem.nregions = 1;
-	fx.mem.total = MEM_SIZE;
-}
-
-static void fx_attach(struct virtio_dev *dev)
-{
-	struct irq_line irq = { irq_rec_set, &fx.irq, 22 };
-
-	fx.dev = dev;
-	CHECK_EQ(virtio_mmio_create(&fx.m, &fx.mem, irq, dev), 0);
+	fx_map();
 }
 
 /* A device on a SOCK_SEQPACKET pair; device_sndbuf > 0 shrinks its send buffer. */
@@ -168,101 +75,24 @@ static void fx_open_pair(int device_sndbuf)
 	CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
 	if (device_sndbuf)
 		CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &device_sndbuf, sizeof(device_sndbuf)), 0);
-	fx.peer = sv[1];
+	net.peer = sv[1];
 	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_FD, .fd = sv[0] };
 	memcpy(o.backend.mac, MAC_A, 6);
 	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
 		FAILF("virtio_net_create: %s", err);
-	fx_attach(dev);
+	fx_attach(dev, 22);
 }
 
-static void queue_init(unsigned int q)
-{
-	wr(R_QUEUE_SEL, q);
-	CHECK_EQ(rd(R_QUEUE_READY), 0);
-	CHECK(rd(R_QUEUE_NUM_MAX) >= QSZ);
-	wr(R_QUEUE_NUM, QSZ);
-	wr(R_DESC_LO, (uint32_t)RING_GPA(q, 0));
-	wr(R_DESC_HI, 0);
-	wr(R_DRIVER_LO, (uint32_t)RING_GPA(q, 1));
-	wr(R_DRIVER_HI, 0);
-	wr(R_DEVICE_LO, (uint32_t)RING_GPA(q, 2));
-	wr(R_DEVICE_HI, 0);
-	wr(R_QUEUE_READY, 1);
-	CHECK_EQ(rd(R_QUEUE_READY), 1);
-}
-
-/* 3.1.1, accepting the offered features in want (and VERSION_1). */
+/* 3.1.1, accepting the offered features in want (and VERSION_1); returns the
+ * offer. */
 static uint64_t driver_init(uint64_t want)
 {
-	uint64_t offered, accept;
-
 	wr(R_STATUS, 0);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(R_DEV_FEATURES_SEL, 0);
-	offered = rd(R_DEV_FEATURES);
-	wr(R_DEV_FEATURES_SEL, 1);
-	offered |= (uint64_t)rd(R_DEV_FEATURES) << 32;
-	accept = offered & (want | VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	wr(R_DRV_FEATURES_SEL, 0);
-	wr(R_DRV_FEATURES, (uint32_t)accept);
-	wr(R_DRV_FEATURES_SEL, 1);
-	wr(R_DRV_FEATURES, (uint32_t)(accept >> 32));
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	CHECK(rd(R_STATUS) & VIRTIO_STATUS_FEATURES_OK);
-	memset(host(MEM_GPA), 0, 0x6000);
-	memset(fx.avail_idx, 0, sizeof(fx.avail_idx));
-	memset(fx.used_seen, 0, sizeof(fx.used_seen));
-	queue_init(RXQ);
-	queue_init(TXQ);
-	wr(R_STATUS, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
-		     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-	CHECK_EQ(rd(R_STATUS), 0xf);
-	return offered;
-}
-
-static void desc(unsigned int q, unsigned int i, uint64_t addr, uint32_t len, uint16_t flags,
-		 uint16_t next)
-{
-	struct virtq_desc d = { addr, len, flags, next };
-
-	memcpy(host(RING_GPA(q, 0) + 16 * i), &d, sizeof(d));
-}
-
-static struct virtq_used *used(unsigned int q)
-{
-	return host(RING_GPA(q, 2));
-}
-
-/* Makes head available on queue q and kicks it. */
-static void post(unsigned int q, uint16_t head)
-{
-	struct virtq_avail *a = host(RING_GPA(q, 1));
-
-	a->ring[QSZ] = fx.used_seen[q];         /* used_event: interrupt for the next one */
-	a->ring[fx.avail_idx[q] % QSZ] = head;
-	__atomic_store_n(&a->idx, ++fx.avail_idx[q], __ATOMIC_RELEASE);
-	wr(R_QUEUE_NOTIFY, q);
-}
-
-static bool wait_until(bool (*cond)(void *), void *arg, int ms)
-{
-	struct timespec ts = { 0, 1000000 };
-
-	for (int i = 0; i < ms; i++) {
-		if (cond(arg))
-			return true;
-		nanosleep(&ts, NULL);
-	}
-	return cond(arg);
-}
-
-static bool used_advanced(void *arg)
-{
-	unsigned int q = (unsigned int)(uintptr_t)arg;
-
-	return __atomic_load_n(&used(q)->idx, __ATOMIC_ACQUIRE) != fx.used_seen[q];
+	fx_features(want);
+	fx_queue(RXQ);
+	fx_queue(TXQ);
+	fx_driver_ok();
+	return fx.features;
 }
 
 /* The next used entry of queue q, within 5 s. */
@@ -270,16 +100,14 @@ static struct virtq_used_elem take_used(unsigned int q)
 {
 	struct virtq_used_elem u;
 
-	if (!wait_until(used_advanced, (void *)(uintptr_t)q, 5000))
-		FAILF("queue %u: no used entry within 5 s (used idx %u)", q, used(q)->idx);
-	u = used(q)->ring[fx.used_seen[q] % QSZ];
-	fx.used_seen[q]++;
+	if (!fx_wait_used(q, 5000, &u))
+		FAILF("queue %u: no used entry within 5 s (used idx %u)", q, fx_used(q)->idx);
 	return u;
 }
 
 static bool nothing_used(unsigned int q, int ms)
 {
-	return !wait_until(used_advanced, (void *)(uintptr_t)q, ms);
+	return !fx_wait_until(fx_used_advanced, (void *)(uintptr_t)q, ms);
 }
 
 static size_t make_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src, size_t len, uint8_t seed)
@@ -350,11 +178,11 @@ static void test_rx_frame_reaches_guest(void)
 	driver_init(~0ULL);
 	/* One buffer, as Linux posts them without mergeable buffers. */
 	memset(host(RXBUF(0)), 0xee, HDR + 1518);
-	desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
-	post(RXQ, 0);
+	fx_desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 0);
 	CHECK(nothing_used(RXQ, 50));
 	make_frame(f, MAC_A, MAC_B, 60, 1);
-	CHECK_EQ(send(fx.peer, f, 60, 0), 60);
+	CHECK_EQ(send(net.peer, f, 60, 0), 60);
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 0);
 	CHECK_EQ(u.len, HDR + 60);
@@ -365,12 +193,12 @@ static void test_rx_frame_reaches_guest(void)
 	CHECK(rd(R_ISR) & VIRTIO_ISR_QUEUE);
 
 	/* Header and frame split over three descriptors, a full-size frame. */
-	desc(RXQ, 1, RXBUF(1), 10, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
-	desc(RXQ, 2, RXBUF(2), 700, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 3);
-	desc(RXQ, 3, RXBUF(3), 2000, VIRTQ_DESC_F_WRITE, 0);
-	post(RXQ, 1);
+	fx_desc(RXQ, 1, RXBUF(1), 10, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 2);
+	fx_desc(RXQ, 2, RXBUF(2), 700, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 3);
+	fx_desc(RXQ, 3, RXBUF(3), 2000, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 1);
 	make_frame(f, BCAST, MAC_B, 1514, 2);
-	CHECK_EQ(send(fx.peer, f, 1514, 0), 1514);
+	CHECK_EQ(send(net.peer, f, 1514, 0), 1514);
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 1);
 	CHECK_EQ(u.len, HDR + 1514);
@@ -397,12 +225,12 @@ static void test_rx_waits_for_buffers(void)
 	/* Frames before any buffer wait in the backend; none is lost. */
 	for (int i = 0; i < 3; i++) {
 		make_frame(f[i], MAC_A, MAC_B, 100, (uint8_t)(10 * i));
-		CHECK_EQ(send(fx.peer, f[i], 100, 0), 100);
+		CHECK_EQ(send(net.peer, f[i], 100, 0), 100);
 	}
 	CHECK(nothing_used(RXQ, 50));
 	for (int i = 0; i < 3; i++) {
-		desc(RXQ, (unsigned int)i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
-		post(RXQ, (uint16_t)i);
+		fx_desc(RXQ, (unsigned int)i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(RXQ, (uint16_t)i);
 	}
 	for (int i = 0; i < 3; i++) {
 		u = take_used(RXQ);
@@ -424,13 +252,13 @@ static void test_rx_oversized_frame_dropped(void)
 	driver_init(~0ULL);
 	/* A buffer with room for 100 bytes of frame, and bytes after it. */
 	memset(host(RXBUF(0)), 0xcc, 0x1000);
-	desc(RXQ, 0, RXBUF(0), HDR + 100, VIRTQ_DESC_F_WRITE, 0);
-	post(RXQ, 0);
+	fx_desc(RXQ, 0, RXBUF(0), HDR + 100, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 0);
 	make_frame(big, MAC_A, MAC_B, sizeof(big), 3);
-	CHECK_EQ(send(fx.peer, big, 101, 0), 101);
-	CHECK_EQ(send(fx.peer, big, sizeof(big), 0), (ssize_t)sizeof(big));
+	CHECK_EQ(send(net.peer, big, 101, 0), 101);
+	CHECK_EQ(send(net.peer, big, sizeof(big), 0), (ssize_t)sizeof(big));
 	make_frame(small, MAC_A, MAC_B, sizeof(small), 4);
-	CHECK_EQ(send(fx.peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
+	CHECK_EQ(send(net.peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
 	/* The two large ones are dropped; the buffer waits for the small one. */
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 0);
@@ -443,14 +271,14 @@ static void test_rx_oversized_frame_dropped(void)
 	CHECK_EQ(st.rx_dropped, 2);
 	CHECK_EQ(st.rx_frames, 1);
 	/* A buffer too small for any frame goes back empty. */
-	desc(RXQ, 1, RXBUF(1), 20, VIRTQ_DESC_F_WRITE, 0);
-	post(RXQ, 1);
+	fx_desc(RXQ, 1, RXBUF(1), 20, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 1);
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 1);
 	CHECK_EQ(u.len, 0);
 	/* So does one with no writable part. */
-	desc(RXQ, 2, RXBUF(2), 2000, 0, 0);
-	post(RXQ, 2);
+	fx_desc(RXQ, 2, RXBUF(2), 2000, 0, 0);
+	fx_post(RXQ, 2);
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 2);
 	CHECK_EQ(u.len, 0);
@@ -470,24 +298,24 @@ static void test_tx_frame_leaves_without_header(void)
 	/* Header and frame in one buffer. */
 	memset(host(TXBUF(0)), 0x77, HDR);      /* a header asking for offloads: ignored */
 	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 60, 5);
-	desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
-	post(TXQ, 0);
+	fx_desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
+	fx_post(TXQ, 0);
 	u = take_used(TXQ);
 	CHECK_EQ(u.id, 0);
 	CHECK_EQ(u.len, 0);
-	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 60);
+	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 2000), 60);
 	CHECK(!memcmp(got, host(TXBUF(0) + HDR), 60));
 	/* Header apart, frame in two pieces. */
 	make_frame(f, BCAST, MAC_A, 1514, 6);
 	memset(host(TXBUF(1)), 0, HDR);
 	memcpy(host(TXBUF(2)), f, 1000);
 	memcpy(host(TXBUF(3)), f + 1000, 514);
-	desc(TXQ, 1, TXBUF(1), HDR, VIRTQ_DESC_F_NEXT, 2);
-	desc(TXQ, 2, TXBUF(2), 1000, VIRTQ_DESC_F_NEXT, 3);
-	desc(TXQ, 3, TXBUF(3), 514, 0, 0);
-	post(TXQ, 1);
+	fx_desc(TXQ, 1, TXBUF(1), HDR, VIRTQ_DESC_F_NEXT, 2);
+	fx_desc(TXQ, 2, TXBUF(2), 1000, VIRTQ_DESC_F_NEXT, 3);
+	fx_desc(TXQ, 3, TXBUF(3), 514, 0, 0);
+	fx_post(TXQ, 1);
 	CHECK_EQ(take_used(TXQ).id, 1);
-	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 1514);
+	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 2000), 1514);
 	CHECK(!memcmp(got, f, 1514));
 	virtio_net_get_stats(fx.dev, &st);
 	CHECK_EQ(st.tx_frames, 2);
@@ -505,17 +333,17 @@ static void test_tx_malformed_chains(void)
 	fx_open_pair(0);
 	driver_init(~0ULL);
 	/* Shorter than a header, and a header with a runt behind it. */
-	desc(TXQ, 0, TXBUF(0), 5, 0, 0);
-	post(TXQ, 0);
+	fx_desc(TXQ, 0, TXBUF(0), 5, 0, 0);
+	fx_post(TXQ, 0);
 	CHECK_EQ(take_used(TXQ).id, 0);
-	desc(TXQ, 1, TXBUF(0), HDR + 13, 0, 0);
-	post(TXQ, 1);
+	fx_desc(TXQ, 1, TXBUF(0), HDR + 13, 0, 0);
+	fx_post(TXQ, 1);
 	CHECK_EQ(take_used(TXQ).id, 1);
 	/* Writable only: nothing to send. */
-	desc(TXQ, 2, TXBUF(0), 100, VIRTQ_DESC_F_WRITE, 0);
-	post(TXQ, 2);
+	fx_desc(TXQ, 2, TXBUF(0), 100, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(TXQ, 2);
 	CHECK_EQ(take_used(TXQ).id, 2);
-	CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 100), -1);
+	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 100), -1);
 	virtio_net_get_stats(fx.dev, &st);
 	CHECK_EQ(st.tx_dropped, 3);
 	CHECK_EQ(st.tx_frames, 0);
@@ -535,13 +363,13 @@ static void test_tx_backpressure_keeps_order(void)
 	driver_init(~0ULL);
 	for (unsigned int i = 0; i < n; i++) {
 		make_frame(host(TXBUF(i) + HDR), MAC_B, MAC_A, 1500, (uint8_t)i);
-		desc(TXQ, i, TXBUF(i), HDR + 1500, 0, 0);
-		post(TXQ, (uint16_t)i);
+		fx_desc(TXQ, i, TXBUF(i), HDR + 1500, 0, 0);
+		fx_post(TXQ, (uint16_t)i);
 	}
 	for (unsigned int i = 0; i < n; i++) {
 		uint8_t want[1500];
 
-		CHECK_EQ(recv_within(fx.peer, got, sizeof(got), 2000), 1500);
+		CHECK_EQ(recv_within(net.peer, got, sizeof(got), 2000), 1500);
 		make_frame(want, MAC_B, MAC_A, 1500, (uint8_t)i);
 		if (memcmp(got, want, 1500))
 			FAILF("frame %u arrived out of order or damaged", i);
@@ -573,17 +401,17 @@ static void test_link_down_when_backend_closes(void)
 	fx_base();
 	fx_open_pair(0);
 	driver_init(~0ULL);
-	desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
-	post(RXQ, 0);
+	fx_desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 0);
 	wr(R_ACK, rd(R_ISR));
-	close(fx.peer);
-	fx.peer = -1;
-	CHECK(wait_until(link_down, NULL, 5000));
+	close(net.peer);
+	net.peer = -1;
+	CHECK(fx_wait_until(link_down, NULL, 5000));
 	CHECK(rd(R_ISR) & VIRTIO_ISR_CONFIG);
 	/* Transmitting on a dead link drops, counted, and returns the buffers. */
 	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 60, 0);
-	desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
-	post(TXQ, 0);
+	fx_desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
+	fx_post(TXQ, 0);
 	CHECK_EQ(take_used(TXQ).id, 0);
 	virtio_net_get_stats(fx.dev, &st);
 	CHECK(!st.link_up);
@@ -649,7 +477,7 @@ static void test_tap_backend(void)
 		SKIP("no /dev/net/tun here");
 	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
 		SKIP("cannot create a TAP device here: %s", err);
-	fx_attach(dev);
+	fx_attach(dev, 22);
 	/* Quiet: no IPv6 chatter from the host on the new interface. */
 	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", tap);
 	fd = open(path, O_WRONLY);
@@ -667,14 +495,14 @@ static void test_tap_backend(void)
 	CHECK_EQ(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
 	driver_init(~0ULL);
 	for (unsigned int i = 0; i < 8; i++) {
-		desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
-		post(RXQ, (uint16_t)i);
+		fx_desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(RXQ, (uint16_t)i);
 	}
 
 	/* Guest to host: the frame, without any header. */
 	make_frame(host(TXBUF(0) + HDR), BCAST, MAC_A, 300, 11);
-	desc(TXQ, 0, TXBUF(0), HDR + 300, 0, 0);
-	post(TXQ, 0);
+	fx_desc(TXQ, 0, TXBUF(0), HDR + 300, 0, 0);
+	fx_post(TXQ, 0);
 	for (int i = 0; i < 50 && !seen; i++) {
 		ssize_t n = recv_within(ps, got, sizeof(got), 100);
 
@@ -683,8 +511,8 @@ static void test_tap_backend(void)
 	CHECK(seen);
 	/* Spoofing is off: a frame from another address never reaches the host. */
 	make_frame(host(TXBUF(1) + HDR), BCAST, MAC_G, 300, 12);
-	desc(TXQ, 1, TXBUF(1), HDR + 300, 0, 0);
-	post(TXQ, 1);
+	fx_desc(TXQ, 1, TXBUF(1), HDR + 300, 0, 0);
+	fx_post(TXQ, 1);
 	CHECK_EQ(take_used(TXQ).id, 0);
 	CHECK_EQ(take_used(TXQ).id, 1);
 	virtio_net_get_stats(fx.dev, &st);
@@ -722,7 +550,7 @@ static int run_switch(const char *const *words)
 	fflush(stdout);
 	fflush(stderr);
 	for (int i = 0; i < 2; i++) {
-		snprintf(name[i], sizeof(name[i]), "%s/std%d", fx.store, i + 1);
+		snprintf(name[i], sizeof(name[i]), "%s/std%d", net.store, i + 1);
 		fds[i] = open(name[i], O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		CHECK(fds[i] >= 0);
 		saved[i] = dup(i + 1);
@@ -755,23 +583,23 @@ static void stop_store_switches(void)
 {
 	char dir[256], err[256], cmd[128];
 
-	if (!fx.store[0])
+	if (!net.store[0])
 		return;
 	for (int i = 0; i < 2; i++) {
-		snprintf(dir, sizeof(dir), "%s/switches/%s", fx.store, i ? "t2" : "t1");
+		snprintf(dir, sizeof(dir), "%s/switches/%s", net.store, i ? "t2" : "t1");
 		if (switchd_alive(dir) && switchd_stop(dir, true, 5000, err, sizeof(err)) < 0)
 			fprintf(stderr, "test: could not stop the switch in %s: %s\n", dir, err);
 	}
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", fx.store);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", net.store);
 	if (system(cmd) != 0)
-		fprintf(stderr, "test: could not remove %s\n", fx.store);
-	fx.store[0] = '\0';
+		fprintf(stderr, "test: could not remove %s\n", net.store);
+	net.store[0] = '\0';
 }
 
 static void make_store(void)
 {
-	snprintf(fx.store, sizeof(fx.store), "/tmp/nestvm-switch-XXXXXX");
-	CHECK(mkdtemp(fx.store));
+	snprintf(net.store, sizeof(net.store), "/tmp/nestvm-switch-XXXXXX");
+	CHECK(mkdtemp(net.store));
 }
 
 static void adapter(struct net_backend *be, const char *sock, const uint8_t *mac, bool spoofing,
@@ -831,12 +659,12 @@ static void test_switch_daemon_forwards_and_drops_spoofed(void)
 
 	fx_base();
 	make_store();
-	CHECK_EQ(SWITCH("new", "t1", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("new", "t1", "--store", net.store), 0);
 	CHECK(strstr(out, "Switch 't1' is running"));
-	snprintf(dir, sizeof(dir), "%s/switches/t1", fx.store);
+	snprintf(dir, sizeof(dir), "%s/switches/t1", net.store);
 	snprintf(sock, sizeof(sock), "%s/ports.sock", dir);
 	CHECK(switchd_alive(dir));
-	CHECK_EQ(SWITCH("new", "t1", "--store", fx.store), 1);
+	CHECK_EQ(SWITCH("new", "t1", "--store", net.store), 1);
 	CHECK(strstr(errbuf, "already exists"));
 
 	adapter(&a, sock, MAC_A, false, "vm-a/net0");
@@ -874,7 +702,7 @@ static void test_switch_daemon_forwards_and_drops_spoofed(void)
 	CHECK_EQ(be_send(&a, f, 80), 80);
 	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 80);
 
-	CHECK_EQ(SWITCH("show", "t1", "--json", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("show", "t1", "--json", "--store", net.store), 0);
 	CHECK_EQ(json_port_field(out, "vm-a/net0", "droppedSpoof"), 2);
 	CHECK_EQ(json_port_field(out, "vm-a/net0", "rxFrames"), 5);
 	CHECK_EQ(json_port_field(out, "vm-b/net0", "droppedSpoof"), 0);
@@ -883,10 +711,10 @@ static void test_switch_daemon_forwards_and_drops_spoofed(void)
 	CHECK(strstr(out, "\"macSpoofing\": false"));
 	CHECK(strstr(out, "\"mac\": \"52:54:00:12:34:0a\""));
 	CHECK(strstr(out, "\"uplink\": null"));
-	CHECK_EQ(SWITCH("show", "t1", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("show", "t1", "--store", net.store), 0);
 	CHECK(strstr(out, "DROP-SPOOF"));
 	CHECK(strstr(out, "vm-b/net0"));
-	CHECK_EQ(SWITCH("list", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("list", "--store", net.store), 0);
 	CHECK(strstr(out, "t1") && strstr(out, "running"));
 	{
 		FILE *lf;
@@ -910,16 +738,16 @@ static void test_switch_daemon_forwards_and_drops_spoofed(void)
 	CHECK_EQ(be_recv(&a, got, sizeof(got), 2000), 64);
 
 	/* With adapters connected, removal needs --force. */
-	CHECK_EQ(SWITCH("remove", "t1", "--store", fx.store), 1);
+	CHECK_EQ(SWITCH("remove", "t1", "--store", net.store), 1);
 	CHECK(strstr(errbuf, "2 adapters connected"));
 	CHECK(strstr(errbuf, "--force"));
 	CHECK(switchd_alive(dir));
-	CHECK_EQ(SWITCH("remove", "t1", "--force", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("remove", "t1", "--force", "--store", net.store), 0);
 	CHECK(!switchd_alive(dir));
 	CHECK(access(dir, F_OK) < 0);
 	/* The adapters see their switch gone. */
 	CHECK_EQ(be_recv(&a, got, sizeof(got), 2000), -EPIPE);
-	CHECK_EQ(SWITCH("show", "t1", "--store", fx.store), 1);
+	CHECK_EQ(SWITCH("show", "t1", "--store", net.store), 1);
 	CHECK(strstr(errbuf, "no switch 't1'"));
 	net_backend_close(&a);
 	net_backend_close(&b);
@@ -940,26 +768,26 @@ static void test_virtio_net_on_switch(void)
 
 	fx_base();
 	make_store();
-	CHECK_EQ(SWITCH("new", "t2", "--store", fx.store), 0);
-	snprintf(dir, sizeof(dir), "%s/switches/t2", fx.store);
+	CHECK_EQ(SWITCH("new", "t2", "--store", net.store), 0);
+	snprintf(dir, sizeof(dir), "%s/switches/t2", net.store);
 	snprintf(sock, sizeof(sock), "%s/ports.sock", dir);
 	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_SWITCH, .path = sock,
 					       .label = "guest/net0" };
 	memcpy(o.backend.mac, MAC_A, 6);
 	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
 		FAILF("virtio_net_create: %s", err);
-	fx_attach(dev);
+	fx_attach(dev, 22);
 	driver_init(~0ULL);
 	adapter(&b, sock, MAC_B, false, "peer");
 	for (unsigned int i = 0; i < 4; i++) {
-		desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
-		post(RXQ, (uint16_t)i);
+		fx_desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(RXQ, (uint16_t)i);
 	}
 
 	/* Guest to peer. */
 	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 200, 7);
-	desc(TXQ, 0, TXBUF(0), HDR + 200, 0, 0);
-	post(TXQ, 0);
+	fx_desc(TXQ, 0, TXBUF(0), HDR + 200, 0, 0);
+	fx_post(TXQ, 0);
 	CHECK_EQ(be_recv(&b, got, sizeof(got), 2000), 200);
 	CHECK(!memcmp(got, host(TXBUF(0) + HDR), 200));
 	/* Peer to guest. */
@@ -970,18 +798,18 @@ static void test_virtio_net_on_switch(void)
 	CHECK(!memcmp(host(RXBUF(u.id) + HDR), f, 200));
 	/* The guest pretends to be someone else: the switch drops it. */
 	make_frame(host(TXBUF(1) + HDR), MAC_B, MAC_G, 200, 9);
-	desc(TXQ, 1, TXBUF(1), HDR + 200, 0, 0);
-	post(TXQ, 1);
+	fx_desc(TXQ, 1, TXBUF(1), HDR + 200, 0, 0);
+	fx_post(TXQ, 1);
 	CHECK_EQ(be_recv(&b, got, sizeof(got), 300), -1);
-	CHECK_EQ(SWITCH("show", "t2", "--json", "--store", fx.store), 0);
+	CHECK_EQ(SWITCH("show", "t2", "--json", "--store", net.store), 0);
 	CHECK_EQ(json_port_field(out, "guest/net0", "droppedSpoof"), 1);
 
 	/* The switch goes away: link down. It comes back: the adapter finds it. */
-	CHECK_EQ(SWITCH("stop", "t2", "--store", fx.store), 1);
-	CHECK_EQ(SWITCH("stop", "t2", "--force", "--store", fx.store), 0);
-	CHECK(wait_until(link_down, NULL, 5000));
-	CHECK_EQ(SWITCH("start", "t2", "--store", fx.store), 0);
-	CHECK(wait_until(link_up, NULL, 5000));
+	CHECK_EQ(SWITCH("stop", "t2", "--store", net.store), 1);
+	CHECK_EQ(SWITCH("stop", "t2", "--force", "--store", net.store), 0);
+	CHECK(fx_wait_until(link_down, NULL, 5000));
+	CHECK_EQ(SWITCH("start", "t2", "--store", net.store), 0);
+	CHECK(fx_wait_until(link_up, NULL, 5000));
 	net_backend_close(&b);
 	adapter(&b, sock, MAC_B, false, "peer");
 	make_frame(f, MAC_A, MAC_B, 120, 10);
@@ -996,7 +824,7 @@ static void test_virtio_net_on_switch(void)
 	net_backend_close(&b);
 	fx_close_device();
 	/* Once the daemon has seen both adapters go, no --force is needed. */
-	for (int i = 0; i < 100 && SWITCH("remove", "t2", "--store", fx.store) == 1; i++) {
+	for (int i = 0; i < 100 && SWITCH("remove", "t2", "--store", net.store) == 1; i++) {
 		CHECK(strstr(errbuf, "connected"));
 		usleep(20000);
 	}
