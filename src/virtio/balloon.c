@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 
 #define BALLOON_F_MUST_TELL_HOST 0
@@ -47,12 +46,7 @@ struct virtio_balloon {
 	struct virtq_elem elem;
 	struct virtq_elem stats_elem;   /* the driver's stats buffer, kept until the next tick */
 
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;           /* everything below */
-	pthread_cond_t wake, idle;
-	unsigned int kicked;            /* bit per queue */
-	bool busy, stop;
+	struct virtio_worker worker;    /* its lock guards everything below */
 	bool stats_held;
 	struct virtio_balloon_stats stats;
 	uint64_t manual_until_ns;
@@ -121,10 +115,10 @@ uint64_t virtio_balloon_set_target(struct virtio_dev *dev, uint64_t bytes)
 	struct virtio_balloon *b = to_balloon(dev);
 	bool changed;
 
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->worker.lock);
 	changed = balloon_set_target_locked(b, bytes);
 	b->manual_until_ns = util_now_ns() + BALLOON_MANUAL_HOLD_NS;
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->worker.lock);
 	if (changed)
 		balloon_tell_driver(b);
 	return balloon_assigned(b, atomic_load(&b->num_pages));
@@ -134,9 +128,9 @@ void virtio_balloon_get_info(struct virtio_dev *dev, struct virtio_balloon_info 
 {
 	struct virtio_balloon *b = to_balloon(dev);
 
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->worker.lock);
 	info->stats = b->stats;
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->worker.lock);
 	info->target = balloon_assigned(b, atomic_load(&b->num_pages));
 	info->assigned = balloon_assigned(b, atomic_load(&b->actual));
 	info->released_pages = atomic_load(&b->released);
@@ -253,7 +247,7 @@ static void balloon_take_stats(struct virtio_balloon *b)
 		return;
 	while (virtq_pop(vq, &b->elem) == 0) {
 		balloon_read_stats(&b->elem, &s);
-		pthread_mutex_lock(&b->lock);
+		pthread_mutex_lock(&b->worker.lock);
 		if (s.valid)
 			b->stats = s;
 		if (b->stats_held) {
@@ -267,7 +261,7 @@ static void balloon_take_stats(struct virtio_balloon *b)
 			b->elem = t;
 		}
 		b->stats_held = true;
-		pthread_mutex_unlock(&b->lock);
+		pthread_mutex_unlock(&b->worker.lock);
 	}
 }
 
@@ -277,7 +271,7 @@ static void balloon_tick(struct virtio_balloon *b, uint64_t now)
 	struct virtqueue *vq = &b->vdev.vqs[BALLOON_Q_STATS];
 	bool changed = false, ask;
 
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->worker.lock);
 	if (b->stats.valid && now >= b->manual_until_ns) {
 		uint64_t target = balloon_assigned(b, atomic_load(&b->num_pages));
 		uint64_t assigned = balloon_assigned(b, atomic_load(&b->actual));
@@ -286,17 +280,17 @@ static void balloon_tick(struct virtio_balloon *b, uint64_t now)
 										    assigned, &b->stats));
 		b->stats.valid = false;         /* each set of figures moves it once */
 	}
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->worker.lock);
 	/* The new target is out before the guest hears from the stats queue. */
 	if (changed)
 		balloon_tell_driver(b);
-	pthread_mutex_lock(&b->lock);
+	pthread_mutex_lock(&b->worker.lock);
 	ask = b->stats_held;
 	if (ask) {
 		virtq_push(vq, &b->stats_elem, 0);
 		b->stats_held = false;
 	}
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->worker.lock);
 	if (ask)
 		virtq_signal(vq);
 }
@@ -304,32 +298,10 @@ static void balloon_tick(struct virtio_balloon *b, uint64_t now)
 static void *balloon_worker(void *arg)
 {
 	struct virtio_balloon *b = arg;
-	uint64_t next_tick = util_now_ns() + BALLOON_TICK_NS;
+	uint64_t now, next_tick = util_now_ns() + BALLOON_TICK_NS;
+	unsigned int kicked;
 
-	pthread_mutex_lock(&b->lock);
-	for (;;) {
-		unsigned int kicked;
-		uint64_t now = 0;
-
-		while (!b->kicked && !b->stop && (now = util_now_ns()) < next_tick) {
-			struct timespec ts;
-			uint64_t left = next_tick - now;
-
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_sec += (time_t)(left / 1000000000ULL);
-			ts.tv_nsec += (long)(left % 1000000000ULL);
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&b->wake, &b->lock, &ts);
-		}
-		if (b->stop)
-			break;
-		kicked = b->kicked;
-		b->kicked = 0;
-		b->busy = true;
-		pthread_mutex_unlock(&b->lock);
+	while (virtio_worker_wait(&b->worker, next_tick, &kicked)) {
 		if (kicked & (1u << BALLOON_Q_INFLATE))
 			balloon_drain(b, BALLOON_Q_INFLATE);
 		if (kicked & (1u << BALLOON_Q_DEFLATE))
@@ -341,36 +313,24 @@ static void *balloon_worker(void *arg)
 			balloon_tick(b, now);
 			next_tick = now + BALLOON_TICK_NS;
 		}
-		pthread_mutex_lock(&b->lock);
-		b->busy = false;
-		pthread_cond_broadcast(&b->idle);
 	}
-	pthread_mutex_unlock(&b->lock);
 	return NULL;
 }
 
 static void balloon_notify(struct virtio_dev *dev, unsigned int q)
 {
-	struct virtio_balloon *b = to_balloon(dev);
-
-	pthread_mutex_lock(&b->lock);
-	b->kicked |= 1u << q;
-	pthread_cond_signal(&b->wake);
-	pthread_mutex_unlock(&b->lock);
+	virtio_worker_kick(&to_balloon(dev)->worker, q);
 }
 
 static void balloon_reset(struct virtio_dev *dev)
 {
 	struct virtio_balloon *b = to_balloon(dev);
 
-	pthread_mutex_lock(&b->lock);
-	b->kicked = 0;
-	while (b->busy)
-		pthread_cond_wait(&b->idle, &b->lock);
+	virtio_worker_quiesce(&b->worker);
 	/* The held buffer belonged to the driver that just went away. */
 	b->stats_held = false;
 	b->stats = (struct virtio_balloon_stats){ 0 };
-	pthread_mutex_unlock(&b->lock);
+	pthread_mutex_unlock(&b->worker.lock);
 	/* A new driver starts from an empty balloon (5.5.6.1). */
 	atomic_store(&b->actual, 0);
 }
@@ -407,16 +367,7 @@ static void balloon_destroy(struct virtio_dev *dev)
 {
 	struct virtio_balloon *b = to_balloon(dev);
 
-	if (b->thread_started) {
-		pthread_mutex_lock(&b->lock);
-		b->stop = true;
-		pthread_cond_signal(&b->wake);
-		pthread_mutex_unlock(&b->lock);
-		pthread_join(b->thread, NULL);
-	}
-	pthread_cond_destroy(&b->idle);
-	pthread_cond_destroy(&b->wake);
-	pthread_mutex_destroy(&b->lock);
+	virtio_worker_stop(&b->worker);
 	virtq_elem_free(&b->elem);
 	virtq_elem_free(&b->stats_elem);
 	virtio_dev_cleanup(&b->vdev);
@@ -438,7 +389,6 @@ int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_o
 	uint64_t features = VIRTIO_BIT(BALLOON_F_STATS_VQ) | VIRTIO_BIT(BALLOON_F_DEFLATE_ON_OOM);
 	struct virtio_balloon_policy p = o->policy;
 	struct virtio_balloon *b;
-	pthread_condattr_t ca;
 	int r;
 
 	*out = NULL;
@@ -458,16 +408,6 @@ int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_o
 	b->policy = p;
 	b->ram_pages = p.max / VIRTIO_BALLOON_PAGE;
 	b->can_release = (uint64_t)sysconf(_SC_PAGESIZE) == VIRTIO_BALLOON_PAGE;
-	if (pthread_mutex_init(&b->lock, NULL)) {
-		free(b);
-		return -ENOMEM;
-	}
-	/* Ticks keep their pace when the wall clock jumps. */
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&b->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	pthread_cond_init(&b->idle, NULL);
 	(void)balloon_set_target_locked(b, o->startup);
 
 	r = virtio_dev_init(&b->vdev, &balloon_ops, o->name ? o->name : "virtio-balloon", features,
@@ -476,10 +416,8 @@ int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_o
 		r = virtq_elem_init(&b->elem, BALLOON_QUEUE_SIZE);
 	if (r >= 0)
 		r = virtq_elem_init(&b->stats_elem, BALLOON_QUEUE_SIZE);
-	if (r >= 0) {
-		r = util_start_worker(&b->thread, balloon_worker, b, "nestvm-balloon");
-		b->thread_started = r == 0;
-	}
+	if (r >= 0)
+		r = virtio_worker_start(&b->worker, balloon_worker, b, "nestvm-balloon");
 	if (r < 0) {
 		balloon_destroy(&b->vdev);
 		return r;

@@ -76,12 +76,7 @@ struct virtio_blk {
 	struct virtq_elem elem;
 	struct iovec *scratch;
 	unsigned int scratch_cap;
-
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t wake, idle;
-	bool kicked, busy, stop;
+	struct virtio_worker worker;
 };
 
 static struct virtio_blk *to_blk(struct virtio_dev *dev)
@@ -251,45 +246,24 @@ static void blk_drain(struct virtio_blk *b)
 static void *blk_worker(void *arg)
 {
 	struct virtio_blk *b = arg;
+	unsigned int kicked;
 
-	pthread_mutex_lock(&b->lock);
-	for (;;) {
-		while (!b->kicked && !b->stop)
-			pthread_cond_wait(&b->wake, &b->lock);
-		if (b->stop)
-			break;
-		b->kicked = false;
-		b->busy = true;
-		pthread_mutex_unlock(&b->lock);
+	while (virtio_worker_wait(&b->worker, UINT64_MAX, &kicked))
 		blk_drain(b);
-		pthread_mutex_lock(&b->lock);
-		b->busy = false;
-		pthread_cond_broadcast(&b->idle);
-	}
-	pthread_mutex_unlock(&b->lock);
 	return NULL;
 }
 
 static void blk_notify(struct virtio_dev *dev, unsigned int q)
 {
-	struct virtio_blk *b = to_blk(dev);
-
-	(void)q;
-	pthread_mutex_lock(&b->lock);
-	b->kicked = true;
-	pthread_cond_signal(&b->wake);
-	pthread_mutex_unlock(&b->lock);
+	virtio_worker_kick(&to_blk(dev)->worker, q);
 }
 
 static void blk_reset(struct virtio_dev *dev)
 {
 	struct virtio_blk *b = to_blk(dev);
 
-	pthread_mutex_lock(&b->lock);
-	b->kicked = false;
-	while (b->busy)
-		pthread_cond_wait(&b->idle, &b->lock);
-	pthread_mutex_unlock(&b->lock);
+	virtio_worker_quiesce(&b->worker);
+	pthread_mutex_unlock(&b->worker.lock);
 }
 
 static void blk_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
@@ -301,16 +275,7 @@ static void blk_destroy(struct virtio_dev *dev)
 {
 	struct virtio_blk *b = to_blk(dev);
 
-	if (b->thread_started) {
-		pthread_mutex_lock(&b->lock);
-		b->stop = true;
-		pthread_cond_signal(&b->wake);
-		pthread_mutex_unlock(&b->lock);
-		pthread_join(b->thread, NULL);
-	}
-	pthread_cond_destroy(&b->idle);
-	pthread_cond_destroy(&b->wake);
-	pthread_mutex_destroy(&b->lock);
+	virtio_worker_stop(&b->worker);
 	if (b->fd >= 0)
 		close(b->fd);
 	virtq_elem_free(&b->elem);
@@ -400,12 +365,6 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 		return -ENOMEM;
 	b->fd = -1;
 	b->read_only = o->read_only;
-	if (pthread_mutex_init(&b->lock, NULL)) {
-		free(b);
-		return -ENOMEM;
-	}
-	pthread_cond_init(&b->wake, NULL);
-	pthread_cond_init(&b->idle, NULL);
 
 	r = blk_open(b, o);
 	if (r < 0)
@@ -436,10 +395,9 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 		r = -ENOMEM;
 		goto err;
 	}
-	r = util_start_worker(&b->thread, blk_worker, b, "nestvm-blk");
+	r = virtio_worker_start(&b->worker, blk_worker, b, "nestvm-blk");
 	if (r < 0)
 		goto err;
-	b->thread_started = true;
 	*out = &b->vdev;
 	return 0;
 

@@ -189,6 +189,32 @@ void virtio_dev_config_changed(struct virtio_dev *dev);
  * the device through ops->reset, and forgets features and a broken state. */
 void virtio_dev_reset(struct virtio_dev *dev);
 
+/* A device's worker thread (worker.c). lock guards the fields below, and may
+ * guard the device's own state too. */
+struct virtio_worker {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t wake, idle;
+	unsigned int kicked;            /* bit per queue */
+	bool busy, stop;
+};
+
+/* Starts fn(arg) as the thread name; on failure w needs no stop. -errno. */
+MUST_CHECK int virtio_worker_start(struct virtio_worker *w, void *(*fn)(void *), void *arg,
+				   const char *name);
+/* fn's loop: ends the last round of work, then waits for a kick or the
+ * util_now_ns() deadline (UINT64_MAX: none). Returns false once stopped,
+ * else true with *kicked the queues kicked since (0: the deadline passed). */
+bool virtio_worker_wait(struct virtio_worker *w, uint64_t deadline_ns, unsigned int *kicked);
+/* From ops->notify, on a vCPU: queue q (below 32) was kicked. */
+void virtio_worker_kick(struct virtio_worker *w, unsigned int q);
+/* From ops->reset: drops pending kicks and waits until fn is back in wait.
+ * Returns with lock held, to forget per-driver state; the caller unlocks. */
+void virtio_worker_quiesce(struct virtio_worker *w);
+/* From ops->destroy: stops and joins the thread; no-op if it never started. */
+void virtio_worker_stop(struct virtio_worker *w);
+
 /* For transports. size must be a power of two no larger than queue_max, and
  * each ring aligned and wholly in guest RAM: -EINVAL or -EFAULT otherwise. */
 MUST_CHECK int virtq_setup(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa,

@@ -1,0 +1,87 @@
+/* The thread a virtio device serves its queues on: a kick only marks the queue
+ * and wakes it, so a vCPU never waits, and a reset waits until it lets go. */
+#include "virtio/virtio.h"
+
+#include <errno.h>
+#include <time.h>
+
+int virtio_worker_start(struct virtio_worker *w, void *(*fn)(void *), void *arg, const char *name)
+{
+	pthread_condattr_t ca;
+	int r;
+
+	if (pthread_mutex_init(&w->lock, NULL))
+		return -ENOMEM;
+	/* Deadlines are util_now_ns()'s: they keep their pace when the wall clock jumps. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&w->idle, NULL);
+	w->kicked = 0;
+	w->busy = w->stop = false;
+	r = util_start_worker(&w->thread, fn, arg, name);
+	w->started = r == 0;
+	if (r < 0) {
+		pthread_cond_destroy(&w->idle);
+		pthread_cond_destroy(&w->wake);
+		pthread_mutex_destroy(&w->lock);
+	}
+	return r;
+}
+
+bool virtio_worker_wait(struct virtio_worker *w, uint64_t deadline_ns, unsigned int *kicked)
+{
+	struct timespec ts = { (time_t)(deadline_ns / 1000000000ULL),
+			       (long)(deadline_ns % 1000000000ULL) };
+	bool run;
+
+	pthread_mutex_lock(&w->lock);
+	if (w->busy) {
+		w->busy = false;
+		pthread_cond_broadcast(&w->idle);
+	}
+	while (!w->kicked && !w->stop && util_now_ns() < deadline_ns) {
+		if (deadline_ns == UINT64_MAX)
+			pthread_cond_wait(&w->wake, &w->lock);
+		else
+			pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+	}
+	run = !w->stop;
+	*kicked = w->kicked;
+	w->kicked = 0;
+	w->busy = run;
+	pthread_mutex_unlock(&w->lock);
+	return run;
+}
+
+void virtio_worker_kick(struct virtio_worker *w, unsigned int q)
+{
+	pthread_mutex_lock(&w->lock);
+	w->kicked |= 1u << q;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void virtio_worker_quiesce(struct virtio_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->kicked = 0;
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+}
+
+void virtio_worker_stop(struct virtio_worker *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	pthread_cond_destroy(&w->idle);
+	pthread_cond_destroy(&w->wake);
+	pthread_mutex_destroy(&w->lock);
+	w->started = false;
+}
