@@ -153,11 +153,7 @@ static int vm_build_memory(struct vm *vm)
 /* Step 4: vCPUs with their CPUID, FPU, MSRs and LAPIC. */
 static int vm_build_vcpus(struct vm *vm)
 {
-	struct cpuid_config cc = {
-		.ncpus = vm->cfg.ncpus, .expose_virt = vm->cfg.expose_virt,
-		.tsc_deadline = !vm->cfg.no_irqchip &&
-				kvm_check_extension(&vm->sys, KVM_CAP_TSC_DEADLINE_TIMER) > 0,
-	};
+	struct cpuid_config cc = { .ncpus = vm->cfg.ncpus, .expose_virt = vm->cfg.expose_virt };
 	int r;
 
 	if (vm->cfg.expose_virt && !cpuid_has_virt(vm->supported_cpuid)) {

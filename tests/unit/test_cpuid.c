@@ -235,25 +235,6 @@ static void test_intel_virt_filter(void)
 	free(sup);
 }
 
-/* KVM's list leaves the TSC-deadline bit out; it is added exactly when the
- * in-kernel LAPIC can emulate it. */
-static void test_tsc_deadline(void)
-{
-	struct kvm_cpuid2 *sup = intel_table();
-	struct cpuid_config with = { .ncpus = 1, .tsc_deadline = true }, without = { .ncpus = 1 };
-	struct kvm_cpuid2 *a, *b;
-
-	must_find(sup, 1, 0)->ecx &= ~(1u << 24);
-	a = cpuid_build(sup, &with, 0);
-	b = cpuid_build(sup, &without, 0);
-	CHECK(a && b);
-	CHECK(must_find(a, 1, 0)->ecx & (1u << 24));
-	CHECK(!(must_find(b, 1, 0)->ecx & (1u << 24)));
-	free(a);
-	free(b);
-	free(sup);
-}
-
 static void test_hypervisor_leaves(void)
 {
 	struct kvm_cpuid2 *sup = intel_table();
@@ -369,7 +350,6 @@ int main(void)
 	RUN(test_find_honours_index);
 	RUN(test_intel_topology);
 	RUN(test_intel_virt_filter);
-	RUN(test_tsc_deadline);
 	RUN(test_hypervisor_leaves);
 	RUN(test_amd);
 	RUN(test_intel_leaves_untouched_by_amd_rules);

@@ -10,7 +10,6 @@
 
 #define CPUID_1_ECX_VMX         (1u << 5)
 #define CPUID_1_ECX_HYPERVISOR  (1u << 31)
-#define CPUID_1_ECX_TSC_DEADLINE (1u << 24)
 #define CPUID_1_EDX_HTT         (1u << 28)
 #define CPUID_80000001_ECX_CMP_LEGACY (1u << 1)
 #define CPUID_80000001_ECX_SVM  (1u << 2)
@@ -119,10 +118,6 @@ struct kvm_cpuid2 *cpuid_build(const struct kvm_cpuid2 *supported,
 			else
 				e.edx &= ~CPUID_1_EDX_HTT;
 			e.ecx |= CPUID_1_ECX_HYPERVISOR;
-			/* KVM leaves this out of its list; the in-kernel LAPIC
-			 * has it when the capability says so. */
-			if (cfg->tsc_deadline)
-				e.ecx |= CPUID_1_ECX_TSC_DEADLINE;
 			if (!cfg->expose_virt)
 				e.ecx &= ~CPUID_1_ECX_VMX;
 			break;

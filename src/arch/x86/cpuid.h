@@ -16,7 +16,6 @@ enum cpuid_vendor { CPUID_VENDOR_OTHER, CPUID_VENDOR_INTEL, CPUID_VENDOR_AMD };
 struct cpuid_config {
 	unsigned int ncpus;
 	bool expose_virt;         /* pass VMX/SVM through */
-	bool tsc_deadline;        /* KVM_CAP_TSC_DEADLINE_TIMER: KVM emulates it */
 };
 
 enum cpuid_vendor cpuid_vendor(const struct kvm_cpuid2 *c);
