@@ -1,9 +1,11 @@
-# tests/e2e/cases.sh NAME...: inside a simulated host (cwd /nestvm), runs the
-# cases of tests/e2e/NAME.sh for each NAME, then prints the closing count
-# that tests/run reads.
+# tests/e2e/cases.sh FILE[:CASE]...: inside a simulated host (cwd /nestvm),
+# runs the cases of tests/e2e/FILE.sh, or only the function CASE of it, then
+# prints the closing count that tests/run reads.
 . tests/e2e/lib.sh
-for f in "$@"; do
-	. "tests/e2e/$f.sh"
+for unit in "$@"; do
+	only=
+	case $unit in *:*) only=${unit#*:} ;; esac
+	. "tests/e2e/${unit%%:*}.sh"
 done
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -26,4 +26,9 @@ expect() {
 	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }
 }
 
-e2e_case() { case_t0=$(date +%s); "$@"; }
+# e2e_case FUNCTION: runs one case; with $only set, only the case it names.
+e2e_case() {
+	[ -z "${only:-}" ] || [ "$1" = "$only" ] || return 0
+	case_t0=$(date +%s)
+	"$@"
+}

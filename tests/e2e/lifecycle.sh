@@ -3,6 +3,8 @@
 # made from the default image (its /init stays in a shell with
 # nestvm.cmd=shell), set up by the nested assistant, started detached,
 # watched in `nestvm status`, attached to, paused, resumed and stopped.
+# Its cases build on each other: they run together, in one simulated host.
+e2e_chained=1
 export NESTVM_STORE=/tmp/e2e-store
 
 # lc NESTVM-ARGS...: runs nestvm, appending the command and its output to
