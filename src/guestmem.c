@@ -7,6 +7,28 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Guest RAM starts on a 2 MiB boundary so the host can back it with huge
+ * pages, which KVM then maps as large pages at every nesting level. */
+#define GUESTMEM_ALIGN (2ULL << 20)
+
+static void *guestmem_map_aligned(uint64_t size)
+{
+	uint8_t *raw, *p;
+	uint64_t lead;
+
+	raw = mmap(NULL, size + GUESTMEM_ALIGN, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (raw == MAP_FAILED)
+		return NULL;
+	p = (uint8_t *)ALIGN_UP((uintptr_t)raw, GUESTMEM_ALIGN);
+	lead = (uint64_t)(p - raw);
+	if (lead)
+		munmap(raw, lead);
+	munmap(p + size, GUESTMEM_ALIGN - lead);
+	madvise(p, size, MADV_HUGEPAGE);
+	return p;
+}
+
 int guestmem_add(struct guestmem *mem, uint64_t gpa, uint64_t size)
 {
 	struct guestmem_region *r;
@@ -16,9 +38,8 @@ int guestmem_add(struct guestmem *mem, uint64_t gpa, uint64_t size)
 		return -ENOSPC;
 	if (!size || gpa + size < gpa || (size & 0xfff) || (gpa & 0xfff))
 		return -EINVAL;
-	host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (host == MAP_FAILED)
+	host = guestmem_map_aligned(size);
+	if (!host)
 		return -errno;
 	r = &mem->regions[mem->nregions++];
 	r->gpa = gpa;

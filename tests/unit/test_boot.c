@@ -201,6 +201,8 @@ static void test_guestmem_bounds(void)
 	uint8_t b[16];
 
 	CHECK(guestmem_ptr(&m, 0, 16 << 20));
+	/* RAM starts on a 2 MiB boundary, so huge pages can back it. */
+	CHECK_EQ((uintptr_t)m.regions[0].host & ((2 << 20) - 1), 0);
 	CHECK(!guestmem_ptr(&m, 0, (16 << 20) + 1));
 	CHECK(!guestmem_ptr(&m, (16 << 20) - 1, 2));
 	CHECK(!guestmem_ptr(&m, UINT64_MAX - 4, 8));
