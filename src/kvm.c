@@ -264,6 +264,11 @@ int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapi
 	return KVM_IOCTL(vcpu->fd, KVM_SET_LAPIC, lapic);
 }
 
+int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_GET_TSC_KHZ, NULL);
+}
+
 int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp)
 {
 	return KVM_IOCTL(vcpu->fd, KVM_GET_MP_STATE, mp);

@@ -65,6 +65,8 @@ MUST_CHECK int kvm_vcpu_set_msrs_partial(struct kvm_vcpu *vcpu, const struct kvm
 MUST_CHECK int kvm_vcpu_get_msrs(struct kvm_vcpu *vcpu, struct kvm_msrs *msrs);
 MUST_CHECK int kvm_vcpu_get_lapic(struct kvm_vcpu *vcpu, struct kvm_lapic_state *lapic);
 MUST_CHECK int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapic);
+/* The guest's TSC frequency in kHz (KVM_GET_TSC_KHZ), or -errno. */
+MUST_CHECK int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu);
 MUST_CHECK int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp);
 MUST_CHECK int kvm_vcpu_set_mp_state(struct kvm_vcpu *vcpu, const struct kvm_mp_state *mp);
 MUST_CHECK int kvm_vcpu_get_xsave(struct kvm_vcpu *vcpu, struct kvm_xsave *x);

@@ -788,22 +788,45 @@ enum vm_stop_reason vm_run(struct vm *vm)
 	return (enum vm_stop_reason)atomic_load(&vm->stop);
 }
 
-/* The probe's port: the first write marks the start of the timed loop. */
-static void probe_mark(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
+/* The probe's port: the guest reports its TSC count, low then high half. */
+struct probe_report {
+	uint32_t half[2];
+	unsigned int n;
+};
+
+static void probe_report(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_write)
 {
-	(void)offset, (void)data, (void)len;
-	if (is_write)
-		*(uint64_t *)opaque = util_now_ns();
+	struct probe_report *p = opaque;
+
+	(void)offset;
+	if (is_write && len == 4 && p->n < 2)
+		memcpy(&p->half[p->n++], data, 4);
 }
 
 static int vm_probe_once(const char *kvm_path, double *mips)
 {
-	/* Two loops of TURNS turns (dec; jnz), a port write between them. The
-	 * first warms up whatever runs the guest (nested paging, a translator);
-	 * only the second is timed, from the port write to the HLT exit. */
+	/* Two loops of TURNS turns (dec; jnz): the first warms up whatever runs
+	 * the guest (nested paging, a translator); the guest times the second
+	 * itself with RDTSC and reports the count through port 0xe9. Timing it
+	 * from outside would add the cost of an exit and an entry, which is
+	 * large in a deeply nested guest and says nothing about how fast
+	 * kernel code runs there. */
 	enum { TURNS = 100000 };
 #define PROBE_LOOP 0xb9, TURNS & 0xff, (TURNS >> 8) & 0xff, (TURNS >> 16) & 0xff, 0, 0xff, 0xc9, 0x75, 0xfc
-	static const uint8_t code[] = { PROBE_LOOP, 0xe6, 0xe9, PROBE_LOOP, 0xf4 };
+	static const uint8_t code[] = {
+		PROBE_LOOP,
+		0x0f, 0x31,             /* rdtsc */
+		0x89, 0xc6,             /* mov esi, eax */
+		0x89, 0xd7,             /* mov edi, edx */
+		PROBE_LOOP,
+		0x0f, 0x31,             /* rdtsc */
+		0x29, 0xf0,             /* sub eax, esi */
+		0x19, 0xfa,             /* sbb edx, edi */
+		0xe7, 0xe9,             /* out 0xe9, eax */
+		0x89, 0xd0,             /* mov eax, edx */
+		0xe7, 0xe9,             /* out 0xe9, eax */
+		0xf4,                   /* hlt */
+	};
 #undef PROBE_LOOP
 	struct vm_payload pl = { code, sizeof(code), 0x10000, 0x10000, false };
 	struct vm_config cfg = {
@@ -811,27 +834,30 @@ static int vm_probe_once(const char *kvm_path, double *mips)
 		.no_irqchip = true, .console_out = -1, .kvm_path = kvm_path,
 	};
 	struct vm *vm = calloc(1, sizeof(*vm));
-	uint64_t t0 = 0, ns;
+	struct probe_report rep = { { 0, 0 }, 0 };
 	enum vm_stop_reason why;
-	int r;
+	uint64_t cycles;
+	int khz, r;
 
 	if (!vm)
 		return -ENOMEM;
 	r = vm_create(vm, &cfg);
 	if (r >= 0)
-		r = bus_register(&vm->pio, 0xe9, 1, "probe", probe_mark, &t0);
+		r = bus_register(&vm->pio, 0xe9, 4, "probe", probe_report, &rep);
+	if (r >= 0)
+		r = khz = kvm_vcpu_get_tsc_khz(&vm->vcpus[0].kvm);
 	if (r < 0) {
 		vm_destroy(vm);
 		free(vm);
 		return r;
 	}
 	why = vm_run(vm);
-	ns = util_now_ns() - t0;
 	vm_destroy(vm);
 	free(vm);
-	if (why != VM_STOP_HALT || !t0)
+	cycles = (uint64_t)rep.half[1] << 32 | rep.half[0];
+	if (why != VM_STOP_HALT || rep.n != 2 || !cycles || khz <= 0)
 		return -EIO;
-	*mips = (2.0 * TURNS) / (ns ? (double)ns : 1.0) * 1000.0;
+	*mips = 2.0 * TURNS * khz / ((double)cycles * 1000.0);
 	return 0;
 }
 
