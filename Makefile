@@ -54,6 +54,14 @@ $(B)/tests/kvm-static/%: tests/kvm/%.c tests/kvm/payloads.S $(LIB_OBJS) tests/ha
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -static -o $@ $< tests/kvm/payloads.S $(LIB_OBJS) $(LDLIBS)
 
+# The tiny guest the deep end-to-end case boots at level 3.
+$(B)/tests/tiny-guest: tests/tiny-guest.c tests/kvm/payloads.S tests/fake_bzimage.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) -o $@ $< tests/kvm/payloads.S
+
+$(B)/tests/tiny-guest.bzImage: $(B)/tests/tiny-guest
+	$< $@
+
 $(B)/fuzz/%: fuzz/%.c $(LIB_SRCS)
 	@mkdir -p $(dir $@)
 	clang $(CPPFLAGS) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)

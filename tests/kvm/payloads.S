@@ -72,6 +72,29 @@ payload_fake_kernel:
 	jmp 3b
 payload_fake_kernel_end:
 
+/* The tiny guest of the deep end-to-end case (tests/tiny-guest.c makes it a
+ * bzImage file): like payload_fake_kernel it prints its command line and a
+ * newline on COM1 and powers off through ACPI, but reports nothing else, so
+ * that a VMM needs only its own devices to run it. */
+	.globl payload_tiny_guest, payload_tiny_guest_end
+payload_tiny_guest:
+	mov 0x228(%rsi), %ebx          /* cmd_line_ptr */
+	mov $0x3f8, %dx
+1:	movzbl (%rbx), %eax
+	test %al, %al
+	jz 2f
+	out %al, %dx
+	inc %rbx
+	jmp 1b
+2:	mov $0x0a, %al
+	out %al, %dx
+	mov $0x604, %dx
+	mov $((5 << 10) | (1 << 13)), %ax
+	out %ax, %dx
+3:	hlt
+	jmp 3b
+payload_tiny_guest_end:
+
 /* 64-bit: report 1, 2, 3 on the port, then power off through ACPI. Its
  * state can be saved after any report and resumed in another VM. */
 	.globl payload_long_count, payload_long_count_end
