@@ -35,5 +35,27 @@ case_intel_nested_vm() {
 	expect intel_nested_vm '^nested-guest: NestedVM exit=0' && pass intel_nested_vm
 }
 
+# Three levels, as tests/e2e/deep.sh: NestedHost starts a second NestedHost
+# whose nestvm boots the tiny guest at level 3.
+case_intel_level3() {
+	sh scripts/nested-initrd /tmp/l2.img image tests/e2e/deep-l2.sh:e2e/deep-l2.sh \
+		tiny-guest.bzImage:image/tiny-guest.bzImage &&
+	sh scripts/nested-initrd /tmp/l1.img image tests/e2e/deep-host.sh:e2e/deep-host.sh \
+		/tmp/l2.img:image/l2.img || { fail intel_level3 "nested-initrd failed"; return; }
+	rm -f /tmp/l2.img
+	BOOT_BOUND=900
+	boot intel_level3 0 run --nested --kernel $K --initrd /tmp/l1.img --memory 640M \
+		--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/deep-host.sh"
+	rc=$?
+	unset BOOT_BOUND
+	[ $rc = 0 ] || return
+	expect intel_level3 '^nestvm-guest: cpus=1 .*kvm=yes virt=vmx' &&
+	expect intel_level3 '^L2\| nestvm-guest: cpus=1 .*kvm=yes virt=vmx' &&
+	expect intel_level3 '^L2\| NestedVM\| tiny-guest: NestedVM up at level 3' &&
+	expect intel_level3 '^L2\| deep-l2: NestedVM exit=0' &&
+	expect intel_level3 '^deep-host: level 2 exit=0' && pass intel_level3
+}
+
 e2e_case case_intel_one_cpu
 e2e_case case_intel_nested_vm
+e2e_case case_intel_level3

@@ -12,7 +12,7 @@ fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); sed 's/^/    | /' "$out" | 
 # nestvm that ignores SIGTERM is killed 10 s later: no case hangs the run.
 boot() {
 	name=$1 want=$2; shift 2
-	timeout -k 10 240 ./nestvm "$@" >"$out" 2>&1 </dev/null
+	timeout -k 10 "${BOOT_BOUND:-240}" ./nestvm "$@" >"$out" 2>&1 </dev/null
 	status=$?
 	if [ "$status" != "$want" ]; then
 		fail "$name" "nestvm exited $status, expected $want"
