@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- the reader ---- */
@@ -413,15 +412,8 @@ static void api_send_line(int fd, const char *text)
 		return;
 	memcpy(line, text, len);
 	line[len] = '\n';
-	for (size_t o = 0; o <= len;) {
-		ssize_t n = send(fd, line + o, len + 1 - o, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		o += (size_t)n;
-	}
+	/* A client that went away gets nothing; the server goes on. */
+	(void)!util_write_all(fd, line, len + 1);
 	free(line);
 }
 
@@ -523,20 +515,9 @@ static void *api_server_thread(void *arg)
 	return NULL;
 }
 
-static int api_unix_addr(const char *path, struct sockaddr_un *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(a->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a->sun_path, path);
-	return 0;
-}
-
 int api_server_start(struct api_server **out, const char *path, api_handler_fn h, void *opaque)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
-	struct sockaddr_un a;
 	int r;
 
 	if (!s)
@@ -546,19 +527,16 @@ int api_server_start(struct api_server **out, const char *path, api_handler_fn h
 	s->wake[0] = s->wake[1] = -1;
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
-	r = api_unix_addr(path, &a);
-	if (r < 0)
-		goto fail;
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->fd < 0 || pipe2(s->wake, O_CLOEXEC) < 0) {
+	if (pipe2(s->wake, O_CLOEXEC) < 0) {
+		s->fd = -1;
 		r = -errno;
 		goto fail;
 	}
 	/* A socket left by a VMM that died answers nobody: replace it. The
 	 * caller holds the VM's run lock, so no live VMM owns it. */
-	unlink(path);
-	if (bind(s->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->fd, 8) < 0) {
-		r = -errno;
+	s->fd = util_unix_listen(path, SOCK_STREAM, 8);
+	if (s->fd < 0) {
+		r = s->fd;
 		goto fail;
 	}
 	r = -pthread_create(&s->thread, NULL, api_server_thread, s);
@@ -620,23 +598,15 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 
 static int api_call_line(const char *path, const char *req, struct api_object *reply, int timeout_ms)
 {
-	struct sockaddr_un a;
 	char line[API_LINE_MAX + 1], err[256];
 	size_t len = 0;
 	uint64_t deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000;
 	int fd, r;
 
-	r = api_unix_addr(path, &a);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = util_unix_connect(path, SOCK_STREAM);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+		return fd;
+	if (util_write_all(fd, req, strlen(req)) < 0) {
 		r = -EPIPE;
 		goto out;
 	}

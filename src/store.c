@@ -304,18 +304,6 @@ static int store_section_end(struct store_parser *p)
 	return 0;
 }
 
-static char *store_trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
-}
-
 int store_parse(const char *text, size_t len, const char *file, struct store_vm *vm,
 		char *err, size_t errlen)
 {
@@ -347,7 +335,7 @@ int store_parse(const char *text, size_t len, const char *file, struct store_vm 
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)line[i] < 0x20 && line[i] != '\t' && !(line[i] == '\r' && i == n - 1))
 				return store_perr(&p, "a control character (0x%02x)", (unsigned char)line[i]);
-		s = store_trim(line);
+		s = util_trim(line);
 		if (!*s || *s == '#' || *s == ';')
 			continue;
 		if (*s == '[') {
@@ -380,8 +368,8 @@ int store_parse(const char *text, size_t len, const char *file, struct store_vm 
 		if (!eq)
 			return store_perr(&p, "expected 'key = value', found '%s'", s);
 		*eq = 0;
-		key = store_trim(s);
-		val = store_trim(eq + 1);
+		key = util_trim(s);
+		val = util_trim(eq + 1);
 		keys = section_keys[p.sec];
 		for (k = 0; keys[k] && strcmp(keys[k], key); k++)
 			;

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,4 +164,109 @@ int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 		return -r;
 	pthread_setname_np(*t, name);
 	return 0;
+}
+
+char *util_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	bool sock = true;
+
+	while (len) {
+		ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+
+		if (n < 0 && errno == ENOTSOCK && sock) {
+			sock = false;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* path as a sockaddr_un; with *dirfd open (close it after bind or connect)
+ * when the path is only reachable as /proc/self/fd/DIRFD/NAME. */
+static int util_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd)
+{
+	const char *slash;
+	char dir[PATH_MAX];
+	int n;
+
+	*dirfd = -1;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) < sizeof(sun->sun_path)) {
+		memcpy(sun->sun_path, path, strlen(path) + 1);
+		return 0;
+	}
+	slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	*dirfd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return -errno;
+	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", *dirfd, slash + 1);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path)) {
+		close(*dirfd);
+		*dirfd = -1;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* A socket of type, bound (listen) or connected to path; fd or -errno. */
+static int util_unix_socket(const char *path, int type, bool listen_on, int backlog)
+{
+	struct sockaddr_un sun;
+	int fd, dirfd, r;
+
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = util_unix_addr(path, &sun, &dirfd);
+	if (r == 0) {
+		if (listen_on) {
+			unlink(path);
+			r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, backlog) < 0 ? -errno : 0;
+		} else {
+			r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+		}
+		if (dirfd >= 0)
+			close(dirfd);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int util_unix_listen(const char *path, int type, int backlog)
+{
+	return util_unix_socket(path, type, true, backlog);
+}
+
+int util_unix_connect(const char *path, int type)
+{
+	return util_unix_socket(path, type, false, 0);
 }

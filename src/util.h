@@ -29,6 +29,22 @@ MUST_CHECK int util_mkdir_p(const char *path, unsigned int mode);
 /* Formats a byte count the way the command line accepts it ("512M"). */
 const char *util_fmt_size(uint64_t bytes, char *buf, size_t len);
 
+/* Strips leading and trailing white space in place; returns the start. */
+char *util_trim(char *s);
+
+/* Writes all of buf, going on after EINTR and short writes; a socket whose
+ * peer has gone gives -EPIPE, not SIGPIPE. -errno. */
+MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
+
+/* Unix sockets at a path; a path too long for sun_path is reached through
+ * its directory's descriptor. util_unix_listen replaces a stale socket left
+ * at path (the caller owns the name: it holds the lock beside it) and
+ * returns the listening fd; util_unix_connect returns the connected fd,
+ * -ENOENT or -ECONNREFUSED when nothing listens. type is SOCK_STREAM or
+ * SOCK_SEQPACKET, optionally with SOCK_NONBLOCK; both add SOCK_CLOEXEC. */
+MUST_CHECK int util_unix_listen(const char *path, int type, int backlog);
+MUST_CHECK int util_unix_connect(const char *path, int type);
+
 /* Starts a device worker thread named name that takes no signals: they
  * belong to the vCPU and main threads. -errno. */
 MUST_CHECK int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);

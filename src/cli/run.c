@@ -19,7 +19,6 @@
 #include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <poll.h>
 #include <time.h>
@@ -415,20 +414,6 @@ struct hub {
 static struct hub hub = { .in = -1, .out = -1, .listen = -1, .wake = { -1, -1 },
 			  .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static void hub_write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return;
-		p += w;
-		n -= (size_t)w;
-	}
-}
-
 static void *hub_out_thread(void *arg)
 {
 	struct hub *h = arg;
@@ -441,7 +426,7 @@ static void *hub_out_thread(void *arg)
 			continue;
 		if (n <= 0)
 			return NULL;
-		hub_write_all(h->out, buf, (size_t)n);
+		(void)!util_write_all(h->out, buf, (size_t)n);
 		pthread_mutex_lock(&h->lock);
 		for (ssize_t i = 0; i < n; i++) {
 			h->ring[h->ring_pos] = buf[i];
@@ -496,8 +481,8 @@ static void *hub_in_thread(void *arg)
 				size_t start = (h->ring_pos + HUB_RING - h->ring_len) % HUB_RING;
 				size_t first = MIN(h->ring_len, (size_t)HUB_RING - start);
 
-				hub_write_all(fd, h->ring + start, first);
-				hub_write_all(fd, h->ring, h->ring_len - first);
+				(void)!util_write_all(fd, h->ring + start, first);
+				(void)!util_write_all(fd, h->ring, h->ring_len - first);
 				h->clients[i] = fd;
 			}
 			pthread_mutex_unlock(&h->lock);
@@ -524,26 +509,6 @@ static void *hub_in_thread(void *arg)
 	}
 }
 
-static int unix_listen(const char *path)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd;
-
-	if (strlen(path) >= sizeof(a.sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 4) < 0) {
-		int r = -errno;
-		close(fd);
-		return r;
-	}
-	return fd;
-}
-
 /* Returns the fd COM1 is to write to, or -errno. */
 static int hub_start(int out, const char *socket_path)
 {
@@ -558,7 +523,7 @@ static int hub_start(int out, const char *socket_path)
 	if (pthread_create(&hub.out_thread, NULL, hub_out_thread, &hub) != 0)
 		return -EAGAIN;
 	if (socket_path) {
-		int fd = unix_listen(socket_path);
+		int fd = util_unix_listen(socket_path, SOCK_STREAM, 4);
 
 		if (fd < 0)
 			return fd;
@@ -871,7 +836,7 @@ static void run_ready(int *fd, const char *msg)
 {
 	if (*fd < 0)
 		return;
-	hub_write_all(*fd, msg, strlen(msg));
+	(void)!util_write_all(*fd, msg, strlen(msg));
 	close(*fd);
 	*fd = -1;
 }

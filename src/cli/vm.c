@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -922,7 +921,6 @@ static int vm_console(int argc, char **argv)
 		"output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
 		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
 	struct vm_opts o = { 0 };
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
 	char root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
 	struct store_vm vm;
 	struct vmctl_state st;
@@ -941,16 +939,13 @@ static int vm_console(int argc, char **argv)
 			  st.last_exit[0] ? "; last exit: " : "", st.last_exit, name);
 		return 1;
 	}
-	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0 || strlen(path) >= sizeof(a.sun_path)) {
-		cli_error("vm console: the store path is too long for a Unix socket");
+	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0) {
+		cli_error("vm console: the store path is too long");
 		return 1;
 	}
-	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		cli_error("vm console: VM %s (%s): %s: %s", name, st.state, path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	fd = util_unix_connect(path, SOCK_STREAM);
+	if (fd < 0) {
+		cli_error("vm console: VM %s (%s): %s: %s", name, st.state, path, strerror(-fd));
 		return 1;
 	}
 	tty = isatty(STDIN_FILENO);

@@ -192,18 +192,6 @@ static bool sd_ifname_ok(const char *s)
 	return true;
 }
 
-static char *sd_trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 int switchd_config_parse(const char *text, size_t len, struct switchd_config *c, char *err, size_t errlen)
 {
 	static const struct { const char *key; size_t off; unsigned int min, max; } nums[] = {
@@ -231,7 +219,7 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
 		pos = end + 1;
-		key = sd_trim(line);
+		key = util_trim(line);
 		if (!*key || *key == '#')
 			continue;
 		eq = strchr(key, '=');
@@ -240,8 +228,8 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 			return -EINVAL;
 		}
 		*eq = '\0';
-		key = sd_trim(key);
-		val = sd_trim(eq + 1);
+		key = util_trim(key);
+		val = util_trim(eq + 1);
 		if (!strcmp(key, "uplink-tap") || !strcmp(key, "uplink-if")) {
 			char *dst = key[7] == 't' ? c->uplink_tap : c->uplink_if;
 
@@ -809,7 +797,7 @@ static void sd_reply(struct switchd *d, struct sd_conn *c, const char *body, siz
 
 static void sd_request(struct switchd *d, struct sd_conn *c)
 {
-	char *req = sd_trim(c->req), *text = NULL;
+	char *req = util_trim(c->req), *text = NULL;
 	size_t len = 0;
 	FILE *f;
 
@@ -992,26 +980,13 @@ static int sd_listen(struct switchd *d, struct sd_conn *c, const char *file, int
 		     char *err, size_t errlen)
 {
 	char path[SWITCHD_PATH_MAX + 32];
-	struct sockaddr_un sun;
-	int dirfd, r;
+	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", d->cfg->dir, file);
-	unlink(path);           /* a previous daemon's; we hold the lock */
-	c->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: socket: %s", path, strerror(-r));
-		return r;
-	}
-	r = net_unix_addr(path, &sun, &dirfd);
-	if (r == 0) {
-		r = bind(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		if (dirfd >= 0)
-			close(dirfd);
-	}
-	if (r == 0 && listen(c->fd, 64) < 0)
-		r = -errno;
-	if (r == 0)
+	/* A previous daemon's socket is replaced: we hold the lock. */
+	r = util_unix_listen(path, type | SOCK_NONBLOCK, 64);
+	c->fd = r < 0 ? -1 : r;
+	if (r >= 0)
 		r = sd_watch(d, c, EPOLLIN, EPOLL_CTL_ADD);
 	if (r < 0)
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
@@ -1414,33 +1389,26 @@ bool switchd_alive(const char *dir)
 int switchd_request(const char *dir, const char *req, char **reply, char *err, size_t errlen)
 {
 	char path[SWITCHD_PATH_MAX + 32], line[SD_REQ_MAX + 1];
-	struct sockaddr_un sun;
 	char *buf = NULL, *nl;
 	size_t len = 0, cap = 0;
-	int fd, dirfd, r, n;
+	int fd, r, n;
 
 	*reply = NULL;
 	snprintf(path, sizeof(path), "%s/%s", dir, SWITCHD_CONTROL_SOCK);
 	n = snprintf(line, sizeof(line), "%s\n", req);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -EINVAL;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = net_unix_addr(path, &sun, &dirfd);
-	if (r == 0) {
-		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		if (dirfd >= 0)
-			close(dirfd);
+	fd = util_unix_connect(path, SOCK_STREAM);
+	if (fd < 0) {
+		if (fd == -ENOENT || fd == -ECONNREFUSED)
+			snprintf(err, errlen, "the switch is not running");
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(-fd));
+		return fd;
 	}
+	r = util_write_all(fd, line, (size_t)n);
 	if (r < 0) {
-		snprintf(err, errlen, r == -ENOENT || r == -ECONNREFUSED ? "the switch is not running"
-			 : "%s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto out;
 	}
 	for (;;) {
