@@ -673,27 +673,6 @@ static int store_rm_rf(const char *path)
 	return r;
 }
 
-static int store_make_disk(const char *dir, const struct store_disk *d)
-{
-	char path[STORE_PATH_MAX * 2 + 2];
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, d->path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (d->fixed)
-		r = -posix_fallocate(fd, 0, (off_t)d->size);
-	else if (ftruncate(fd, (off_t)d->size) < 0)
-		r = -errno;
-	if (!r && store_io->fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r)
-		unlink(path);
-	return r;
-}
-
 int store_create(const char *root, const struct store_vm *vm, char *err, size_t errlen)
 {
 	char tmp[STORE_PATH_MAX + 128], dst[STORE_PATH_MAX + 80];
@@ -732,7 +711,10 @@ int store_create(const char *root, const struct store_vm *vm, char *err, size_t 
 	chmod(tmp, 0755);
 	store_crash_point("create-dir");
 	for (unsigned int i = 0; i < vm->ndisks; i++) {
-		r = store_make_disk(tmp, &vm->disks[i]);
+		char path[sizeof(tmp) + STORE_PATH_MAX + 1];
+
+		snprintf(path, sizeof(path), "%s/%s", tmp, vm->disks[i].path);
+		r = util_create_image(path, vm->disks[i].size, vm->disks[i].fixed);
 		if (r < 0) {
 			snprintf(err, errlen, "disk '%s' (%llu bytes): %s", vm->disks[i].path,
 				 (unsigned long long)vm->disks[i].size, strerror(-r));

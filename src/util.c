@@ -270,3 +270,28 @@ int util_unix_connect(const char *path, int type)
 {
 	return util_unix_socket(path, type, false, 0);
 }
+
+int util_create_image(const char *path, uint64_t size, bool preallocate)
+{
+	int fd, r = 0;
+
+	if (!size || size % 512)
+		return -EINVAL;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	/* A disk holds the guest's data: its owner's alone. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (preallocate)
+		r = -posix_fallocate(fd, 0, (off_t)size);
+	else if (ftruncate(fd, (off_t)size) < 0)
+		r = -errno;
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (r)
+		unlink(path);
+	return r;
+}

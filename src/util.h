@@ -45,6 +45,11 @@ MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
 MUST_CHECK int util_unix_listen(const char *path, int type, int backlog);
 MUST_CHECK int util_unix_connect(const char *path, int type);
 
+/* Creates a raw disk image of size bytes (a multiple of 512) at path, never
+ * over an existing file: sparse, or with preallocate every block allocated,
+ * and on stable storage before it returns. On failure nothing is left. */
+MUST_CHECK int util_create_image(const char *path, uint64_t size, bool preallocate);
+
 /* Starts a device worker thread named name that takes no signals: they
  * belong to the vCPU and main threads. -errno. */
 MUST_CHECK int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);

@@ -405,26 +405,3 @@ err:
 	blk_destroy(&b->vdev);
 	return r;
 }
-
-int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate)
-{
-	int fd, r = 0;
-
-	if (!size || size % BLK_SECTOR)
-		return -EINVAL;
-	if (size > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (preallocate) {
-		r = -posix_fallocate(fd, 0, (off_t)size);
-	} else if (ftruncate(fd, (off_t)size) < 0) {
-		r = -errno;
-	}
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (r)
-		unlink(path);
-	return r;
-}

@@ -276,9 +276,6 @@ struct virtio_blk_opts {
 /* -ENOENT, -EACCES...: the image could not be opened; -EBUSY: another
  * process holds it; -EINVAL: bad options or an image under 512 bytes. */
 MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
-/* Creates a raw image of size bytes (a multiple of 512): sparse, or with every
- * block allocated up front when preallocate. -EEXIST if path exists. */
-MUST_CHECK int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate);
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);
