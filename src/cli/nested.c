@@ -80,15 +80,10 @@ int cmd_nested(int argc, char **argv)
 			  nested_usage);
 		return EXIT_USAGE;
 	}
-	r = opts_parse(nested_table, argc - 1, argv + 1, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, nested_usage, nested_summary, nested_table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("nested enable: %s", err);
-		return EXIT_USAGE;
-	}
+	r = cli_parse("nested enable", nested_table, nested_usage, nested_summary, argc - 1, argv + 1, &o, &npos,
+		      NULL);
+	if (r >= 0)
+		return r;
 	if (npos != 1) {
 		cli_error("nested enable: %s (usage: %s)", npos ? "one VM at a time" : "which VM?", nested_usage);
 		return EXIT_USAGE;

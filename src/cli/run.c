@@ -869,15 +869,9 @@ int cmd_run(int argc, char **argv)
 	int npos, r, status = EXIT_USAGE, log_fd = -1, ready_fd = -1, com1_fd = STDOUT_FILENO;
 	bool hub_on = false, is_daemon = false;
 
-	r = opts_parse(run_table, argc, argv, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, run_usage, run_summary, run_table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("run: %s", err);
-		return EXIT_USAGE;
-	}
+	r = cli_parse("run", run_table, run_usage, run_summary, argc, argv, &o, &npos, NULL);
+	if (r >= 0)
+		return r;
 	if (npos) {
 		cli_error("run: unexpected argument '%s' (see --help)", argv[0]);
 		return EXIT_USAGE;

@@ -123,18 +123,11 @@ int cmd_status(int argc, char **argv)
 	struct store_vm *stored = NULL;
 	struct vmctl_state *states = NULL;
 	size_t nvms = 0;
-	char err[256];
 	int npos, r;
 
-	r = opts_parse(status_table, argc, argv, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, status_usage, status_summary, status_table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("status: %s", err);
-		return EXIT_USAGE;
-	}
+	r = cli_parse("status", status_table, status_usage, status_summary, argc, argv, &o, &npos, NULL);
+	if (r >= 0)
+		return r;
 	if (npos) {
 		cli_error("status: unexpected argument '%s' (a VM is named with --name; see --help)", argv[0]);
 		return EXIT_USAGE;

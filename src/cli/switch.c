@@ -445,7 +445,7 @@ int cmd_switch(int argc, char **argv)
 {
 	const struct switch_cmd *cmd = NULL;
 	struct switch_opts o = { 0 };
-	char err[256];
+	char what[32];
 	int npos, r;
 
 	if (argc < 1) {
@@ -463,15 +463,10 @@ int cmd_switch(int argc, char **argv)
 		cli_error("switch: unknown command '%s' (see 'nestvm switch help')", argv[0]);
 		return EXIT_USAGE;
 	}
-	r = opts_parse(cmd->table, argc - 1, argv + 1, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, cmd->usage, cmd->summary, cmd->table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("switch %s: %s", cmd->name, err);
-		return EXIT_USAGE;
-	}
+	snprintf(what, sizeof(what), "switch %s", cmd->name);
+	r = cli_parse(what, cmd->table, cmd->usage, cmd->summary, argc - 1, argv + 1, &o, &npos, NULL);
+	if (r >= 0)
+		return r;
 	if (cmd->needs_name && npos != 1) {
 		cli_error("switch %s: %s (usage: %s)", cmd->name,
 			  npos ? "one switch name, please" : "which switch? name it", cmd->usage);

@@ -42,8 +42,8 @@ struct vm_opts {
 	int expose;             /* -1 unset, 0 off, 1 on */
 	int dynamic;
 	uint64_t mem_min, mem_max;
+	struct opt_list disks, nics;    /* new: SIZE[,fixed], SWITCH */
 	unsigned int nic;
-	bool nic_given;
 	const char *sw, *mac, *add_nic;
 	int spoof;
 	/* the rest */
@@ -62,9 +62,10 @@ static const struct opt new_table[] = {
 	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (default: the default guest image)", 0, 0, NULL),
 	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk (default: the default guest image's)", 0, 0, NULL),
 	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default console=ttyS0)", 0, 0, NULL),
-	VO("disk", 0, OPT_STR, kernel, "SIZE[,fixed]",
-	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, 0, NULL),
-	VO("nic", 0, OPT_STR, kernel, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)", 0, 0, NULL),
+	VO("disk", 0, OPT_LIST, disks, "SIZE[,fixed]",
+	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, STORE_MAX_DISKS, NULL),
+	VO("nic", 0, OPT_LIST, nics, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)",
+	   0, STORE_MAX_NICS, NULL),
 	VO("nested", 0, OPT_FLAG, nested, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
@@ -93,6 +94,13 @@ static const struct opt set_table[] = {
 	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, onoff),
 	VO_STORE,
 	{ 0 },
+};
+
+/* What vm set changes only while the VM is Off, in the order a refusal
+ * names them. */
+static const char *const set_needs_off[] = {
+	"cpus", "expose-virtualization-extensions", "memory", "dynamic-memory", "memory-minimum",
+	"memory-maximum", "kernel", "initrd", "cmdline", "add-nic", "mac", NULL,
 };
 
 static const struct opt list_table[] = {
@@ -130,19 +138,15 @@ static const struct opt plain_table[] = {
 /* Parses a subcommand's options; returns -1 to go on, else the exit status.
  * want_name: one positional NAME is required. */
 static int vm_parse(const char *cmd, const struct opt *table, const char *usage, const char *summary,
-		    int argc, char **argv, struct vm_opts *o, bool want_name, const char **name)
+		    int argc, char **argv, struct vm_opts *o, uint64_t *given, bool want_name, const char **name)
 {
-	char err[256];
-	int npos, r = opts_parse(table, argc, argv, o, &npos, err, sizeof(err));
+	char what[32];
+	int npos, r;
 
-	if (r == 1) {
-		opts_help(stdout, usage, summary, table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("vm %s: %s", cmd, err);
-		return EXIT_USAGE;
-	}
+	snprintf(what, sizeof(what), "vm %s", cmd);
+	r = cli_parse(what, table, usage, summary, argc, argv, o, &npos, given);
+	if (r >= 0)
+		return r;
 	if (want_name && npos == 0) {
 		cli_error("vm %s: which VM? (usage: %s)", cmd, usage);
 		return EXIT_USAGE;
@@ -160,45 +164,6 @@ static int vm_parse(const char *cmd, const struct opt *table, const char *usage,
 			return EXIT_USAGE;
 		}
 	}
-	return -1;
-}
-
-/* Takes every --NAME VALUE / --NAME=VALUE out of argv (the option parser
- * keeps only the last of a repeated option). */
-static int vm_take_repeated(int *argc, char **argv, const char *opt, const char **vals, int max, int *n,
-			    const char *cmd)
-{
-	size_t len = strlen(opt);
-	int out = 0;
-
-	*n = 0;
-	for (int i = 0; i < *argc; i++) {
-		const char *a = argv[i], *v = NULL;
-
-		if (!strcmp(a, "--")) {
-			while (i < *argc)
-				argv[out++] = argv[i++];
-			break;
-		}
-		if (!strncmp(a, "--", 2) && !strncmp(a + 2, opt, len) && (a[2 + len] == '=' || !a[2 + len])) {
-			if (a[2 + len] == '=') {
-				v = a + 3 + len;
-			} else if (i + 1 < *argc) {
-				v = argv[++i];
-			} else {
-				cli_error("vm %s: option '--%s' needs a value", cmd, opt);
-				return EXIT_USAGE;
-			}
-			if (*n == max) {
-				cli_error("vm %s: at most %d --%s options", cmd, max, opt);
-				return EXIT_USAGE;
-			}
-			vals[(*n)++] = v;
-			continue;
-		}
-		argv[out++] = argv[i];
-	}
-	*argc = out;
 	return -1;
 }
 
@@ -317,16 +282,12 @@ static int vm_new(int argc, char **argv)
 		"locally administered MAC address (switches are stored for when networking comes).\n"
 		"Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.";
 	struct vm_opts o = { 0 };
-	const char *name, *disks[STORE_MAX_DISKS], *nics[STORE_MAX_NICS];
+	const char *name;
 	struct store_vm *vm;
 	char root[STORE_PATH_MAX], err[1400];
-	int ndisks, nnics, r;
+	int r;
 
-	r = vm_take_repeated(&argc, argv, "disk", disks, STORE_MAX_DISKS, &ndisks, "new");
-	if (r < 0)
-		r = vm_take_repeated(&argc, argv, "nic", nics, STORE_MAX_NICS, &nnics, "new");
-	if (r < 0)
-		r = vm_parse("new", new_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("new", new_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	r = vmctl_root(o.store, root, sizeof(root));
@@ -372,13 +333,13 @@ static int vm_new(int argc, char **argv)
 		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
 			goto out;
 	}
-	for (int i = 0; i < ndisks; i++)
-		if ((r = vm_disk_arg("new", disks[i], &vm->disks[vm->ndisks++], (unsigned int)i)))
+	for (unsigned int i = 0; i < o.disks.n; i++)
+		if ((r = vm_disk_arg("new", o.disks.v[i], &vm->disks[vm->ndisks++], i)))
 			goto out;
-	for (int i = 0; i < nnics; i++) {
+	for (unsigned int i = 0; i < o.nics.n; i++) {
 		struct store_nic *n = &vm->nics[vm->nnics++];
 
-		if ((r = vm_switch_arg("new", nics[i], n->sw)))
+		if ((r = vm_switch_arg("new", o.nics.v[i], n->sw)))
 			goto out;
 		store_random_mac(n->mac);
 	}
@@ -411,27 +372,17 @@ static int vm_set(int argc, char **argv)
 	struct store_vm *vm = NULL;
 	struct vmctl_state st;
 	char root[STORE_PATH_MAX], err[1400];
+	uint64_t given;
 	int r, lock = -1;
 
-	r = vm_parse("set", set_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("set", set_table, usage, summary, argc, argv, &o, &given, true, &name);
 	if (r >= 0)
 		return r;
-	for (int i = 0; i < argc; i++)
-		if (!strncmp(argv[i], "--nic", 5) && (argv[i][5] == '=' || !argv[i][5]))
-			o.nic_given = true;
 	if ((r = vmctl_root(o.store, root, sizeof(root))))
 		return r;
-	if (o.cpus) needs_off = "--cpus";
-	else if (o.expose >= 0) needs_off = "--expose-virtualization-extensions";
-	else if (o.memory) needs_off = "--memory";
-	else if (o.dynamic >= 0) needs_off = "--dynamic-memory";
-	else if (o.mem_min) needs_off = "--memory-minimum";
-	else if (o.mem_max) needs_off = "--memory-maximum";
-	else if (o.kernel) needs_off = "--kernel";
-	else if (o.initrd) needs_off = "--initrd";
-	else if (o.cmdline) needs_off = "--cmdline";
-	else if (o.add_nic) needs_off = "--add-nic";
-	else if (o.mac) needs_off = "--mac";
+	for (int i = 0; !needs_off && set_needs_off[i]; i++)
+		if (opts_given(set_table, given, set_needs_off[i]))
+			needs_off = set_needs_off[i];
 	if (!needs_off && !o.sw && o.spoof < 0) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
 		return EXIT_USAGE;
@@ -456,7 +407,7 @@ static int vm_set(int argc, char **argv)
 	store_crash_point("set-loaded");
 	vmctl_state(root, name, &st);
 	if (needs_off && !vmctl_is_off(&st)) {
-		cli_error("vm set: %s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
+		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
 			  needs_off, name, st.state, name);
 		r = 1;
 		goto out;
@@ -503,7 +454,7 @@ static int vm_set(int argc, char **argv)
 			goto out;
 		store_random_mac(vm->nics[vm->nnics].mac);
 		vm->nics[vm->nnics].mac_spoofing = false;
-		if (!o.nic_given)
+		if (!opts_given(set_table, given, "nic"))
 			o.nic = vm->nnics;
 		vm->nnics++;
 	}
@@ -616,7 +567,7 @@ static int vm_list(int argc, char **argv)
 	size_t n;
 	int r, status = 0;
 
-	r = vm_parse("list", list_table, usage, summary, argc, argv, &o, false, &name);
+	r = vm_parse("list", list_table, usage, summary, argc, argv, &o, NULL, false, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))))
@@ -688,7 +639,7 @@ static int vm_show(int argc, char **argv)
 	const char *name;
 	int r;
 
-	r = vm_parse("show", list_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("show", list_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm show", root, name, &vm)))
@@ -744,7 +695,7 @@ static int vm_remove(int argc, char **argv)
 	const char *name;
 	int r, lock;
 
-	r = vm_parse("remove", remove_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("remove", remove_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))))
@@ -808,7 +759,7 @@ static int vm_start(int argc, char **argv)
 	char *args[8];
 	int r, n = 0;
 
-	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm start", root, name, &vm)))
@@ -847,7 +798,7 @@ static int vm_stop(int argc, char **argv)
 	const char *name;
 	int r;
 
-	r = vm_parse("stop", stop_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("stop", stop_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm stop", root, name, &vm)))
@@ -868,7 +819,7 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 
 	snprintf(usage, sizeof(usage), "nestvm vm %s NAME", cmd);
 	r = vm_parse(cmd, plain_table, usage, pause ? "Pause the VM NAME: its processors stop; its memory stays." :
-		     "Let a paused VM NAME run on.", argc, argv, &o, true, &name);
+		     "Let a paused VM NAME run on.", argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load(pause ? "vm pause" : "vm resume", root, name, &vm)))
@@ -928,7 +879,7 @@ static int vm_console(int argc, char **argv)
 	const char *name;
 	int r, fd;
 
-	r = vm_parse("console", plain_table, usage, summary, argc, argv, &o, true, &name);
+	r = vm_parse("console", plain_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm console", root, name, &vm)))
