@@ -556,12 +556,12 @@ void hostinfo_vm_verdict(const struct hostinfo_verdict *host, const struct hosti
 	if (vm->dynamic_memory)
 		hostinfo_reason(v, "DynamicMemoryEnabled is True: a nested host needs all of its memory "
 				"fixed; turn dynamic memory off");
-	if (vm->memory < HOSTINFO_VM_MIN_MEMORY)
+	if (vm->memory < VMCONFIG_NESTED_MIN_MEMORY)
 		hostinfo_reason(v, "Memory is %s, below the %s that nestvm takes as the least for a nested "
 				"host (Hyper-V asks for 1G; a Linux KVM host with a small guest fits in "
 				"%s): give it --memory %s or more",
 				util_fmt_size(vm->memory, have, sizeof(have)),
-				util_fmt_size(HOSTINFO_VM_MIN_MEMORY, need, sizeof(need)), need, need);
+				util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)), need, need);
 }
 
 void hostinfo_summary(const struct hostinfo *h, const struct hostinfo_verdict *v,

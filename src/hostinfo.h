@@ -10,12 +10,10 @@
 #include <stdio.h>
 
 #include "json.h"
+#include "vmconfig.h"
 
 /* What nestvm's hypervisor leaves make of the host; see hostinfo_hypervisor(). */
 #define HOSTINFO_HV_NESTVM "nestvm (KVM)"
-/* The least memory taken for a VM that is to be a nested host. Hyper-V asks
- * for 1 GiB; a Linux KVM host with a small guest of its own fits in half. */
-#define HOSTINFO_VM_MIN_MEMORY (512ULL << 20)
 
 #define HOSTINFO_MAX_REASONS 12
 #define HOSTINFO_REASON_LEN  512

@@ -17,13 +17,10 @@
 #include "kvm.h"
 #include "virtio/net.h"
 #include "virtio/virtio.h"
+#include "vmconfig.h"
 
-#define VM_MIN_MEMORY  (16ULL << 20)
-#define VM_MAX_MEMORY  (1ULL << 40)
-#define VM_MAX_CPUS    255
 /* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
-#define VM_MAX_VIRTIO  8
-#define VM_MAX_DISKS   (VM_MAX_VIRTIO - 1)
+#define VM_MAX_VIRTIO  VMCONFIG_MAX_DEVICES
 
 struct vm_disk {
 	const char *path;               /* a raw image file */

@@ -64,10 +64,10 @@ static void nested_warn(const char *name)
 int cmd_nested(int argc, char **argv)
 {
 	struct nested_opts o = { .timeout = 60 };
-	const char *name, *why;
-	char root[STORE_PATH_MAX], err[1400], text[CH_COUNT][400], have[32], need[32];
+	const char *name;
+	char root[STORE_PATH_MAX], err[1400], why[160], text[CH_COUNT][400], have[32], need[32];
 	bool want[CH_COUNT] = { false }, agreed[CH_COUNT] = { false };
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct vmctl_state st;
 	int npos, r, lock = -1, n = 0, declined = 0;
 
@@ -89,7 +89,7 @@ int cmd_nested(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	name = argv[1];
-	if (store_name_check(name, &why) < 0) {
+	if (store_name_check(name, why, sizeof(why)) < 0) {
 		cli_error("nested enable: '%s': %s", name, why);
 		return EXIT_USAGE;
 	}
@@ -112,12 +112,12 @@ int cmd_nested(int argc, char **argv)
 		snprintf(text[CH_DYNAMIC], sizeof(text[CH_DYNAMIC]),
 			 "Turn dynamic memory off: a nested host needs all of its memory fixed");
 	}
-	if (vm.memory < HOSTINFO_VM_MIN_MEMORY) {
+	if (vm.memory < VMCONFIG_NESTED_MIN_MEMORY) {
 		want[CH_MEMORY] = true;
 		snprintf(text[CH_MEMORY], sizeof(text[CH_MEMORY]),
 			 "Raise its memory from %s to %s, the least for a nested host",
 			 util_fmt_size(vm.memory, have, sizeof(have)),
-			 util_fmt_size(HOSTINFO_VM_MIN_MEMORY, need, sizeof(need)));
+			 util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)));
 	}
 	for (unsigned int i = 0; i < vm.nnics; i++)
 		if (!vm.nics[i].mac_spoofing) {
@@ -193,8 +193,8 @@ int cmd_nested(int argc, char **argv)
 		vm.expose_virt = true;
 	if (agreed[CH_DYNAMIC])
 		vm.dynamic_memory = false;
-	if (agreed[CH_MEMORY] && vm.memory < HOSTINFO_VM_MIN_MEMORY) {
-		vm.memory = HOSTINFO_VM_MIN_MEMORY;
+	if (agreed[CH_MEMORY] && vm.memory < VMCONFIG_NESTED_MIN_MEMORY) {
+		vm.memory = VMCONFIG_NESTED_MIN_MEMORY;
 		if (vm.memory_max && vm.memory_max < vm.memory)
 			vm.memory_max = vm.memory;
 	}

@@ -60,16 +60,16 @@ static const struct opt run_table[] = {
 	RUN_OPT("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk", 0, 0, NULL),
 	RUN_OPT("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default: console=ttyS0)", 0, 0, NULL),
 	RUN_OPT("memory", 'm', OPT_SIZE, memory, "SIZE", "guest memory, e.g. 512M or 2G (default 512M)",
-		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
+		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
 	RUN_OPT("dynamic-memory", 0, OPT_FLAG, dynamic_memory, NULL,
 		"dynamic memory: start with --memory, then a balloon moves it (see above)", 0, 0, NULL),
 	RUN_OPT("memory-minimum", 0, OPT_SIZE, memory_min, "SIZE",
 		"dynamic memory's minimum (default 512M, or --memory if less)",
-		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
+		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
 	RUN_OPT("memory-maximum", 0, OPT_SIZE, memory_max, "SIZE",
 		"dynamic memory's maximum, the guest's RAM (default twice --memory)",
-		VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
-	RUN_OPT("cpus", 'n', OPT_UINT, cpus, "N", "virtual CPUs (default 1)", 1, VM_MAX_CPUS, NULL),
+		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	RUN_OPT("cpus", 'n', OPT_UINT, cpus, "N", "virtual CPUs (default 1)", 1, VMCONFIG_MAX_CPUS, NULL),
 	RUN_OPT("on-reboot", 0, OPT_CHOICE, on_reboot, "exit|restart",
 		"what a guest reboot does (default exit, status 0)", 0, 0, reboot_choices),
 	RUN_OPT("disk", 'd', OPT_LIST, disks, "FILE[,ro]",
@@ -249,7 +249,7 @@ static int run_parse_nic(const char *spec, const char *store, struct vm_nic *n,
 		} else if (!strcmp(tok, "tap") && *v) {
 			snprintf(sock, socklen, "%s", v);
 			n->tap = sock;
-		} else if (!strcmp(tok, "mac") && store_parse_mac(v, n->mac) == 0) {
+		} else if (!strcmp(tok, "mac") && vmconfig_parse_mac(v, n->mac) == 0) {
 			have_mac = true;
 		} else if (!strcmp(tok, "spoofing") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
 			n->mac_spoofing = !strcmp(v, "on");
@@ -264,7 +264,7 @@ static int run_parse_nic(const char *spec, const char *store, struct vm_nic *n,
 		return -EINVAL;
 	}
 	if (!have_mac)
-		store_random_mac(n->mac);
+		vmconfig_random_mac(n->mac);
 	return 0;
 }
 
@@ -329,7 +329,7 @@ static int run_validate_memory(struct run_opts *o)
 	if (!o->memory_min)
 		o->memory_min = MIN(o->memory, 512ULL << 20);
 	if (!o->memory_max)
-		o->memory_max = MIN(2 * o->memory, VM_MAX_MEMORY);
+		o->memory_max = MIN(2 * o->memory, VMCONFIG_MAX_MEMORY);
 	if ((o->memory_min | o->memory_max) & 0xfffff) {
 		cli_error("run: --memory-minimum and --memory-maximum must be whole numbers of MiB");
 		return -EINVAL;
@@ -676,13 +676,13 @@ struct run_stored {
 	char root[STORE_PATH_MAX];
 	char dir[STORE_PATH_MAX + 80];
 	char log[STORE_PATH_MAX + 100], api[STORE_PATH_MAX + 100], con[STORE_PATH_MAX + 100];
-	struct store_vm def;
+	struct vmconfig def;
 	int run_lock;
 	char disk_paths[OPT_LIST_MAX][STORE_PATH_MAX + 200];
 	struct vm_disk disks[OPT_LIST_MAX];
 	unsigned int ndisks;
 	char nic_socks[OPT_LIST_MAX][STORE_PATH_MAX + 200];
-	char nic_labels[OPT_LIST_MAX][STORE_NAME_MAX + 16];
+	char nic_labels[OPT_LIST_MAX][VMCONFIG_NAME_MAX + 16];
 	struct vm_nic nics[OPT_LIST_MAX];
 	unsigned int nnics;
 };

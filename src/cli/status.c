@@ -32,9 +32,9 @@ static const struct opt status_table[] = {
 		   "report on a VM of this name too (default NestedVM)", 0, 0, NULL),
 	STATUS_OPT("memory", 'm', OPT_SIZE, memory, "SIZE",
 		   "that VM's memory (default 512M, the least for a nested host)",
-		   VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
+		   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
 	STATUS_OPT("cpus", 'n', OPT_UINT, cpus, "N", "that VM's virtual CPUs (default 1)",
-		   1, VM_MAX_CPUS, NULL),
+		   1, VMCONFIG_MAX_CPUS, NULL),
 	STATUS_OPT("nested", 0, OPT_FLAG, nested, NULL,
 		   "that VM exposes the virtualization extensions (as nestvm run --nested)", 0, 0, NULL),
 	STATUS_OPT("json", 0, OPT_FLAG, json, NULL, "print one JSON document instead of the report",
@@ -73,7 +73,7 @@ static const char status_summary[] =
 /* The VMs of the store as the report describes them: every one, or only
  * --name's when it is stored. A VM whose configuration does not load is
  * left out with its error on stderr. -ENOMEM only. */
-static int status_store_vms(const struct status_opts *o, struct store_vm **stored, struct vmctl_state **states,
+static int status_store_vms(const struct status_opts *o, struct vmconfig **stored, struct vmctl_state **states,
 			    struct hostinfo_vm **vms, size_t *nvms)
 {
 	char root[STORE_PATH_MAX], err[1400], **names;
@@ -89,7 +89,7 @@ static int status_store_vms(const struct status_opts *o, struct store_vm **store
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct store_vm *s = &(*stored)[k];
+		struct vmconfig *s = &(*stored)[k];
 		bool spoof;
 
 		if (o->name && strcmp(o->name, names[i]))
@@ -120,7 +120,7 @@ int cmd_status(int argc, char **argv)
 	struct hostinfo_verdict verdict;
 	struct hostinfo host;
 	struct hostinfo_vm vm = { 0 }, *vms = NULL;
-	struct store_vm *stored = NULL;
+	struct vmconfig *stored = NULL;
 	struct vmctl_state *states = NULL;
 	size_t nvms = 0;
 	int npos, r;

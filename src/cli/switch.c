@@ -100,10 +100,10 @@ static void switch_usage(FILE *out)
 /* The switch's directory, with the messages every command needs. */
 static int switch_dir(const char *name, const struct switch_opts *o, char *dir, size_t len)
 {
-	const char *why;
+	char why[160];
 	int r;
 
-	if (switchd_name_check(name, &why) < 0) {
+	if (switchd_name_check(name, why, sizeof(why)) < 0) {
 		cli_error("switch '%s': %s", name, why);
 		return -EINVAL;
 	}
@@ -341,9 +341,9 @@ static int switch_list(const char *unused, const struct switch_opts *o)
 		return 1;
 	}
 	while (d && (e = readdir(d))) {
-		const char *why;
+		char why[160];
 
-		if (switchd_name_check(e->d_name, &why) < 0)
+		if (switchd_name_check(e->d_name, why, sizeof(why)) < 0)
 			continue;
 		if (n == cap) {
 			char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));

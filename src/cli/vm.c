@@ -30,22 +30,14 @@ static int vm_lock_wait(void)
 }
 #define VM_LOCK_WAIT_MS vm_lock_wait()
 
-static const char *const onoff[] = { "off", "on", NULL };
-
 struct vm_opts {
 	const char *store;
-	/* new and set */
-	uint64_t memory;
-	unsigned int cpus;
-	const char *kernel, *initrd, *cmdline;
-	bool nested;
-	int expose;             /* -1 unset, 0 off, 1 on */
-	int dynamic;
-	uint64_t mem_min, mem_max;
-	struct opt_list disks, nics;    /* new: SIZE[,fixed], SWITCH */
-	unsigned int nic;
-	const char *sw, *mac, *add_nic;
-	int spoof;
+	struct vmconfig cfg;            /* new: the VM; set: the settings given */
+	struct opt_list disks, nics;    /* new: SIZE[,fixed] and SWITCH, each repeatable */
+	const char *add_nic;            /* set: a new adapter's switch */
+	unsigned int nic;               /* set: the adapter --switch, --mac, --mac-spoofing change */
+	const char *sw, *mac;
+	bool spoof;
 	/* the rest */
 	bool json, yes, force, skip_probe;
 	unsigned int timeout;
@@ -53,45 +45,51 @@ struct vm_opts {
 
 #define VO(name, s, type, field, meta, help, ...) \
 	{ name, s, type, offsetof(struct vm_opts, field), meta, help, __VA_ARGS__ }
+#define VO_TEXT(name, s, field, meta, help) \
+	VO(name, s, OPT_TEXT, cfg.field, meta, help, 0, sizeof(((struct vmconfig *)0)->field), NULL)
 #define VO_STORE VO("store", 0, OPT_STR, store, "DIR", "the VM store (default $NESTVM_STORE, /var/lib/nestvm " \
 		    "for root, else ~/.local/share/nestvm)", 0, 0, NULL)
 
 static const struct opt new_table[] = {
-	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory, e.g. 512M or 2G (default 512M)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (default 1)", 1, 255, NULL),
-	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (default: the default guest image)", 0, 0, NULL),
-	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk (default: the default guest image's)", 0, 0, NULL),
-	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default console=ttyS0)", 0, 0, NULL),
+	VO("memory", 'm', OPT_SIZE, cfg.memory, "SIZE", "memory, e.g. 512M or 2G (default 512M)",
+	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	VO("cpus", 'n', OPT_UINT, cfg.cpus, "N", "virtual processors (default 1)", 1, VMCONFIG_MAX_CPUS, NULL),
+	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (default: the default guest image)"),
+	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk (default: the default guest image's)"),
+	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (default console=ttyS0)"),
 	VO("disk", 0, OPT_LIST, disks, "SIZE[,fixed]",
-	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, STORE_MAX_DISKS, NULL),
+	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, VMCONFIG_MAX_DISKS, NULL),
 	VO("nic", 0, OPT_LIST, nics, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)",
-	   0, STORE_MAX_NICS, NULL),
-	VO("nested", 0, OPT_FLAG, nested, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
+	   0, VMCONFIG_MAX_NICS, NULL),
+	VO("nested", 0, OPT_FLAG, cfg.expose_virt, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
 
 static const struct opt set_table[] = {
-	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (VM off)", 1, 255, NULL),
-	VO("expose-virtualization-extensions", 0, OPT_CHOICE, expose, "on|off",
-	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, onoff),
-	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory (VM off)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("dynamic-memory", 0, OPT_CHOICE, dynamic, "on|off",
-	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, onoff),
-	VO("memory-minimum", 0, OPT_SIZE, mem_min, "SIZE",
-	   "dynamic memory's minimum (VM off; default 512M, or --memory if less)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("memory-maximum", 0, OPT_SIZE, mem_max, "SIZE",
-	   "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (VM off)", 0, 0, NULL),
-	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk, \"\" for none (VM off)", 0, 0, NULL),
-	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (VM off)", 0, 0, NULL),
+	VO("cpus", 'n', OPT_UINT, cfg.cpus, "N", "virtual processors (VM off)", 1, VMCONFIG_MAX_CPUS, NULL),
+	VO("expose-virtualization-extensions", 0, OPT_ONOFF, cfg.expose_virt, "on|off",
+	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, NULL),
+	VO("memory", 'm', OPT_SIZE, cfg.memory, "SIZE", "memory (VM off)", VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY,
+	   NULL),
+	VO("dynamic-memory", 0, OPT_ONOFF, cfg.dynamic_memory, "on|off",
+	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, NULL),
+	VO("memory-minimum", 0, OPT_SIZE, cfg.memory_min, "SIZE",
+	   "dynamic memory's minimum (VM off; default 512M, or --memory if less)",
+	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	VO("memory-maximum", 0, OPT_SIZE, cfg.memory_max, "SIZE",
+	   "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)",
+	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (VM off)"),
+	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk, \"\" for none (VM off)"),
+	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (VM off)"),
 	VO("add-nic", 0, OPT_STR, add_nic, "SWITCH", "add a network adapter on SWITCH (VM off)", 0, 0, NULL),
 	VO("nic", 0, OPT_UINT, nic, "INDEX", "the network adapter --switch, --mac, --mac-spoofing change (default 0)",
-	   0, STORE_MAX_NICS - 1, NULL),
+	   0, VMCONFIG_MAX_NICS - 1, NULL),
 	VO("switch", 0, OPT_STR, sw, "NAME", "connect the adapter to this virtual switch", 0, 0, NULL),
 	VO("mac", 0, OPT_STR, mac, "ADDRESS|new", "the adapter's MAC address, or a new random one (VM off)", 0, 0, NULL),
-	VO("mac-spoofing", 0, OPT_CHOICE, spoof, "on|off",
-	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, onoff),
+	VO("mac-spoofing", 0, OPT_ONOFF, spoof, "on|off",
+	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -101,6 +99,12 @@ static const struct opt set_table[] = {
 static const char *const set_needs_off[] = {
 	"cpus", "expose-virtualization-extensions", "memory", "dynamic-memory", "memory-minimum",
 	"memory-maximum", "kernel", "initrd", "cmdline", "add-nic", "mac", NULL,
+};
+
+/* How vm new and vm set name the settings in messages. */
+static const struct vmconfig_names vm_names = {
+	.memory = "--memory", .memory_noun = "memory", .memory_min = "--memory-minimum",
+	.memory_max = "--memory-maximum", .cpus = "--cpus", .kernel = "--kernel", .cmdline = "--cmdline",
 };
 
 static const struct opt list_table[] = {
@@ -157,9 +161,9 @@ static int vm_parse(const char *cmd, const struct opt *table, const char *usage,
 	}
 	*name = want_name ? argv[0] : NULL;
 	if (want_name) {
-		const char *why;
+		char why[160];
 
-		if (store_name_check(*name, &why) < 0) {
+		if (store_name_check(*name, why, sizeof(why)) < 0) {
 			cli_error("vm %s: '%s': %s", cmd, *name, why);
 			return EXIT_USAGE;
 		}
@@ -200,8 +204,8 @@ static bool vm_default_image(char *kernel, char *initrd, size_t len)
 }
 
 /* A kernel or initrd given on the command line: must be a readable file;
- * stored as an absolute path. */
-static int vm_file_arg(const char *cmd, const char *what, const char *path, char *out, size_t len)
+ * stored as an absolute path, in place. */
+static int vm_file_arg(const char *cmd, const char *what, char *path, size_t len)
 {
 	char abs[PATH_MAX];
 	struct stat st;
@@ -218,13 +222,14 @@ static int vm_file_arg(const char *cmd, const char *what, const char *path, char
 		cli_error("vm %s: %s '%s': path too long", cmd, what, path);
 		return EXIT_USAGE;
 	}
-	strcpy(out, abs);
+	strcpy(path, abs);
 	return 0;
 }
 
-static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, unsigned int index)
+/* --disk SIZE[,fixed|,sparse]: a new image diskINDEX.img. */
+static int vm_disk_arg(const char *cmd, const char *spec, struct vmconfig_disk *d, unsigned int index)
 {
-	char size[64];
+	char size[64], why[128];
 	const char *comma = strchr(spec, ',');
 	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
 	uint64_t v;
@@ -245,8 +250,8 @@ static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, 
 		cli_error("vm %s: --disk '%s': not a size (examples: 10G, 512M,fixed)", cmd, spec);
 		return EXIT_USAGE;
 	}
-	if (v < (1ULL << 20) || v > (64ULL << 40) || (v & 511)) {
-		cli_error("vm %s: --disk '%s': a disk is from 1M to 64T, a multiple of 512 bytes", cmd, spec);
+	if (vmconfig_check_disk_size(v, why, sizeof(why)) < 0) {
+		cli_error("vm %s: --disk '%s': %s", cmd, spec, why);
 		return EXIT_USAGE;
 	}
 	d->size = v;
@@ -254,18 +259,18 @@ static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, 
 	return 0;
 }
 
-static int vm_switch_arg(const char *cmd, const char *sw, char *out)
+/* A new adapter on the switch sw, with a new MAC address. */
+static int vm_nic_arg(const char *cmd, const char *sw, struct vmconfig_nic *n)
 {
-	if (!sw[0] || strlen(sw) >= STORE_SWITCH_MAX) {
-		cli_error("vm %s: switch name '%s': 1 to %d characters", cmd, sw, STORE_SWITCH_MAX - 1);
+	char why[128];
+
+	if (vmconfig_check_switch(sw, why, sizeof(why)) < 0) {
+		cli_error("vm %s: %s", cmd, why);
 		return EXIT_USAGE;
 	}
-	for (const char *p = sw; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			cli_error("vm %s: switch name: no control characters", cmd);
-			return EXIT_USAGE;
-		}
-	strcpy(out, sw);
+	memset(n, 0, sizeof(*n));
+	strcpy(n->sw, sw);
+	vmconfig_random_mac(n->mac);
 	return 0;
 }
 
@@ -281,67 +286,47 @@ static int vm_new(int argc, char **argv)
 		"sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
 		"locally administered MAC address (switches are stored for when networking comes).\n"
 		"Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.";
-	struct vm_opts o = { 0 };
+	struct vm_opts *o = malloc(sizeof(*o));
+	struct vmconfig *vm;
 	const char *name;
-	struct store_vm *vm;
-	char root[STORE_PATH_MAX], err[1400];
+	char root[STORE_PATH_MAX], err[1400], default_initrd[VMCONFIG_PATH_MAX];
+	uint64_t given;
 	int r;
 
-	r = vm_parse("new", new_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	r = vmctl_root(o.store, root, sizeof(root));
-	if (r)
-		return r;
-	vm = malloc(sizeof(*vm));
-	if (!vm) {
+	if (!o) {
 		cli_error("out of memory");
 		return 1;
 	}
-	store_vm_init(vm, name);
-	if (o.memory) {
-		if (o.memory & 0xfffff) {
-			cli_error("vm new: --memory must be a whole number of MiB");
-			r = EXIT_USAGE;
+	memset(o, 0, sizeof(*o));
+	vm = &o->cfg;
+	vmconfig_init(vm, NULL);
+	r = vm_parse("new", new_table, usage, summary, argc, argv, o, &given, true, &name);
+	if (r >= 0 || (r = vmctl_root(o->store, root, sizeof(root))))
+		goto out;
+	snprintf(vm->name, sizeof(vm->name), "%s", name);
+	if (opts_given(new_table, given, "kernel")) {
+		if ((r = vm_file_arg("new", "--kernel", vm->kernel, sizeof(vm->kernel))))
 			goto out;
-		}
-		vm->memory = o.memory;
+	} else if (!vm_default_image(vm->kernel, opts_given(new_table, given, "initrd") ? default_initrd : vm->initrd,
+				     sizeof(vm->kernel))) {
+		cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
+			  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
+		r = EXIT_USAGE;
+		goto out;
 	}
-	if (o.cpus)
-		vm->cpus = o.cpus;
-	vm->expose_virt = o.nested;
-	if (o.cmdline) {
-		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
-			cli_error("vm new: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
-			r = EXIT_USAGE;
+	if (opts_given(new_table, given, "initrd") &&
+	    (r = vm_file_arg("new", "--initrd", vm->initrd, sizeof(vm->initrd))))
+		goto out;
+	for (unsigned int i = 0; i < o->disks.n; i++)
+		if ((r = vm_disk_arg("new", o->disks.v[i], &vm->disks[vm->ndisks++], i)))
 			goto out;
-		}
-		strcpy(vm->cmdline, o.cmdline);
-	}
-	if (o.kernel) {
-		if ((r = vm_file_arg("new", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel))))
+	for (unsigned int i = 0; i < o->nics.n; i++)
+		if ((r = vm_nic_arg("new", o->nics.v[i], &vm->nics[vm->nnics++])))
 			goto out;
-		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
-			goto out;
-	} else {
-		if (!vm_default_image(vm->kernel, vm->initrd, sizeof(vm->kernel))) {
-			cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
-				  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
-			r = 1;
-			goto out;
-		}
-		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
-			goto out;
-	}
-	for (unsigned int i = 0; i < o.disks.n; i++)
-		if ((r = vm_disk_arg("new", o.disks.v[i], &vm->disks[vm->ndisks++], i)))
-			goto out;
-	for (unsigned int i = 0; i < o.nics.n; i++) {
-		struct store_nic *n = &vm->nics[vm->nnics++];
-
-		if ((r = vm_switch_arg("new", o.nics.v[i], n->sw)))
-			goto out;
-		store_random_mac(n->mac);
+	r = EXIT_USAGE;
+	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
+		cli_error("vm new: %s", err);
+		goto out;
 	}
 	r = store_create(root, vm, err, sizeof(err));
 	if (r < 0) {
@@ -352,11 +337,77 @@ static int vm_new(int argc, char **argv)
 	printf("Created VM %s in %s/%s (Off)\n", name, root, name);
 	r = 0;
 out:
-	free(vm);
+	free(o);
 	return r;
 }
 
 /* ---- set ---- */
+
+/* What vm set does to the adapter --nic names: --switch, --mac, --mac-spoofing. */
+static int vm_set_nic(const struct vm_opts *o, uint64_t given, const char *name, struct vmconfig *vm)
+{
+	struct vmconfig_nic *n;
+	char why[128];
+
+	if (o->nic >= vm->nnics) {
+		cli_error("vm set: VM %s has no network adapter %u (it has %u; add one with --add-nic SWITCH)",
+			  name, o->nic, vm->nnics);
+		return EXIT_USAGE;
+	}
+	n = &vm->nics[o->nic];
+	if (o->sw) {
+		if (vmconfig_check_switch(o->sw, why, sizeof(why)) < 0) {
+			cli_error("vm set: %s", why);
+			return EXIT_USAGE;
+		}
+		strcpy(n->sw, o->sw);
+	}
+	if (o->mac && !strcmp(o->mac, "new")) {
+		vmconfig_random_mac(n->mac);
+	} else if (o->mac && vmconfig_parse_mac(o->mac, n->mac) < 0) {
+		cli_error("vm set: --mac '%s': not a unicast MAC address like 52:54:00:12:34:56 (or 'new')", o->mac);
+		return EXIT_USAGE;
+	}
+	if (opts_given(set_table, given, "mac-spoofing"))
+		n->mac_spoofing = o->spoof;
+	return 0;
+}
+
+/* The settings given on the command line, over the VM as stored. */
+static int vm_set_apply(struct vm_opts *o, uint64_t given, const char *name, struct vmconfig *vm)
+{
+	struct vm_opts *t = malloc(sizeof(*t));
+	int r;
+
+	if (!t) {
+		cli_error("out of memory");
+		return 1;
+	}
+	t->cfg = *vm;
+	opts_copy(set_table, given, t, o);
+	*vm = t->cfg;
+	free(t);
+	if (opts_given(set_table, given, "kernel") &&
+	    (r = vm_file_arg("set", "--kernel", vm->kernel, sizeof(vm->kernel))))
+		return r;
+	if (opts_given(set_table, given, "initrd") && vm->initrd[0] &&
+	    (r = vm_file_arg("set", "--initrd", vm->initrd, sizeof(vm->initrd))))
+		return r;
+	if (o->add_nic) {
+		if (vm->nnics == VMCONFIG_MAX_NICS) {
+			cli_error("vm set: VM %s already has %d network adapters", name, VMCONFIG_MAX_NICS);
+			return EXIT_USAGE;
+		}
+		if ((r = vm_nic_arg("set", o->add_nic, &vm->nics[vm->nnics])))
+			return r;
+		if (!opts_given(set_table, given, "nic"))
+			o->nic = vm->nnics;
+		vm->nnics++;
+	}
+	if (o->sw || o->mac || opts_given(set_table, given, "mac-spoofing"))
+		return vm_set_nic(o, given, name, vm);
+	return 0;
+}
 
 static int vm_set(int argc, char **argv)
 {
@@ -367,30 +418,29 @@ static int vm_set(int argc, char **argv)
 		"addresses change only while the VM is Off; the switch and MAC address spoofing\n"
 		"of an adapter change at any time. With dynamic memory on, --memory is what the\n"
 		"guest starts with and a balloon then moves it between the minimum and maximum.";
-	struct vm_opts o = { .expose = -1, .dynamic = -1, .spoof = -1 };
+	struct vm_opts *o = calloc(1, sizeof(*o));
+	struct vmconfig *vm = malloc(sizeof(*vm));
 	const char *name, *needs_off = NULL;
-	struct store_vm *vm = NULL;
 	struct vmctl_state st;
 	char root[STORE_PATH_MAX], err[1400];
 	uint64_t given;
 	int r, lock = -1;
 
-	r = vm_parse("set", set_table, usage, summary, argc, argv, &o, &given, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
+	if (!o || !vm) {
+		cli_error("out of memory");
+		r = 1;
+		goto out;
+	}
+	r = vm_parse("set", set_table, usage, summary, argc, argv, o, &given, true, &name);
+	if (r >= 0 || (r = vmctl_root(o->store, root, sizeof(root))))
+		goto out;
 	for (int i = 0; !needs_off && set_needs_off[i]; i++)
 		if (opts_given(set_table, given, set_needs_off[i]))
 			needs_off = set_needs_off[i];
-	if (!needs_off && !o.sw && o.spoof < 0) {
+	if (!needs_off && !o->sw && !opts_given(set_table, given, "mac-spoofing")) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
-		return EXIT_USAGE;
-	}
-	vm = malloc(sizeof(*vm));
-	if (!vm) {
-		cli_error("out of memory");
-		return 1;
+		r = EXIT_USAGE;
+		goto out;
 	}
 	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
 	if (lock < 0) {
@@ -412,71 +462,12 @@ static int vm_set(int argc, char **argv)
 		r = 1;
 		goto out;
 	}
-	r = EXIT_USAGE;
-	if (o.cpus)
-		vm->cpus = o.cpus;
-	if (o.expose >= 0)
-		vm->expose_virt = o.expose;
-	if (o.memory) {
-		if (o.memory & 0xfffff) {
-			cli_error("vm set: --memory must be a whole number of MiB");
-			goto out;
-		}
-		vm->memory = o.memory;
-	}
-	if (o.dynamic >= 0)
-		vm->dynamic_memory = o.dynamic;
-	if (o.mem_min)
-		vm->memory_min = o.mem_min;
-	if (o.mem_max)
-		vm->memory_max = o.mem_max;
-	if (o.kernel && vm_file_arg("set", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel)))
+	if ((r = vm_set_apply(o, given, name, vm)))
 		goto out;
-	if (o.initrd) {
-		if (!o.initrd[0])
-			vm->initrd[0] = 0;
-		else if (vm_file_arg("set", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd)))
-			goto out;
-	}
-	if (o.cmdline) {
-		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
-			cli_error("vm set: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
-			goto out;
-		}
-		strcpy(vm->cmdline, o.cmdline);
-	}
-	if (o.add_nic) {
-		if (vm->nnics == STORE_MAX_NICS) {
-			cli_error("vm set: VM %s already has %d network adapters", name, STORE_MAX_NICS);
-			goto out;
-		}
-		if (vm_switch_arg("set", o.add_nic, vm->nics[vm->nnics].sw))
-			goto out;
-		store_random_mac(vm->nics[vm->nnics].mac);
-		vm->nics[vm->nnics].mac_spoofing = false;
-		if (!opts_given(set_table, given, "nic"))
-			o.nic = vm->nnics;
-		vm->nnics++;
-	}
-	if (o.sw || o.mac || o.spoof >= 0) {
-		struct store_nic *n;
-
-		if (o.nic >= vm->nnics) {
-			cli_error("vm set: VM %s has no network adapter %u (it has %u; add one with --add-nic SWITCH)",
-				  name, o.nic, vm->nnics);
-			goto out;
-		}
-		n = &vm->nics[o.nic];
-		if (o.sw && vm_switch_arg("set", o.sw, n->sw))
-			goto out;
-		if (o.mac && !strcmp(o.mac, "new"))
-			store_random_mac(n->mac);
-		else if (o.mac && store_parse_mac(o.mac, n->mac) < 0) {
-			cli_error("vm set: --mac '%s': not a unicast MAC address like 52:54:00:12:34:56 (or 'new')", o.mac);
-			goto out;
-		}
-		if (o.spoof >= 0)
-			n->mac_spoofing = o.spoof;
+	r = EXIT_USAGE;
+	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
+		cli_error("vm set: %s", err);
+		goto out;
 	}
 	r = store_save(root, vm, err, sizeof(err));
 	if (r < 0) {
@@ -489,12 +480,13 @@ static int vm_set(int argc, char **argv)
 out:
 	store_unlock(lock);
 	free(vm);
+	free(o);
 	return r;
 }
 
 /* ---- list and show ---- */
 
-static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct vmctl_state *st)
+static void vm_json_vm(struct json *j, const struct vmconfig *vm, const struct vmctl_state *st)
 {
 	char mac[24];
 
@@ -534,7 +526,7 @@ static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct v
 	for (unsigned int i = 0; i < vm->nnics; i++) {
 		json_object_begin(j);
 		json_kv_string(j, "switch", vm->nics[i].sw);
-		json_kv_string(j, "macAddress", store_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)));
+		json_kv_string(j, "macAddress", vmconfig_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)));
 		json_kv_bool(j, "macAddressSpoofing", vm->nics[i].mac_spoofing);
 		json_object_end(j);
 	}
@@ -560,7 +552,7 @@ static int vm_list(int argc, char **argv)
 	static const char summary[] = "List the VMs of the store with their state. A VM whose configuration does not\n"
 				      "load is listed as Invalid and its error printed; the exit status is then 1.";
 	struct vm_opts o = { 0 };
-	struct store_vm *vm;
+	struct vmconfig *vm;
 	struct json j;
 	char root[STORE_PATH_MAX], err[1400], **names;
 	const char *name;
@@ -633,7 +625,7 @@ static int vm_show(int argc, char **argv)
 	static const char summary[] = "Show the settings and state of the VM NAME; a configuration with a mistake\n"
 				      "is reported with its file and line.";
 	struct vm_opts o = { 0 };
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct vmctl_state st;
 	char root[STORE_PATH_MAX], s[32], mac[24];
 	const char *name;
@@ -676,7 +668,7 @@ static int vm_show(int argc, char **argv)
 		       vm.disks[i].fixed ? "preallocated" : "sparse");
 	for (unsigned int i = 0; i < vm.nnics; i++)
 		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm.nics[i].sw,
-		       store_fmt_mac(vm.nics[i].mac, mac, sizeof(mac)), vm.nics[i].mac_spoofing ? "On" : "Off");
+		       vmconfig_fmt_mac(vm.nics[i].mac, mac, sizeof(mac)), vm.nics[i].mac_spoofing ? "On" : "Off");
 	printf("Directory: %s/%s\n", root, vm.name);
 	return 0;
 }
@@ -689,7 +681,7 @@ static int vm_remove(int argc, char **argv)
 	static const char summary[] = "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
 				      "terminal it asks first; elsewhere --yes is required.";
 	struct vm_opts o = { 0 };
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct vmctl_state st;
 	char root[STORE_PATH_MAX], err[1400];
 	const char *name;
@@ -752,7 +744,7 @@ static int vm_start(int argc, char **argv)
 		"Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
 		"its console in console.log of the VM's directory and on nestvm vm console NAME.";
 	struct vm_opts o = { 0 };
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct vmctl_state st;
 	char root[STORE_PATH_MAX];
 	const char *name;
@@ -794,7 +786,7 @@ static int vm_stop(int argc, char **argv)
 		"with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).";
 	struct vm_opts o = { .timeout = 60 };
 	char root[STORE_PATH_MAX];
-	struct store_vm vm;
+	struct vmconfig vm;
 	const char *name;
 	int r;
 
@@ -813,7 +805,7 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 	struct vm_opts o = { 0 };
 	struct api_object *reply;
 	struct vmctl_state st;
-	struct store_vm vm;
+	struct vmconfig vm;
 	const char *name;
 	int r;
 
@@ -873,7 +865,7 @@ static int vm_console(int argc, char **argv)
 		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
 	struct vm_opts o = { 0 };
 	char root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct vmctl_state st;
 	bool tty, in_open = true;
 	const char *name;

@@ -22,13 +22,12 @@ int vmctl_root(const char *opt, char *root, size_t len)
 	return 0;
 }
 
-int vmctl_load(const char *cmd, const char *root, const char *name, struct store_vm *vm)
+int vmctl_load(const char *cmd, const char *root, const char *name, struct vmconfig *vm)
 {
-	char err[1400];
-	const char *why;
+	char err[1400], why[160];
 	int r;
 
-	if (store_name_check(name, &why) < 0) {
+	if (store_name_check(name, why, sizeof(why)) < 0) {
 		cli_error("%s: '%s': %s", cmd, name, why);
 		return EXIT_USAGE;
 	}

@@ -19,7 +19,7 @@ struct vmctl_state {
 /* The store root from --store, $NESTVM_STORE or the default; prints why not. */
 int vmctl_root(const char *opt, char *root, size_t len);
 /* Checks the name and loads the VM; returns 0 or the exit status, printed. */
-int vmctl_load(const char *cmd, const char *root, const char *name, struct store_vm *vm);
+int vmctl_load(const char *cmd, const char *root, const char *name, struct vmconfig *vm);
 /* State is derived: Off unless a VMM holds the run lock; from the control API
  * when it answers; Starting while it does not yet. */
 void vmctl_state(const char *root, const char *name, struct vmctl_state *st);

@@ -129,32 +129,11 @@ static void sd_log(const char *fmt, ...)
 	fflush(stderr);
 }
 
-static const char *sd_mac(const uint8_t *m, char *buf, size_t len)
-{
-	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-	return buf;
-}
-
 /* ---- names, paths, switch.conf ---- */
 
-int switchd_name_check(const char *name, const char **why)
+int switchd_name_check(const char *name, char *err, size_t errlen)
 {
-	size_t len = name ? strlen(name) : 0;
-
-	*why = NULL;
-	if (!len)
-		*why = "a switch name must not be empty";
-	else if (len > SWITCHD_NAME_MAX)
-		*why = "a switch name has at most 64 characters";
-	else if (name[0] == '.' || name[0] == '-')
-		*why = "a switch name must not start with '.' or '-'";
-	for (size_t i = 0; !*why && i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-			*why = "a switch name may hold only letters, digits, '.', '_' and '-'";
-	}
-	return *why ? -EINVAL : 0;
+	return vmconfig_check_name(name, "switch", err, errlen);
 }
 
 int switchd_root(const char *store, char *buf, size_t len)
@@ -349,7 +328,7 @@ static void sd_conn_close(struct switchd *d, struct sd_conn *c)
 		if (p && c->kind == SD_PORT) {
 			char mac[24];
 
-			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name, sd_mac(p->mac, mac, sizeof(mac)));
+			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name, vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
 			d->nadapters--;
 		}
 		switch_port_remove(d->sw, (unsigned int)c->port);
@@ -505,7 +484,7 @@ static void sd_log_spoof(struct switchd *d, struct sd_conn *c, const uint8_t *fr
 	c->spoof_last_log = d->now;
 	sd_log("port %d: '%s' sent frames from %s, not its own %s: dropped because MAC address "
 	       "spoofing is off for this adapter (%llu dropped so far)", c->port, p->name,
-	       sd_mac(frame + SWITCH_ETH_ALEN, src, sizeof(src)), sd_mac(p->mac, own, sizeof(own)),
+	       vmconfig_fmt_mac(frame + SWITCH_ETH_ALEN, src, sizeof(src)), vmconfig_fmt_mac(p->mac, own, sizeof(own)),
 	       (unsigned long long)p->st.dropped_spoof);
 }
 
@@ -583,7 +562,7 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 	pc.name = label;
 	memcpy(pc.mac, h.mac, sizeof(pc.mac));
 	pc.spoofing = h.flags & NET_SWITCH_F_SPOOFING;
-	sd_mac(h.mac, mac, sizeof(mac));
+	vmconfig_fmt_mac(h.mac, mac, sizeof(mac));
 	port = switch_port_add(d->sw, &pc);
 	if (port == -EADDRINUSE) {
 		/* A VM restarting comes back before its old connection's hangup
@@ -696,7 +675,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 		if (p->uplink)
 			json_kv_null(j, "mac");
 		else
-			json_kv_string(j, "mac", sd_mac(p->mac, mac, sizeof(mac)));
+			json_kv_string(j, "mac", vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
 		json_kv_bool(j, "macSpoofing", p->uplink || p->spoofing);
 		json_kv_uint(j, "rxFrames", p->st.rx_frames);
 		json_kv_uint(j, "rxBytes", p->st.rx_bytes);
@@ -714,7 +693,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 	json_array_begin(j);
 	while (switch_fdb_next(d->sw, &cursor, &e)) {
 		json_object_begin(j);
-		json_kv_string(j, "mac", sd_mac(e.mac, mac, sizeof(mac)));
+		json_kv_string(j, "mac", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)));
 		json_kv_uint(j, "port", e.port);
 		json_kv_bool(j, "static", e.is_static);
 		if (e.is_static)
@@ -757,7 +736,7 @@ static void sd_show_text(struct switchd *d, FILE *f)
 		if (!p)
 			continue;
 		fprintf(f, "  %-4u %-24s %-17s %-5s %10llu %10llu %10llu %10llu %10llu\n", i, p->name,
-			p->uplink ? "(uplink)" : sd_mac(p->mac, mac, sizeof(mac)),
+			p->uplink ? "(uplink)" : vmconfig_fmt_mac(p->mac, mac, sizeof(mac)),
 			p->uplink ? "-" : p->spoofing ? "on" : "off",
 			(unsigned long long)p->st.rx_frames, (unsigned long long)p->st.tx_frames,
 			(unsigned long long)p->st.dropped_spoof, (unsigned long long)p->st.dropped_other,
@@ -768,9 +747,9 @@ static void sd_show_text(struct switchd *d, FILE *f)
 	fprintf(f, "  %-17s %-4s %-8s %s\n", "MAC", "PORT", "TYPE", "AGE");
 	while (switch_fdb_next(d->sw, &cursor, &e)) {
 		if (e.is_static)
-			fprintf(f, "  %-17s %-4u %-8s -\n", sd_mac(e.mac, mac, sizeof(mac)), e.port, "adapter");
+			fprintf(f, "  %-17s %-4u %-8s -\n", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)), e.port, "adapter");
 		else
-			fprintf(f, "  %-17s %-4u %-8s %llus\n", sd_mac(e.mac, mac, sizeof(mac)), e.port,
+			fprintf(f, "  %-17s %-4u %-8s %llus\n", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)), e.port,
 				"learned", (unsigned long long)(d->now >= e.seen ? d->now - e.seen : 0));
 	}
 	if (d->sw->st.fdb_full)
