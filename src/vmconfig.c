@@ -209,6 +209,40 @@ int vmconfig_validate(const struct vmconfig *c, const struct vmconfig_names *n, 
 	return r;
 }
 
+/* ---- nesting ---- */
+
+unsigned int vmconfig_nesting_needs(const struct vmconfig *c)
+{
+	unsigned int needs = 0;
+
+	if (!c->expose_virt)
+		needs |= VMCONFIG_NEST_EXPOSE;
+	if (c->dynamic_memory)
+		needs |= VMCONFIG_NEST_FIXED_MEMORY;
+	if (c->memory < VMCONFIG_NESTED_MIN_MEMORY)
+		needs |= VMCONFIG_NEST_MEMORY;
+	for (unsigned int i = 0; i < c->nnics; i++)
+		if (!c->nics[i].mac_spoofing)
+			needs |= VMCONFIG_NEST_SPOOFING;
+	return needs;
+}
+
+void vmconfig_make_nested(struct vmconfig *c, unsigned int needs)
+{
+	if (needs & VMCONFIG_NEST_EXPOSE)
+		c->expose_virt = true;
+	if (needs & VMCONFIG_NEST_FIXED_MEMORY)
+		c->dynamic_memory = false;
+	if ((needs & VMCONFIG_NEST_MEMORY) && c->memory < VMCONFIG_NESTED_MIN_MEMORY) {
+		c->memory = VMCONFIG_NESTED_MIN_MEMORY;
+		if (c->memory_max && c->memory_max < c->memory)
+			c->memory_max = c->memory;
+	}
+	if (needs & VMCONFIG_NEST_SPOOFING)
+		for (unsigned int i = 0; i < c->nnics; i++)
+			c->nics[i].mac_spoofing = true;
+}
+
 /* ---- MAC addresses ---- */
 
 int vmconfig_parse_mac(const char *s, uint8_t mac[6])

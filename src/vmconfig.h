@@ -107,6 +107,23 @@ MUST_CHECK int vmconfig_check_switch(const char *sw, char *err, size_t errlen);
  * not starting with '.' or '-'; what says whose name it is ("VM"). */
 MUST_CHECK int vmconfig_check_name(const char *name, const char *what, char *err, size_t errlen);
 
+/* What a VM needs to be a nested host, as a set of changes to make. */
+enum vmconfig_nesting {
+	VMCONFIG_NEST_EXPOSE = 1u << 0,         /* expose the extensions to its processors */
+	VMCONFIG_NEST_FIXED_MEMORY = 1u << 1,   /* turn dynamic memory off: all of it fixed */
+	VMCONFIG_NEST_MEMORY = 1u << 2,         /* raise it to VMCONFIG_NESTED_MIN_MEMORY */
+	VMCONFIG_NEST_SPOOFING = 1u << 3,       /* MAC address spoofing on, so nested guests have network */
+};
+/* Without these it cannot nest at all; without spoofing only its guests'
+ * frames are dropped. */
+#define VMCONFIG_NEST_REQUIRED (VMCONFIG_NEST_EXPOSE | VMCONFIG_NEST_FIXED_MEMORY | VMCONFIG_NEST_MEMORY)
+
+/* Whether c can be a nested host, and why not: the changes it needs. The
+ * status report and the nested assistant both ask this. */
+unsigned int vmconfig_nesting_needs(const struct vmconfig *c);
+/* Makes the changes in needs (a set of enum vmconfig_nesting) to c. */
+void vmconfig_make_nested(struct vmconfig *c, unsigned int needs);
+
 /* MAC addresses: a fresh locally administered unicast one; text form. */
 void vmconfig_random_mac(uint8_t mac[6]);
 const char *vmconfig_fmt_mac(const uint8_t mac[6], char *buf, size_t len);

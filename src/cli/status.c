@@ -16,9 +16,7 @@
 
 struct status_opts {
 	const char *name;
-	uint64_t memory;
-	unsigned int cpus;
-	bool nested;
+	struct vmconfig cfg;            /* a VM not in the store, from --memory, --cpus, --nested */
 	bool json;
 	const char *kvm;
 	const char *store;
@@ -30,12 +28,12 @@ struct status_opts {
 static const struct opt status_table[] = {
 	STATUS_OPT("name", 0, OPT_STR, name, "NAME",
 		   "report on a VM of this name too (default NestedVM)", 0, 0, NULL),
-	STATUS_OPT("memory", 'm', OPT_SIZE, memory, "SIZE",
+	STATUS_OPT("memory", 'm', OPT_SIZE, cfg.memory, "SIZE",
 		   "that VM's memory (default 512M, the least for a nested host)",
 		   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	STATUS_OPT("cpus", 'n', OPT_UINT, cpus, "N", "that VM's virtual CPUs (default 1)",
+	STATUS_OPT("cpus", 'n', OPT_UINT, cfg.cpus, "N", "that VM's virtual CPUs (default 1)",
 		   1, VMCONFIG_MAX_CPUS, NULL),
-	STATUS_OPT("nested", 0, OPT_FLAG, nested, NULL,
+	STATUS_OPT("nested", 0, OPT_FLAG, cfg.expose_virt, NULL,
 		   "that VM exposes the virtualization extensions (as nestvm run --nested)", 0, 0, NULL),
 	STATUS_OPT("json", 0, OPT_FLAG, json, NULL, "print one JSON document instead of the report",
 		   0, 0, NULL),
@@ -90,7 +88,6 @@ static int status_store_vms(const struct status_opts *o, struct vmconfig **store
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct vmconfig *s = &(*stored)[k];
-		bool spoof;
 
 		if (o->name && strcmp(o->name, names[i]))
 			continue;
@@ -99,13 +96,7 @@ static int status_store_vms(const struct status_opts *o, struct vmconfig **store
 			continue;
 		}
 		vmctl_state(root, names[i], &(*states)[k]);
-		spoof = s->nnics > 0;
-		for (unsigned int j = 0; j < s->nnics; j++)
-			spoof = spoof && s->nics[j].mac_spoofing;
-		(*vms)[k] = (struct hostinfo_vm){
-			.name = s->name, .memory = s->memory, .cpus = s->cpus, .expose_virt = s->expose_virt,
-			.dynamic_memory = s->dynamic_memory, .mac_spoofing = spoof, .state = (*states)[k].state,
-		};
+		(*vms)[k] = (struct hostinfo_vm){ .name = s->name, .cfg = s, .state = (*states)[k].state };
 		k++;
 	}
 	store_list_free(names, n);
@@ -117,6 +108,8 @@ int cmd_status(int argc, char **argv)
 {
 	struct status_opts o = { 0 };
 	struct hostinfo_source src = { 0 };
+	uint64_t given;
+	bool vm_given;
 	struct hostinfo_verdict verdict;
 	struct hostinfo host;
 	struct hostinfo_vm vm = { 0 }, *vms = NULL;
@@ -125,7 +118,8 @@ int cmd_status(int argc, char **argv)
 	size_t nvms = 0;
 	int npos, r;
 
-	r = cli_parse("status", status_table, status_usage, status_summary, argc, argv, &o, &npos, NULL);
+	vmconfig_init(&o.cfg, NULL);
+	r = cli_parse("status", status_table, status_usage, status_summary, argc, argv, &o, &npos, &given);
 	if (r >= 0)
 		return r;
 	if (npos) {
@@ -136,18 +130,14 @@ int cmd_status(int argc, char **argv)
 		cli_error("status: --name must not be empty");
 		return EXIT_USAGE;
 	}
-	if (!o.memory && !o.cpus && !o.nested && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
+	vm_given = opts_given(status_table, given, "memory") || opts_given(status_table, given, "cpus") ||
+		   opts_given(status_table, given, "nested");
+	if (!vm_given && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
 		cli_error("out of memory");
 		return 1;
 	}
-	if (!nvms && (o.name || o.memory || o.cpus || o.nested)) {
-		vm = (struct hostinfo_vm){
-			.name = o.name ? o.name : "NestedVM",
-			.memory = o.memory ? o.memory : 512ULL << 20,
-			.cpus = o.cpus ? o.cpus : 1,
-			.expose_virt = o.nested,
-			.state = "Off",
-		};
+	if (!nvms && (o.name || vm_given)) {
+		vm = (struct hostinfo_vm){ .name = o.name ? o.name : "NestedVM", .cfg = &o.cfg, .state = "Off" };
 		vms = &vm;
 		nvms = 1;
 	}
