@@ -670,6 +670,32 @@ void vm_power_button(struct vm *vm)
 	acpi_pm_power_button(&vm->pm);
 }
 
+void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		unsigned int got = serial_receive(&vm->com1, buf, (unsigned int)MIN(len, 4096u));
+
+		if (!got) {
+			serial_wait_rx_space(&vm->com1);
+			if (vm->com1.closing)
+				return;
+			continue;
+		}
+		buf += got;
+		len -= got;
+	}
+}
+
+void vm_console_close_input(struct vm *vm)
+{
+	serial_close_input(&vm->com1);
+}
+
+uint64_t vm_memory_touched(struct vm *vm)
+{
+	return guestmem_resident(&vm->mem);
+}
+
 int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info)
 {
 	if (!vm->balloon)

@@ -136,6 +136,12 @@ void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);
+/* Console input: bytes typed at COM1, waiting while its FIFO is full; it
+ * returns early once vm_console_close_input() has run (a stop, a reboot). */
+void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);
+void vm_console_close_input(struct vm *vm);
+/* Guest memory the guest has touched so far, in bytes. */
+uint64_t vm_memory_touched(struct vm *vm);
 /* Dynamic memory: -ENOTSUP without it. vm_memory_info fills what the
  * balloon knows; vm_set_memory_target asks the guest to keep bytes, clamped
  * to [memory_min, mem_size], and returns the clamped target in *applied. */

@@ -3,6 +3,7 @@
 #ifndef NESTVM_CLI_H
 #define NESTVM_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define EXIT_USAGE 2
@@ -14,6 +15,19 @@ int cmd_switch(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_nested(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* How run_stored runs a VM of the store: nestvm run --name's options. */
+struct run_stored_opts {
+	const char *kvm;
+	bool skip_probe;
+	int on_reboot;                  /* enum vmm_on_reboot */
+	bool detach, stats;
+	const char *console_log, *console_socket, *api_socket;  /* NULL: in the VM's directory */
+};
+/* Runs the VM name of the store (store NULL: the default) as nestvm run
+ * --name does, and as nestvm vm start does detached; cmd prefixes its
+ * messages. Returns the exit status. */
+int run_stored(const char *cmd, const char *store, const char *name, const struct run_stored_opts *o);
 
 struct opt;
 /* Parses the options of the command cmd ("vm new") from its table into cfg

@@ -7,6 +7,7 @@
 #include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "store.h"
+#include "vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ int cmd_nested(int argc, char **argv)
 	char root[STORE_PATH_MAX], err[1400], text[CH_COUNT][400], have[32], need[32];
 	bool want[CH_COUNT] = { false }, agreed[CH_COUNT] = { false };
 	struct vmconfig vm;
-	struct vmctl_state st;
+	struct vmm_state st;
 	unsigned int needs, make = 0;
 	int npos, r, lock = -1, n = 0, declined = 0;
 
@@ -99,9 +100,9 @@ int cmd_nested(int argc, char **argv)
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("nested enable", root, name, &vm)))
 		return r;
 
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	needs = vmconfig_nesting_needs(&vm);
-	want[CH_OFF] = !vmctl_is_off(&st);
+	want[CH_OFF] = !vmm_state_is_off(&st);
 	for (int i = CH_EXPOSE; i < CH_COUNT; i++)
 		want[i] = needs & nested_need[i];
 	snprintf(text[CH_OFF], sizeof(text[CH_OFF]),
@@ -171,8 +172,8 @@ int cmd_nested(int argc, char **argv)
 	r = vmctl_load("nested enable", root, name, &vm);
 	if (r)
 		goto out;
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("nested enable: VM %s is %s again; nothing changed", name, st.state);
 		r = 1;
 		goto out;

@@ -6,7 +6,8 @@
 #include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "json.h"
-#include "vm.h"
+#include "store.h"
+#include "vmm.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -71,7 +72,7 @@ static const char status_summary[] =
 /* The VMs of the store as the report describes them: every one, or only
  * --name's when it is stored. A VM whose configuration does not load is
  * left out with its error on stderr. -ENOMEM only. */
-static int status_store_vms(const struct status_opts *o, struct vmconfig **stored, struct vmctl_state **states,
+static int status_store_vms(const struct status_opts *o, struct vmconfig **stored, struct vmm_state **states,
 			    struct hostinfo_vm **vms, size_t *nvms)
 {
 	char root[STORE_PATH_MAX], err[1400], **names;
@@ -95,7 +96,7 @@ static int status_store_vms(const struct status_opts *o, struct vmconfig **store
 			cli_error("status: %s", err);
 			continue;
 		}
-		vmctl_state(root, names[i], &(*states)[k]);
+		vmm_state(root, names[i], &(*states)[k]);
 		(*vms)[k] = (struct hostinfo_vm){ .name = s->name, .cfg = s, .state = (*states)[k].state };
 		k++;
 	}
@@ -114,7 +115,7 @@ int cmd_status(int argc, char **argv)
 	struct hostinfo host;
 	struct hostinfo_vm vm = { 0 }, *vms = NULL;
 	struct vmconfig *stored = NULL;
-	struct vmctl_state *states = NULL;
+	struct vmm_state *states = NULL;
 	size_t nvms = 0;
 	int npos, r;
 

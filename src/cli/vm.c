@@ -7,17 +7,15 @@
 #include "api.h"
 #include "json.h"
 #include "store.h"
+#include "console.h"
+#include "vmm.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 /* How long a command waits for another one on the same VM: 10 s, or
@@ -421,7 +419,7 @@ static int vm_set(int argc, char **argv)
 	struct vm_opts *o = calloc(1, sizeof(*o));
 	struct vmconfig *vm = malloc(sizeof(*vm));
 	const char *name, *needs_off = NULL;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char root[STORE_PATH_MAX], err[1400];
 	uint64_t given;
 	int r, lock = -1;
@@ -455,8 +453,8 @@ static int vm_set(int argc, char **argv)
 	if ((r = vmctl_load("vm set", root, name, vm)))
 		goto out;
 	store_crash_point("set-loaded");
-	vmctl_state(root, name, &st);
-	if (needs_off && !vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (needs_off && !vmm_state_is_off(&st)) {
 		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
 			  needs_off, name, st.state, name);
 		r = 1;
@@ -486,7 +484,7 @@ out:
 
 /* ---- list and show ---- */
 
-static void vm_json_vm(struct json *j, const struct vmconfig *vm, const struct vmctl_state *st)
+static void vm_json_vm(struct json *j, const struct vmconfig *vm, const struct vmm_state *st)
 {
 	char mac[24];
 
@@ -584,7 +582,7 @@ static int vm_list(int argc, char **argv)
 		printf("%-24s %-9s %5s %8s  %s\n", "NAME", "STATE", "CPUS", "MEMORY", "NESTED");
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct vmctl_state st;
+		struct vmm_state st;
 		char mem[32];
 
 		if (store_load(root, names[i], vm, err, sizeof(err)) < 0) {
@@ -601,7 +599,7 @@ static int vm_list(int argc, char **argv)
 			}
 			continue;
 		}
-		vmctl_state(root, names[i], &st);
+		vmm_state(root, names[i], &st);
 		if (o.json)
 			vm_json_vm(&j, vm, &st);
 		else
@@ -626,7 +624,7 @@ static int vm_show(int argc, char **argv)
 				      "is reported with its file and line.";
 	struct vm_opts o = { 0 };
 	struct vmconfig vm;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char root[STORE_PATH_MAX], s[32], mac[24];
 	const char *name;
 	int r;
@@ -636,7 +634,7 @@ static int vm_show(int argc, char **argv)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm show", root, name, &vm)))
 		return r;
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	if (o.json) {
 		struct json j;
 
@@ -682,7 +680,7 @@ static int vm_remove(int argc, char **argv)
 				      "terminal it asks first; elsewhere --yes is required.";
 	struct vm_opts o = { 0 };
 	struct vmconfig vm;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char root[STORE_PATH_MAX], err[1400];
 	const char *name;
 	int r, lock;
@@ -704,8 +702,8 @@ static int vm_remove(int argc, char **argv)
 	}
 	/* A VM whose configuration is broken can still be removed. */
 	r = store_load(root, name, &vm, err, sizeof(err));
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
 		r = 1;
 		goto out;
@@ -745,34 +743,25 @@ static int vm_start(int argc, char **argv)
 		"its console in console.log of the VM's directory and on nestvm vm console NAME.";
 	struct vm_opts o = { 0 };
 	struct vmconfig vm;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char root[STORE_PATH_MAX];
 	const char *name;
-	char *args[8];
-	int r, n = 0;
+	int r;
 
 	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, NULL, true, &name);
 	if (r >= 0)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm start", root, name, &vm)))
 		return r;
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
-	args[n++] = (char *)"--name";
-	args[n++] = (char *)name;
-	args[n++] = (char *)"--store";
-	args[n++] = root;
-	args[n++] = (char *)"--detach";
-	if (o.skip_probe)
-		args[n++] = (char *)"--skip-probe";
-	args[n] = NULL;
-	r = cmd_run(n, args);
+	r = run_stored("vm start", root, name, &(struct run_stored_opts){ .skip_probe = o.skip_probe, .detach = true });
 	if (r)
 		return r;
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	printf("Started VM %s (VMM pid %d); attach with: nestvm vm console %s\n", name, st.pid, name);
 	return 0;
 }
@@ -801,10 +790,10 @@ static int vm_stop(int argc, char **argv)
 static int vm_pause_resume(int argc, char **argv, bool pause)
 {
 	const char *cmd = pause ? "pause" : "resume";
-	char usage[64], root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
+	char usage[64], root[STORE_PATH_MAX];
 	struct vm_opts o = { 0 };
 	struct api_object *reply;
-	struct vmctl_state st;
+	struct vmm_state st;
 	struct vmconfig vm;
 	const char *name;
 	int r;
@@ -816,27 +805,23 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load(pause ? "vm pause" : "vm resume", root, name, &vm)))
 		return r;
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
 		cli_error("vm %s: VM %s is %s", cmd, name, st.state);
 		return 1;
 	}
 	reply = malloc(sizeof(*reply));
-	if (!reply || store_path(path, sizeof(path), root, name, STORE_API_SOCK) < 0) {
-		free(reply);
+	if (!reply)
 		return 1;
-	}
-	r = api_call(path, cmd, reply, 10000);
+	r = vmm_call(root, name, cmd, reply, 10000);
 	if (r == 0) {
-		const struct api_member *ok = api_get(reply, "ok"), *s = api_get(reply, "state");
+		const struct api_member *s = api_get(reply, "state");
 
-		if (ok && ok->type == API_BOOL && ok->b) {
-			printf("VM %s is %s\n", name, s && s->type == API_STRING ? s->str : "?");
-		} else {
-			const struct api_member *e = api_get(reply, "error");
-			cli_error("vm %s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
-			r = -1;
-		}
+		printf("VM %s is %s\n", name, s && s->type == API_STRING ? s->str : "?");
+	} else if (r == -EPROTO) {
+		const struct api_member *e = api_get(reply, "error");
+
+		cli_error("vm %s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
 	} else {
 		cli_error("vm %s: VM %s: control API: %s", cmd, name, strerror(-r));
 	}
@@ -846,16 +831,6 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 
 /* ---- console ---- */
 
-static struct termios console_saved;
-static bool console_raw;
-
-static void vm_console_restore(void)
-{
-	if (console_raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &console_saved);
-	console_raw = false;
-}
-
 static int vm_console(int argc, char **argv)
 {
 	static const char usage[] = "nestvm vm console NAME";
@@ -864,10 +839,9 @@ static int vm_console(int argc, char **argv)
 		"output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
 		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
 	struct vm_opts o = { 0 };
-	char root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
+	char root[STORE_PATH_MAX];
 	struct vmconfig vm;
-	struct vmctl_state st;
-	bool tty, in_open = true;
+	struct vmm_state st;
 	const char *name;
 	int r, fd;
 
@@ -876,74 +850,25 @@ static int vm_console(int argc, char **argv)
 		return r;
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm console", root, name, &vm)))
 		return r;
-	vmctl_state(root, name, &st);
-	if (vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (vmm_state_is_off(&st)) {
 		cli_error("vm console: VM %s is Off%s%s (start it: nestvm vm start %s)", name,
 			  st.last_exit[0] ? "; last exit: " : "", st.last_exit, name);
 		return 1;
 	}
-	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0) {
-		cli_error("vm console: the store path is too long");
-		return 1;
-	}
-	fd = util_unix_connect(path, SOCK_STREAM);
+	fd = vmm_console_connect(root, name);
 	if (fd < 0) {
-		cli_error("vm console: VM %s (%s): %s: %s", name, st.state, path, strerror(-fd));
+		cli_error("vm console: VM %s (%s): %s/%s/%s: %s", name, st.state, root, name, STORE_CONSOLE_SOCK,
+			  strerror(-fd));
 		return 1;
 	}
-	tty = isatty(STDIN_FILENO);
-	if (tty && tcgetattr(STDIN_FILENO, &console_saved) == 0) {
-		struct termios raw = console_saved;
-
-		cfmakeraw(&raw);
-		raw.c_oflag |= OPOST | ONLCR;
-		console_raw = true;
-		atexit(vm_console_restore);
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	}
-	fprintf(stderr, "Connected to the console of %s; Ctrl-] detaches.%s", name, tty ? "\r\n" : "\n");
-	for (;;) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
-		char buf[4096];
-		ssize_t n;
-
-		if (poll(p, in_open ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[0].revents) {
-			n = read(fd, buf, sizeof(buf));
-			if (n <= 0) {
-				vm_console_restore();
-				fprintf(stderr, "\nnestvm: the console of %s closed (the VM stopped)\n", name);
-				break;
-			}
-			if (write(STDOUT_FILENO, buf, (size_t)n) < 0)
-				break;
-		}
-		if (in_open && p[1].revents) {
-			char *esc;
-
-			n = read(STDIN_FILENO, buf, sizeof(buf));
-			if (n <= 0) {
-				in_open = false;        /* no more input; output goes on */
-				continue;
-			}
-			esc = memchr(buf, 0x1d, (size_t)n);
-			if (esc)
-				n = esc - buf;
-			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
-				break;
-			if (esc) {
-				vm_console_restore();
-				fprintf(stderr, "\nDetached from %s; it runs on.\n", name);
-				break;
-			}
-		}
-	}
-	vm_console_restore();
+	fprintf(stderr, "Connected to the console of %s; Ctrl-] detaches.\n", name);
+	r = console_attach(fd, 0x1d);
 	close(fd);
+	if (r == 1)
+		fprintf(stderr, "\nDetached from %s; it runs on.\n", name);
+	else if (r == 0)
+		fprintf(stderr, "\nnestvm: the console of %s closed (the VM stopped)\n", name);
 	return 0;
 }
 

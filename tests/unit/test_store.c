@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/vmctl.h"
 #include "store.h"
+#include "vmm.h"
 #include "util.h"
 
 #include <errno.h>
@@ -498,12 +499,12 @@ static void fake_handler(void *opaque, const struct api_request *req, struct jso
 static void test_state_from_vmm(void)
 {
 	struct api_server *srv;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char path[400];
 	int fd;
 
 	CHECK_EQ(VM("new", "runner", "--store", root, "--kernel", kernel, "--nic", "sw"), 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Off");
 	CHECK(st.last_exit[0] == 0);
 
@@ -511,11 +512,11 @@ static void test_state_from_vmm(void)
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_RUN_LOCK);
 	fd = open(path, O_RDWR | O_CREAT, 0644);
 	CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Starting");
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_API_SOCK);
 	CHECK_EQ(api_server_start(&srv, path, fake_handler, NULL), 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Running");
 	CHECK_EQ(st.pid, 4242);
 	CHECK_EQ(st.memory_assigned, 768ULL << 20);     /* what vm show prints as MemoryAssigned */
@@ -539,7 +540,7 @@ static void test_state_from_vmm(void)
 	/* Dead without an exit record: Off, with the reason. */
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_PID);
 	write_file(path, "31337\n");
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Off");
 	CHECK(strstr(st.last_exit, "pid 31337") && strstr(st.last_exit, "killed or crashed"));
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_EXIT);
