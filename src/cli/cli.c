@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 void cli_error(const char *fmt, ...)
 {
@@ -32,4 +33,36 @@ int cli_parse(const char *cmd, const struct opt *table, const char *usage, const
 		return EXIT_USAGE;
 	}
 	return -1;
+}
+
+bool cli_is_help(const char *word)
+{
+	return !strcmp(word, "help") || !strcmp(word, "--help") || !strcmp(word, "-h");
+}
+
+int cli_subcommand(void (*usage)(FILE *out), int argc, char **argv)
+{
+	if (argc < 1) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (cli_is_help(argv[0])) {
+		usage(stdout);
+		return 0;
+	}
+	return -1;
+}
+
+int cli_dispatch(const char *what, const struct cli_cmd *cmds, void (*usage)(FILE *out), int argc, char **argv)
+{
+	int r = cli_subcommand(usage, argc, argv);
+
+	if (r >= 0)
+		return r;
+	for (const struct cli_cmd *c = cmds; c->name; c++)
+		if (!strcmp(argv[0], c->name))
+			return c->run(argc - 1, argv + 1);
+	cli_error("%s%sunknown command '%s' (see 'nestvm %s%shelp')", what, what[0] ? ": " : "", argv[0], what,
+		  what[0] ? " " : "");
+	return EXIT_USAGE;
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define EXIT_USAGE 2
 
@@ -28,6 +29,21 @@ struct run_stored_opts {
  * --name does, and as nestvm vm start does detached; cmd prefixes its
  * messages. Returns the exit status. */
 int run_stored(const char *cmd, const char *store, const char *name, const struct run_stored_opts *o);
+
+/* A command with subcommands, before it looks at argv[0]: none given
+ * prints its usage on stderr and is EXIT_USAGE; help, --help or -h prints
+ * it on stdout and is 0. Returns -1 to go on. */
+int cli_subcommand(void (*usage)(FILE *out), int argc, char **argv);
+bool cli_is_help(const char *word);
+
+/* A table of subcommands and the dispatch over it: runs the one argv[0]
+ * names with the arguments after it, answering as cli_subcommand does and
+ * naming an unknown one; what is the command ("vm"; "" for nestvm). */
+struct cli_cmd {
+	const char *name;
+	int (*run)(int argc, char **argv);
+};
+int cli_dispatch(const char *what, const struct cli_cmd *cmds, void (*usage)(FILE *out), int argc, char **argv);
 
 struct opt;
 /* Parses the options of the command cmd ("vm new") from its table into cfg

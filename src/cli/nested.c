@@ -80,7 +80,7 @@ int cmd_nested(int argc, char **argv)
 	int npos, r, lock = -1, n = 0, declined = 0;
 
 	if (argc < 1 || strcmp(argv[0], "enable")) {
-		if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help"))) {
+		if (argc >= 1 && cli_is_help(argv[0])) {
 			opts_help(stdout, nested_usage, nested_summary, nested_table);
 			return 0;
 		}

@@ -448,14 +448,9 @@ int cmd_switch(int argc, char **argv)
 	char what[32];
 	int npos, r;
 
-	if (argc < 1) {
-		switch_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[0], "help") || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-		switch_usage(stdout);
-		return 0;
-	}
+	r = cli_subcommand(switch_usage, argc, argv);
+	if (r >= 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(switch_cmds); i++)
 		if (!strcmp(argv[0], switch_cmds[i].name))
 			cmd = &switch_cmds[i];

@@ -893,40 +893,23 @@ static void vm_usage(FILE *out)
 	      "Each command takes --help. Exit status: 0 done, 1 failed, 2 bad usage or input.\n", out);
 }
 
+static int vm_cmd_pause(int argc, char **argv)
+{
+	return vm_pause_resume(argc, argv, true);
+}
+
+static int vm_cmd_resume(int argc, char **argv)
+{
+	return vm_pause_resume(argc, argv, false);
+}
+
+static const struct cli_cmd vm_cmds[] = {
+	{ "new", vm_new }, { "set", vm_set }, { "list", vm_list }, { "show", vm_show },
+	{ "remove", vm_remove }, { "start", vm_start }, { "stop", vm_stop }, { "console", vm_console },
+	{ "pause", vm_cmd_pause }, { "resume", vm_cmd_resume }, { 0 },
+};
+
 int cmd_vm(int argc, char **argv)
 {
-	const char *sub = argc > 0 ? argv[0] : NULL;
-
-	if (!sub) {
-		vm_usage(stderr);
-		return EXIT_USAGE;
-	}
-	argc--;
-	argv++;
-	if (!strcmp(sub, "new"))
-		return vm_new(argc, argv);
-	if (!strcmp(sub, "set"))
-		return vm_set(argc, argv);
-	if (!strcmp(sub, "list"))
-		return vm_list(argc, argv);
-	if (!strcmp(sub, "show"))
-		return vm_show(argc, argv);
-	if (!strcmp(sub, "remove"))
-		return vm_remove(argc, argv);
-	if (!strcmp(sub, "start"))
-		return vm_start(argc, argv);
-	if (!strcmp(sub, "stop"))
-		return vm_stop(argc, argv);
-	if (!strcmp(sub, "console"))
-		return vm_console(argc, argv);
-	if (!strcmp(sub, "pause"))
-		return vm_pause_resume(argc, argv, true);
-	if (!strcmp(sub, "resume"))
-		return vm_pause_resume(argc, argv, false);
-	if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
-		vm_usage(stdout);
-		return 0;
-	}
-	cli_error("vm: unknown command '%s' (see nestvm vm help)", sub);
-	return EXIT_USAGE;
+	return cli_dispatch("vm", vm_cmds, vm_usage, argc, argv);
 }
