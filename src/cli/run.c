@@ -4,6 +4,7 @@
  * Options, messages and exit statuses; the VMM layer does the running. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmopts.h"
 #include "vmm.h"
 
 #include <errno.h>
@@ -26,24 +27,19 @@ struct run_opts {
 
 #define RUN_OPT(name, s, type, field, meta, help, ...) \
 	{ name, s, type, offsetof(struct run_opts, field), meta, help, __VA_ARGS__ }
-#define RUN_TEXT(name, s, field, meta, help) \
-	RUN_OPT(name, s, OPT_TEXT, cfg.field, meta, help, 0, sizeof(((struct vmconfig *)0)->field), NULL)
 
 static const struct opt run_table[] = {
-	RUN_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage to boot (required)"),
-	RUN_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk"),
-	RUN_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (default: console=ttyS0)"),
-	RUN_OPT("memory", 'm', OPT_SIZE, cfg.memory, "SIZE", "guest memory, e.g. 512M or 2G (default 512M)",
-		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	VMOPT_TEXT(struct run_opts, "kernel", 'k', kernel, "FILE", "Linux bzImage to boot (required)"),
+	VMOPT_TEXT(struct run_opts, "initrd", 'i', initrd, "FILE", "initial ramdisk"),
+	VMOPT_TEXT(struct run_opts, "cmdline", 'c', cmdline, "TEXT", "kernel command line (default: console=ttyS0)"),
+	VMOPT_MEMORY(struct run_opts, "memory", 'm', memory, "guest memory, e.g. 512M or 2G (default 512M)"),
 	RUN_OPT("dynamic-memory", 0, OPT_FLAG, cfg.dynamic_memory, NULL,
 		"dynamic memory: start with --memory, then a balloon moves it (see above)", 0, 0, NULL),
-	RUN_OPT("memory-minimum", 0, OPT_SIZE, cfg.memory_min, "SIZE",
-		"dynamic memory's minimum (default 512M, or --memory if less)",
-		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	RUN_OPT("memory-maximum", 0, OPT_SIZE, cfg.memory_max, "SIZE",
-		"dynamic memory's maximum, the guest's RAM (default twice --memory)",
-		VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	RUN_OPT("cpus", 'n', OPT_UINT, cfg.cpus, "N", "virtual CPUs (default 1)", 1, VMCONFIG_MAX_CPUS, NULL),
+	VMOPT_MEMORY(struct run_opts, "memory-minimum", 0, memory_min,
+		     "dynamic memory's minimum (default 512M, or --memory if less)"),
+	VMOPT_MEMORY(struct run_opts, "memory-maximum", 0, memory_max,
+		     "dynamic memory's maximum, the guest's RAM (default twice --memory)"),
+	VMOPT_CPUS(struct run_opts, "virtual CPUs (default 1)"),
 	RUN_OPT("on-reboot", 0, OPT_CHOICE, on_reboot, "exit|restart",
 		"what a guest reboot does (default exit, status 0)", 0, 0, reboot_choices),
 	RUN_OPT("disk", 'd', OPT_LIST, disks, "FILE[,ro]",

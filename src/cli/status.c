@@ -3,6 +3,7 @@
  * Linux: host facts, one section per VM, a verdict with a fix per reason. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmopts.h"
 #include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "json.h"
@@ -29,11 +30,9 @@ struct status_opts {
 static const struct opt status_table[] = {
 	STATUS_OPT("name", 0, OPT_STR, name, "NAME",
 		   "report on a VM of this name too (default NestedVM)", 0, 0, NULL),
-	STATUS_OPT("memory", 'm', OPT_SIZE, cfg.memory, "SIZE",
-		   "that VM's memory (default 512M, the least for a nested host)",
-		   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	STATUS_OPT("cpus", 'n', OPT_UINT, cfg.cpus, "N", "that VM's virtual CPUs (default 1)",
-		   1, VMCONFIG_MAX_CPUS, NULL),
+	VMOPT_MEMORY(struct status_opts, "memory", 'm', memory,
+		     "that VM's memory (default 512M, the least for a nested host)"),
+	VMOPT_CPUS(struct status_opts, "that VM's virtual CPUs (default 1)"),
 	STATUS_OPT("nested", 0, OPT_FLAG, cfg.expose_virt, NULL,
 		   "that VM exposes the virtualization extensions (as nestvm run --nested)", 0, 0, NULL),
 	STATUS_OPT("json", 0, OPT_FLAG, json, NULL, "print one JSON document instead of the report",

@@ -3,6 +3,7 @@
  * resume talk to the VM's VMM through its sockets. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmopts.h"
 #include "cli/vmctl.h"
 #include "api.h"
 #include "json.h"
@@ -43,15 +44,14 @@ struct vm_opts {
 
 #define VO(name, s, type, field, meta, help, ...) \
 	{ name, s, type, offsetof(struct vm_opts, field), meta, help, __VA_ARGS__ }
-#define VO_TEXT(name, s, field, meta, help) \
-	VO(name, s, OPT_TEXT, cfg.field, meta, help, 0, sizeof(((struct vmconfig *)0)->field), NULL)
+#define VO_TEXT(name, s, field, meta, help) VMOPT_TEXT(struct vm_opts, name, s, field, meta, help)
+#define VO_MEMORY(name, s, field, help) VMOPT_MEMORY(struct vm_opts, name, s, field, help)
 #define VO_STORE VO("store", 0, OPT_STR, store, "DIR", "the VM store (default $NESTVM_STORE, /var/lib/nestvm " \
 		    "for root, else ~/.local/share/nestvm)", 0, 0, NULL)
 
 static const struct opt new_table[] = {
-	VO("memory", 'm', OPT_SIZE, cfg.memory, "SIZE", "memory, e.g. 512M or 2G (default 512M)",
-	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	VO("cpus", 'n', OPT_UINT, cfg.cpus, "N", "virtual processors (default 1)", 1, VMCONFIG_MAX_CPUS, NULL),
+	VO_MEMORY("memory", 'm', memory, "memory, e.g. 512M or 2G (default 512M)"),
+	VMOPT_CPUS(struct vm_opts, "virtual processors (default 1)"),
 	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (default: the default guest image)"),
 	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk (default: the default guest image's)"),
 	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (default console=ttyS0)"),
@@ -65,19 +65,15 @@ static const struct opt new_table[] = {
 };
 
 static const struct opt set_table[] = {
-	VO("cpus", 'n', OPT_UINT, cfg.cpus, "N", "virtual processors (VM off)", 1, VMCONFIG_MAX_CPUS, NULL),
+	VMOPT_CPUS(struct vm_opts, "virtual processors (VM off)"),
 	VO("expose-virtualization-extensions", 0, OPT_ONOFF, cfg.expose_virt, "on|off",
 	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, NULL),
-	VO("memory", 'm', OPT_SIZE, cfg.memory, "SIZE", "memory (VM off)", VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY,
-	   NULL),
+	VO_MEMORY("memory", 'm', memory, "memory (VM off)"),
 	VO("dynamic-memory", 0, OPT_ONOFF, cfg.dynamic_memory, "on|off",
 	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, NULL),
-	VO("memory-minimum", 0, OPT_SIZE, cfg.memory_min, "SIZE",
-	   "dynamic memory's minimum (VM off; default 512M, or --memory if less)",
-	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
-	VO("memory-maximum", 0, OPT_SIZE, cfg.memory_max, "SIZE",
-	   "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)",
-	   VMCONFIG_MIN_MEMORY, VMCONFIG_MAX_MEMORY, NULL),
+	VO_MEMORY("memory-minimum", 0, memory_min, "dynamic memory's minimum (VM off; default 512M, or --memory if less)"),
+	VO_MEMORY("memory-maximum", 0, memory_max,
+		  "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)"),
 	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (VM off)"),
 	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk, \"\" for none (VM off)"),
 	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (VM off)"),
