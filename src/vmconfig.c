@@ -144,43 +144,33 @@ static int vmconfig_check_memory_all(const struct vmconfig *c, const struct vmco
 	return 0;
 }
 
-static int vmconfig_check_disks(const struct vmconfig *c, char *err, size_t errlen)
+/* Disk i: an image, of a size a disk can have, not attached twice. */
+static int vmconfig_check_disk(const struct vmconfig *c, unsigned int i, char *err, size_t errlen)
 {
+	const struct vmconfig_disk *d = &c->disks[i];
 	char why[128];
 
-	if (c->ndisks > VMCONFIG_MAX_DISKS)
-		return vmconfig_err(err, errlen, "%u disks: at most %d", c->ndisks, VMCONFIG_MAX_DISKS);
-	for (unsigned int i = 0; i < c->ndisks; i++) {
-		const struct vmconfig_disk *d = &c->disks[i];
-
-		if (!d->path[0])
-			return vmconfig_err(err, errlen, "disk %u: no image file", i);
-		if (d->size && vmconfig_check_disk_size(d->size, why, sizeof(why)) < 0)
-			return vmconfig_err(err, errlen, "disk '%s': %s", d->path, why);
-		for (unsigned int j = 0; j < i; j++)
-			if (!strcmp(d->path, c->disks[j].path))
-				return vmconfig_err(err, errlen, "disk '%s' listed twice", d->path);
-	}
+	if (!d->path[0])
+		return vmconfig_err(err, errlen, "disk %u: no image file", i);
+	if (d->size && vmconfig_check_disk_size(d->size, why, sizeof(why)) < 0)
+		return vmconfig_err(err, errlen, "disk '%s': %s", d->path, why);
+	for (unsigned int j = 0; j < i; j++)
+		if (!strcmp(d->path, c->disks[j].path))
+			return vmconfig_err(err, errlen, "disk '%s' listed twice", d->path);
 	return 0;
 }
 
-static int vmconfig_check_nics(const struct vmconfig *c, char *err, size_t errlen)
+/* Adapter i: on a switch or a TAP device, with its own unicast address. */
+static int vmconfig_check_nic(const struct vmconfig_nic *n, unsigned int i, char *err, size_t errlen)
 {
 	char why[128];
 
-	if (c->nnics > VMCONFIG_MAX_NICS)
-		return vmconfig_err(err, errlen, "%u network adapters: at most %d", c->nnics, VMCONFIG_MAX_NICS);
-	for (unsigned int i = 0; i < c->nnics; i++) {
-		const struct vmconfig_nic *n = &c->nics[i];
-
-		if (!n->sw[0] == !n->tap[0])
-			return vmconfig_err(err, errlen, "network adapter %u: give exactly one of a switch or a TAP "
-					    "device", i);
-		if (n->sw[0] && vmconfig_check_switch(n->sw, why, sizeof(why)) < 0)
-			return vmconfig_err(err, errlen, "network adapter %u: %s", i, why);
-		if (n->mac[0] & 1)
-			return vmconfig_err(err, errlen, "network adapter %u: a multicast MAC address", i);
-	}
+	if (!n->sw[0] == !n->tap[0])
+		return vmconfig_err(err, errlen, "network adapter %u: give exactly one of a switch or a TAP device", i);
+	if (n->sw[0] && vmconfig_check_switch(n->sw, why, sizeof(why)) < 0)
+		return vmconfig_err(err, errlen, "network adapter %u: %s", i, why);
+	if (n->mac[0] & 1)
+		return vmconfig_err(err, errlen, "network adapter %u: a multicast MAC address", i);
 	return 0;
 }
 
@@ -201,11 +191,12 @@ int vmconfig_validate(const struct vmconfig *c, const struct vmconfig_names *n, 
 	if (strlen(c->cmdline) >= VMCONFIG_CMDLINE_MAX || strchr(c->cmdline, '\n'))
 		return vmconfig_err(err, errlen, "%s: one line of at most %d characters", n->cmdline,
 				    VMCONFIG_CMDLINE_MAX - 1);
-	r = vmconfig_check_disks(c, err, errlen);
-	if (r == 0)
-		r = vmconfig_check_nics(c, err, errlen);
-	if (r == 0)
-		r = vmconfig_check_devices(c->ndisks, c->nnics, !c->no_rng, c->dynamic_memory, err, errlen);
+	/* The count first: it bounds the arrays as well. */
+	r = vmconfig_check_devices(c->ndisks, c->nnics, !c->no_rng, c->dynamic_memory, err, errlen);
+	for (unsigned int i = 0; r == 0 && i < c->ndisks; i++)
+		r = vmconfig_check_disk(c, i, err, errlen);
+	for (unsigned int i = 0; r == 0 && i < c->nnics; i++)
+		r = vmconfig_check_nic(&c->nics[i], i, err, errlen);
 	return r;
 }
 

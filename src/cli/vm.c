@@ -268,6 +268,25 @@ static int vm_nic_arg(const char *cmd, const char *sw, struct vmconfig_nic *n)
 	return 0;
 }
 
+/* Checks the VM against the rules, in the option names, and writes it:
+ * new makes it in the store, set replaces its vm.conf. 0 or the status. */
+static int vm_write(const char *cmd, const char *root, const struct vmconfig *vm)
+{
+	char err[1400];
+	int r;
+
+	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
+		cli_error("vm %s: %s", cmd, err);
+		return EXIT_USAGE;
+	}
+	r = !strcmp(cmd, "new") ? store_create(root, vm, err, sizeof(err)) : store_save(root, vm, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm %s: %s", cmd, err);
+		return r == -EEXIST || r == -EINVAL ? EXIT_USAGE : 1;
+	}
+	return 0;
+}
+
 /* ---- new ---- */
 
 static int vm_new(int argc, char **argv)
@@ -283,7 +302,7 @@ static int vm_new(int argc, char **argv)
 	struct vm_opts *o = malloc(sizeof(*o));
 	struct vmconfig *vm;
 	const char *name;
-	char root[STORE_PATH_MAX], err[1400], default_initrd[VMCONFIG_PATH_MAX];
+	char root[STORE_PATH_MAX], default_initrd[VMCONFIG_PATH_MAX];
 	uint64_t given;
 	int r;
 
@@ -317,19 +336,9 @@ static int vm_new(int argc, char **argv)
 	for (unsigned int i = 0; i < o->nics.n; i++)
 		if ((r = vm_nic_arg("new", o->nics.v[i], &vm->nics[vm->nnics++])))
 			goto out;
-	r = EXIT_USAGE;
-	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
-		cli_error("vm new: %s", err);
-		goto out;
-	}
-	r = store_create(root, vm, err, sizeof(err));
-	if (r < 0) {
-		cli_error("vm new: %s", err);
-		r = r == -EEXIST || r == -EINVAL ? EXIT_USAGE : 1;
-		goto out;
-	}
-	printf("Created VM %s in %s/%s (Off)\n", name, root, name);
-	r = 0;
+	r = vm_write("new", root, vm);
+	if (r == 0)
+		printf("Created VM %s in %s/%s (Off)\n", name, root, name);
 out:
 	free(o);
 	return r;
@@ -416,7 +425,7 @@ static int vm_set(int argc, char **argv)
 	struct vmconfig *vm = malloc(sizeof(*vm));
 	const char *name, *needs_off = NULL;
 	struct vmm_state st;
-	char root[STORE_PATH_MAX], err[1400];
+	char root[STORE_PATH_MAX];
 	uint64_t given;
 	int r, lock = -1;
 
@@ -458,19 +467,9 @@ static int vm_set(int argc, char **argv)
 	}
 	if ((r = vm_set_apply(o, given, name, vm)))
 		goto out;
-	r = EXIT_USAGE;
-	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
-		cli_error("vm set: %s", err);
-		goto out;
-	}
-	r = store_save(root, vm, err, sizeof(err));
-	if (r < 0) {
-		cli_error("vm set: %s", err);
-		r = r == -EINVAL ? EXIT_USAGE : 1;
-		goto out;
-	}
-	printf("Updated VM %s\n", name);
-	r = 0;
+	r = vm_write("set", root, vm);
+	if (r == 0)
+		printf("Updated VM %s\n", name);
 out:
 	store_unlock(lock);
 	free(vm);
