@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -294,4 +296,64 @@ int util_create_image(const char *path, uint64_t size, bool preallocate)
 	if (r)
 		unlink(path);
 	return r;
+}
+
+int util_daemon_fork(int *ready)
+{
+	int p[2], r;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		pid = fork();
+		if (pid != 0)
+			_exit(pid < 0 ? 1 : 0);
+		*ready = p[1];
+		return 0;
+	}
+	close(p[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	*ready = p[0];
+	return 1;
+}
+
+int util_daemon_wait(int ready, char *buf, size_t len, int timeout_ms)
+{
+	size_t got = 0;
+	int r = 0;
+
+	while (got < len - 1 && !memchr(buf, '\n', got)) {
+		struct pollfd pfd = { ready, POLLIN, 0 };
+		ssize_t n;
+
+		r = poll(&pfd, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		n = read(ready, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(ready);
+	buf[got] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return r < 0 ? r : (int)strlen(buf);
 }

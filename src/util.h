@@ -50,6 +50,16 @@ MUST_CHECK int util_unix_connect(const char *path, int type);
  * and on stable storage before it returns. On failure nothing is left. */
 MUST_CHECK int util_create_image(const char *path, uint64_t size, bool preallocate);
 
+/* Forks a daemon: a new session, and a second fork, so that it is nobody's
+ * child and never a session leader. Returns 1 in this process, with *ready
+ * the read end of a pipe on which the daemon reports how it started (see
+ * util_daemon_wait); 0 in the daemon, with *ready the write end; -errno. */
+MUST_CHECK int util_daemon_fork(int *ready);
+/* Reads a daemon's report from ready up to a newline or the pipe's end,
+ * waiting up to timeout_ms (-1: as long as it takes); closes ready. Returns
+ * its length, the text without the newline in buf, or -ETIMEDOUT. */
+MUST_CHECK int util_daemon_wait(int ready, char *buf, size_t len, int timeout_ms);
+
 /* Starts a device worker thread named name that takes no signals: they
  * belong to the vCPU and main threads. -errno. */
 MUST_CHECK int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -292,33 +291,10 @@ static int vmm_open_log(struct vmm *v, char *err, size_t errlen)
 	return 0;
 }
 
-/* In the waiting parent: the VMM's first word, "ok" or why it failed. */
-static int vmm_wait_ready(struct vmm *v, int fd, char *err, size_t errlen)
-{
-	char msg[1100];
-	size_t n = 0;
-
-	for (;;) {
-		ssize_t got = read(fd, msg + n, sizeof(msg) - 1 - n);
-
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0 || (n += (size_t)got) == sizeof(msg) - 1)
-			break;
-	}
-	close(fd);
-	msg[n] = 0;
-	if (!strcmp(msg, "ok"))
-		return 0;
-	if (n)
-		return vmm_fail(err, errlen, -EIO, "%s", msg);
-	return vmm_fail(err, errlen, -EIO, "the VMM ended while starting; see %s", v->opt.console_log);
-}
-
 int vmm_detach(struct vmm *v, bool *parent, char *err, size_t errlen)
 {
-	int p[2], status, r;
-	pid_t pid;
+	char msg[1100];
+	int r;
 
 	*parent = true;
 	if (!v->opt.console_log)
@@ -326,37 +302,27 @@ int vmm_detach(struct vmm *v, bool *parent, char *err, size_t errlen)
 	r = vmm_open_log(v, err, errlen);
 	if (r < 0)
 		return r;
-	fflush(stdout);
-	fflush(stderr);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return vmm_fail(err, errlen, -errno, "detaching: %s", strerror(errno));
-	pid = fork();
-	if (pid < 0) {
-		r = -errno;
-		close(p[0]);
-		close(p[1]);
+	r = util_daemon_fork(&v->ready_fd);
+	if (r < 0)
 		return vmm_fail(err, errlen, r, "detaching: %s", strerror(-r));
-	}
-	if (pid == 0) {
-		int nul;
+	if (r == 0) {
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		close(p[0]);
-		setsid();
-		pid = fork();
-		if (pid != 0)
-			_exit(pid < 0 ? 1 : 0);
-		nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		if (nul >= 0)
 			dup2(nul, STDIN_FILENO);
 		dup2(v->log_fd, STDOUT_FILENO);
 		dup2(v->log_fd, STDERR_FILENO);
-		v->ready_fd = p[1];
 		*parent = false;
 		return 0;
 	}
-	close(p[1]);
-	waitpid(pid, &status, 0);
-	return vmm_wait_ready(v, p[0], err, errlen);
+	/* The VMM's first word: "ok", or why it failed. */
+	r = util_daemon_wait(v->ready_fd, msg, sizeof(msg), -1);
+	v->ready_fd = -1;
+	if (!strcmp(msg, "ok"))
+		return 0;
+	if (r > 0)
+		return vmm_fail(err, errlen, -EIO, "%s", msg);
+	return vmm_fail(err, errlen, -EIO, "the VMM ended while starting; see %s", v->opt.console_log);
 }
 
 static void vmm_tell_parent(struct vmm *v, const char *msg)

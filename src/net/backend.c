@@ -274,6 +274,19 @@ static size_t iov_total(const struct iovec *iov, int n)
 	return t;
 }
 
+/* A non-blocking socket call's result as the backend reports it: a peer
+ * that has gone is -EPIPE, a full or empty queue -EAGAIN. */
+static ssize_t net_sock_result(ssize_t r)
+{
+	if (r >= 0)
+		return r;
+	if (errno == EWOULDBLOCK)
+		return -EAGAIN;
+	if (errno == ECONNRESET || errno == ENOTCONN || errno == ECONNREFUSED)
+		return -EPIPE;
+	return -errno;
+}
+
 ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
@@ -308,14 +321,7 @@ ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 	do {
 		r = sendmsg(be->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	} while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		if (errno == EWOULDBLOCK)
-			return -EAGAIN;
-		if (errno == ECONNRESET || errno == ENOTCONN || errno == ECONNREFUSED)
-			return -EPIPE;
-		return -errno;
-	}
-	return r;
+	return net_sock_result(r);
 }
 
 ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
@@ -350,13 +356,8 @@ ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
 	do {
 		r = recvmsg(be->fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
 	} while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		if (errno == EWOULDBLOCK)
-			return -EAGAIN;
-		if (errno == ECONNRESET || errno == ENOTCONN)
-			return -EPIPE;
-		return -errno;
-	}
+	if (r < 0)
+		return net_sock_result(r);
 	/* A connected SOCK_SEQPACKET reads 0 at its end; the switch never sends
 	 * an empty frame. */
 	if (r == 0 && !be->dgram)

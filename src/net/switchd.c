@@ -33,7 +33,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1277,67 +1276,26 @@ static int sd_daemonize(const struct switchd_config *c, int ready)
 int switchd_start(const struct switchd_config *c, pid_t *pid, char *err, size_t errlen)
 {
 	char buf[600];
-	size_t got = 0;
-	pid_t child;
-	int p[2], r = 0;
+	int ready, r;
 
 	*pid = -1;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
-	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0) {
-		r = -errno;
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
+	r = util_daemon_fork(&ready);
+	if (r < 0) {
+		snprintf(err, errlen, "starting the daemon: %s", strerror(-r));
 		return r;
 	}
-	if (child == 0) {
-		int ready;
-
-		close(p[0]);
-		setsid();
-		/* Twice: the daemon is nobody's child and never a session leader. */
-		child = fork();
-		if (child != 0)
-			_exit(child < 0 ? 1 : 0);
+	if (r == 0) {
 		prctl(PR_SET_NAME, "nestvm-switch", 0, 0, 0);
-		ready = sd_daemonize(c, p[1]);
+		ready = sd_daemonize(c, ready);
 		if (ready < 0)
 			_exit(1);
 		_exit(switchd_run(c, ready) < 0 ? 1 : 0);
 	}
-	close(p[1]);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
-	for (;;) {
-		struct pollfd pfd = { p[0], POLLIN, 0 };
-		ssize_t n;
-
-		r = poll(&pfd, 1, SD_START_TIMEOUT_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			snprintf(err, errlen, "the daemon did not come up within %d s (see %s/%s)",
-				 SD_START_TIMEOUT_MS / 1000, c->dir, SWITCHD_LOG);
-			close(p[0]);
-			return -ETIMEDOUT;
-		}
-		n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (memchr(buf, '\n', got) || got == sizeof(buf) - 1)
-			break;
+	if (util_daemon_wait(ready, buf, sizeof(buf), SD_START_TIMEOUT_MS) == -ETIMEDOUT) {
+		snprintf(err, errlen, "the daemon did not come up within %d s (see %s/%s)",
+			 SD_START_TIMEOUT_MS / 1000, c->dir, SWITCHD_LOG);
+		return -ETIMEDOUT;
 	}
-	close(p[0]);
-	buf[got] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
 	if (!strncmp(buf, "OK ", 3)) {
 		*pid = (pid_t)atoi(buf + 3);
 		return 0;
