@@ -465,54 +465,41 @@ static bool api_client_read(struct api_server *s, struct api_client *c)
 	return true;
 }
 
+/* A new client, in a free slot; with none free it is told so and closed. */
+static void api_accept(struct api_server *s, int fd)
+{
+	for (int i = 0; i < API_MAX_CLIENTS; i++)
+		if (s->clients[i].fd < 0) {
+			s->clients[i] = (struct api_client){ .fd = fd };
+			return;
+		}
+	api_send_line(fd, "{\"ok\":false,\"error\":\"too many clients\"}");
+	close(fd);
+}
+
 static void *api_server_thread(void *arg)
 {
 	struct api_server *s = arg;
 
 	for (;;) {
-		struct pollfd p[API_MAX_CLIENTS + 2];
-		int map[API_MAX_CLIENTS + 2];
-		nfds_t n = 0;
+		bool ready[API_MAX_CLIENTS];
+		int fds[API_MAX_CLIENTS], fd;
 
-		p[n++] = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
 		for (int i = 0; i < API_MAX_CLIENTS; i++)
-			if (s->clients[i].fd >= 0) {
-				map[n] = i;
-				p[n++] = (struct pollfd){ .fd = s->clients[i].fd, .events = POLLIN };
-			}
-		if (poll(p, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[0].revents)
-			break;
-		if (p[1].revents & POLLIN) {
-			int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-			int i;
+			fds[i] = s->clients[i].fd;
+		if (util_serve_wait(s->wake[0], s->fd, fds, API_MAX_CLIENTS, &fd, ready) < 0)
+			return NULL;
+		if (fd >= 0)
+			api_accept(s, fd);
+		for (int i = 0; i < API_MAX_CLIENTS; i++) {
+			struct api_client *c = &s->clients[i];
 
-			for (i = 0; fd >= 0 && i < API_MAX_CLIENTS && s->clients[i].fd >= 0; i++)
-				;
-			if (fd >= 0 && i == API_MAX_CLIENTS) {
-				api_send_line(fd, "{\"ok\":false,\"error\":\"too many clients\"}");
-				close(fd);
-			} else if (fd >= 0) {
-				s->clients[i].fd = fd;
-				s->clients[i].len = 0;
-				s->clients[i].discard = false;
-			}
-		}
-		for (nfds_t k = 2; k < n; k++) {
-			struct api_client *c = &s->clients[map[k]];
-
-			if (p[k].revents && !api_client_read(s, c)) {
+			if (ready[i] && !api_client_read(s, c)) {
 				close(c->fd);
 				c->fd = -1;
 			}
 		}
 	}
-	return NULL;
 }
 
 int api_server_start(struct api_server **out, const char *path, api_handler_fn h, void *opaque)

@@ -78,13 +78,10 @@ static void *hub_out_thread(void *arg)
 }
 
 /* A new console: what the console showed lately, then live output. */
-static void hub_accept(struct console_hub *h)
+static void hub_accept(struct console_hub *h, int fd)
 {
-	int fd = accept4(h->listen, NULL, NULL, SOCK_CLOEXEC);
 	int i;
 
-	if (fd < 0)
-		return;
 	pthread_mutex_lock(&h->lock);
 	for (i = 0; i < HUB_CLIENTS && h->clients[i] >= 0; i++)
 		;
@@ -107,41 +104,29 @@ static void *hub_in_thread(void *arg)
 	struct console_hub *h = arg;
 
 	for (;;) {
-		struct pollfd p[HUB_CLIENTS + 2];
-		int map[HUB_CLIENTS + 2];
-		nfds_t n = 0;
+		bool ready[HUB_CLIENTS];
+		int fds[HUB_CLIENTS], fd;
 
-		p[n++] = (struct pollfd){ .fd = h->wake[0], .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = h->listen, .events = POLLIN };
 		pthread_mutex_lock(&h->lock);
-		for (int i = 0; i < HUB_CLIENTS; i++)
-			if (h->clients[i] >= 0) {
-				map[n] = i;
-				p[n++] = (struct pollfd){ .fd = h->clients[i], .events = POLLIN };
-			}
+		memcpy(fds, h->clients, sizeof(fds));
 		pthread_mutex_unlock(&h->lock);
-		if (poll(p, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
+		if (util_serve_wait(h->wake[0], h->listen, fds, HUB_CLIENTS, &fd, ready) < 0)
 			return NULL;
-		}
-		if (p[0].revents)
-			return NULL;
-		if (p[1].revents & POLLIN)
-			hub_accept(h);
-		for (nfds_t k = 2; k < n; k++) {
+		if (fd >= 0)
+			hub_accept(h, fd);
+		for (int i = 0; i < HUB_CLIENTS; i++) {
 			uint8_t buf[256];
 			ssize_t got;
 
-			if (!p[k].revents)
+			if (!ready[i])
 				continue;
-			got = recv(p[k].fd, buf, sizeof(buf), MSG_DONTWAIT);
+			got = recv(fds[i], buf, sizeof(buf), MSG_DONTWAIT);
 			if (got < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			if (got <= 0) {
 				pthread_mutex_lock(&h->lock);
-				close(h->clients[map[k]]);
-				h->clients[map[k]] = -1;
+				close(h->clients[i]);
+				h->clients[i] = -1;
 				pthread_mutex_unlock(&h->lock);
 				continue;
 			}

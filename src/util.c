@@ -273,6 +273,36 @@ int util_unix_connect(const char *path, int type)
 	return util_unix_socket(path, type, false, 0);
 }
 
+int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready)
+{
+	for (;;) {
+		struct pollfd p[UTIL_SERVE_MAX + 2];
+		size_t map[UTIL_SERVE_MAX + 2];
+		nfds_t k = 0;
+
+		p[k++] = (struct pollfd){ .fd = wake, .events = POLLIN };
+		p[k++] = (struct pollfd){ .fd = listen, .events = POLLIN };
+		for (size_t i = 0; i < n && i < UTIL_SERVE_MAX; i++) {
+			ready[i] = false;
+			if (fds[i] >= 0) {
+				map[k] = i;
+				p[k++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+			}
+		}
+		if (poll(p, k, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p[0].revents)
+			return -1;
+		*accepted = p[1].revents & POLLIN ? accept4(listen, NULL, NULL, SOCK_CLOEXEC) : -1;
+		for (nfds_t j = 2; j < k; j++)
+			ready[map[j]] = p[j].revents != 0;
+		return 0;
+	}
+}
+
 int util_create_image(const char *path, uint64_t size, bool preallocate)
 {
 	int fd, r = 0;

@@ -45,6 +45,14 @@ MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
 MUST_CHECK int util_unix_listen(const char *path, int type, int backlog);
 MUST_CHECK int util_unix_connect(const char *path, int type);
 
+/* A small server's wait, as its thread's loop calls it: until the wake
+ * pipe, the listening socket or one of n clients (fds[i] < 0: a free slot;
+ * n at most UTIL_SERVE_MAX) is readable. Returns -1 once woken (or if poll
+ * fails), else 0 with *accepted a new client's fd or -1, and ready[i] set
+ * for each client with something to read or an end. */
+#define UTIL_SERVE_MAX 32
+MUST_CHECK int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready);
+
 /* Creates a raw disk image of size bytes (a multiple of 512) at path, never
  * over an existing file: sparse, or with preallocate every block allocated,
  * and on stable storage before it returns. On failure nothing is left. */
