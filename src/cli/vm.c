@@ -133,36 +133,43 @@ static const struct opt plain_table[] = {
 	{ 0 },
 };
 
-/* Parses a subcommand's options; returns -1 to go on, else the exit status.
- * want_name: one positional NAME is required. */
-static int vm_parse(const char *cmd, const struct opt *table, const char *usage, const char *summary,
-		    int argc, char **argv, struct vm_opts *o, uint64_t *given, bool want_name, const char **name)
+/* What the common front hands each subcommand: its options, the VM's name
+ * (checked), the store and, where the subcommand asks, the VM as stored. */
+struct vm_ctx {
+	const struct vm_sub *sub;
+	const char *cmd;                /* "vm set", for messages */
+	struct vm_opts *o;
+	uint64_t given;
+	const char *name;
+	char root[STORE_PATH_MAX];
+	struct vmconfig vm;
+};
+
+enum {
+	VM_NAMED = 1u << 0,             /* one positional NAME */
+	VM_LOADED = 1u << 1,            /* the VM is loaded before run (else the subcommand loads it) */
+};
+
+struct vm_sub {
+	const char *name, *usage, *summary;
+	const struct opt *table;
+	unsigned int flags;
+	int (*run)(struct vm_ctx *c);
+};
+
+/* The VM's lock for a change: 0, or the exit status with the message. */
+static int vm_lock(struct vm_ctx *c, int *lock)
 {
-	char what[32];
-	int npos, r;
-
-	snprintf(what, sizeof(what), "vm %s", cmd);
-	r = cli_parse(what, table, usage, summary, argc, argv, o, &npos, given);
-	if (r >= 0)
-		return r;
-	if (want_name && npos == 0) {
-		cli_error("vm %s: which VM? (usage: %s)", cmd, usage);
+	*lock = store_lock(c->root, c->name, VM_LOCK_WAIT_MS);
+	if (*lock >= 0)
+		return 0;
+	if (*lock == -ENOENT) {
+		cli_error("%s: no VM named '%s' in the store %s (see nestvm vm list)", c->cmd, c->name, c->root);
 		return EXIT_USAGE;
 	}
-	if (npos > (want_name ? 1 : 0)) {
-		cli_error("vm %s: unexpected argument '%s' (see --help)", cmd, argv[want_name ? 1 : 0]);
-		return EXIT_USAGE;
-	}
-	*name = want_name ? argv[0] : NULL;
-	if (want_name) {
-		char why[160];
-
-		if (store_name_check(*name, why, sizeof(why)) < 0) {
-			cli_error("vm %s: '%s': %s", cmd, *name, why);
-			return EXIT_USAGE;
-		}
-	}
-	return -1;
+	cli_error("%s: VM %s: %s", c->cmd, c->name,
+		  *lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-*lock));
+	return 1;
 }
 
 /* The default guest image: next to the binary (image/ or ../image/, as in
@@ -289,58 +296,35 @@ static int vm_write(const char *cmd, const char *root, const struct vmconfig *vm
 
 /* ---- new ---- */
 
-static int vm_new(int argc, char **argv)
+static int vm_new(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] "
-				    "[--cmdline TEXT] [--disk SIZE[,fixed]]... [--nic SWITCH]... [--nested]";
-	static const char summary[] =
-		"Create the VM NAME in the store, turned off. Without --kernel it boots the default\n"
-		"guest image. Each --disk makes a new raw image diskN.img in the VM's directory,\n"
-		"sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
-		"locally administered MAC address (switches are stored for when networking comes).\n"
-		"Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.";
-	struct vm_opts *o = malloc(sizeof(*o));
-	struct vmconfig *vm;
-	const char *name;
-	char root[STORE_PATH_MAX], default_initrd[VMCONFIG_PATH_MAX];
-	uint64_t given;
+	struct vm_opts *o = c->o;
+	struct vmconfig *vm = &o->cfg;
+	char default_initrd[VMCONFIG_PATH_MAX];
 	int r;
 
-	if (!o) {
-		cli_error("out of memory");
-		return 1;
-	}
-	memset(o, 0, sizeof(*o));
-	vm = &o->cfg;
-	vmconfig_init(vm, NULL);
-	r = vm_parse("new", new_table, usage, summary, argc, argv, o, &given, true, &name);
-	if (r >= 0 || (r = vmctl_root(o->store, root, sizeof(root))))
-		goto out;
-	snprintf(vm->name, sizeof(vm->name), "%s", name);
-	if (opts_given(new_table, given, "kernel")) {
+	snprintf(vm->name, sizeof(vm->name), "%s", c->name);
+	if (opts_given(new_table, c->given, "kernel")) {
 		if ((r = vm_file_arg("new", "--kernel", vm->kernel, sizeof(vm->kernel))))
-			goto out;
-	} else if (!vm_default_image(vm->kernel, opts_given(new_table, given, "initrd") ? default_initrd : vm->initrd,
+			return r;
+	} else if (!vm_default_image(vm->kernel, opts_given(new_table, c->given, "initrd") ? default_initrd : vm->initrd,
 				     sizeof(vm->kernel))) {
 		cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
 			  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
-		r = EXIT_USAGE;
-		goto out;
+		return EXIT_USAGE;
 	}
-	if (opts_given(new_table, given, "initrd") &&
+	if (opts_given(new_table, c->given, "initrd") &&
 	    (r = vm_file_arg("new", "--initrd", vm->initrd, sizeof(vm->initrd))))
-		goto out;
+		return r;
 	for (unsigned int i = 0; i < o->disks.n; i++)
 		if ((r = vm_disk_arg("new", o->disks.v[i], &vm->disks[vm->ndisks++], i)))
-			goto out;
+			return r;
 	for (unsigned int i = 0; i < o->nics.n; i++)
 		if ((r = vm_nic_arg("new", o->nics.v[i], &vm->nics[vm->nnics++])))
-			goto out;
-	r = vm_write("new", root, vm);
+			return r;
+	r = vm_write("new", c->root, vm);
 	if (r == 0)
-		printf("Created VM %s in %s/%s (Off)\n", name, root, name);
-out:
-	free(o);
+		printf("Created VM %s in %s/%s (Off)\n", c->name, c->root, c->name);
 	return r;
 }
 
@@ -412,68 +396,39 @@ static int vm_set_apply(struct vm_opts *o, uint64_t given, const char *name, str
 	return 0;
 }
 
-static int vm_set(int argc, char **argv)
+static int vm_set(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm set NAME [OPTIONS]";
-	static const char summary[] =
-		"Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
-		"virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
-		"addresses change only while the VM is Off; the switch and MAC address spoofing\n"
-		"of an adapter change at any time. With dynamic memory on, --memory is what the\n"
-		"guest starts with and a balloon then moves it between the minimum and maximum.";
-	struct vm_opts *o = calloc(1, sizeof(*o));
-	struct vmconfig *vm = malloc(sizeof(*vm));
-	const char *name, *needs_off = NULL;
+	struct vmconfig *vm = &c->vm;
+	const char *needs_off = NULL;
 	struct vmm_state st;
-	char root[STORE_PATH_MAX];
-	uint64_t given;
-	int r, lock = -1;
+	int r, lock;
 
-	if (!o || !vm) {
-		cli_error("out of memory");
-		r = 1;
-		goto out;
-	}
-	r = vm_parse("set", set_table, usage, summary, argc, argv, o, &given, true, &name);
-	if (r >= 0 || (r = vmctl_root(o->store, root, sizeof(root))))
-		goto out;
 	for (int i = 0; !needs_off && set_needs_off[i]; i++)
-		if (opts_given(set_table, given, set_needs_off[i]))
+		if (opts_given(set_table, c->given, set_needs_off[i]))
 			needs_off = set_needs_off[i];
-	if (!needs_off && !o->sw && !opts_given(set_table, given, "mac-spoofing")) {
+	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing")) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
-		r = EXIT_USAGE;
-		goto out;
+		return EXIT_USAGE;
 	}
-	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
-	if (lock < 0) {
-		r = lock == -ENOENT ? EXIT_USAGE : 1;
-		if (lock == -ENOENT)
-			cli_error("vm set: no VM named '%s' in the store %s (see nestvm vm list)", name, root);
-		else
-			cli_error("vm set: VM %s: %s", name,
-				  lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-lock));
-		goto out;
-	}
-	if ((r = vmctl_load("vm set", root, name, vm)))
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	if ((r = vmctl_load(c->cmd, c->root, c->name, vm)))
 		goto out;
 	store_crash_point("set-loaded");
-	vmm_state(root, name, &st);
+	vmm_state(c->root, c->name, &st);
 	if (needs_off && !vmm_state_is_off(&st)) {
 		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
-			  needs_off, name, st.state, name);
+			  needs_off, c->name, st.state, c->name);
 		r = 1;
 		goto out;
 	}
-	if ((r = vm_set_apply(o, given, name, vm)))
-		goto out;
-	r = vm_write("set", root, vm);
+	r = vm_set_apply(c->o, c->given, c->name, vm);
 	if (r == 0)
-		printf("Updated VM %s\n", name);
+		r = vm_write("set", c->root, vm);
+	if (r == 0)
+		printf("Updated VM %s\n", c->name);
 out:
 	store_unlock(lock);
-	free(vm);
-	free(o);
 	return r;
 }
 
@@ -539,24 +494,16 @@ static int vm_json_done(struct json *j, const char *cmd)
 	return 0;
 }
 
-static int vm_list(int argc, char **argv)
+static int vm_list(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm list [--json]";
-	static const char summary[] = "List the VMs of the store with their state. A VM whose configuration does not\n"
-				      "load is listed as Invalid and its error printed; the exit status is then 1.";
-	struct vm_opts o = { 0 };
+	const char *root = c->root;
 	struct vmconfig *vm;
 	struct json j;
-	char root[STORE_PATH_MAX], err[1400], **names;
-	const char *name;
+	char err[1400], **names;
+	bool json = c->o->json;
 	size_t n;
 	int r, status = 0;
 
-	r = vm_parse("list", list_table, usage, summary, argc, argv, &o, NULL, false, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
 	r = store_list(root, &names, &n);
 	if (r < 0) {
 		cli_error("vm list: store %s: %s", root, strerror(-r));
@@ -567,7 +514,7 @@ static int vm_list(int argc, char **argv)
 		store_list_free(names, n);
 		return 1;
 	}
-	if (o.json) {
+	if (json) {
 		json_init(&j, stdout, true);
 		json_object_begin(&j);
 		json_kv_string(&j, "store", root);
@@ -583,7 +530,7 @@ static int vm_list(int argc, char **argv)
 		if (store_load(root, names[i], vm, err, sizeof(err)) < 0) {
 			cli_error("vm list: %s", err);
 			status = 1;
-			if (o.json) {
+			if (json) {
 				json_object_begin(&j);
 				json_kv_string(&j, "name", names[i]);
 				json_kv_string(&j, "state", "Invalid");
@@ -595,7 +542,7 @@ static int vm_list(int argc, char **argv)
 			continue;
 		}
 		vmm_state(root, names[i], &st);
-		if (o.json)
+		if (json)
 			vm_json_vm(&j, vm, &st);
 		else
 			printf("%-24s %-9s %5u %8s  %s\n", vm->name, st.state, vm->cpus,
@@ -603,7 +550,7 @@ static int vm_list(int argc, char **argv)
 	}
 	free(vm);
 	store_list_free(names, n);
-	if (o.json) {
+	if (json) {
 		json_array_end(&j);
 		json_object_end(&j);
 		if (vm_json_done(&j, "list"))
@@ -612,104 +559,76 @@ static int vm_list(int argc, char **argv)
 	return status;
 }
 
-static int vm_show(int argc, char **argv)
+static int vm_show(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm show NAME [--json]";
-	static const char summary[] = "Show the settings and state of the VM NAME; a configuration with a mistake\n"
-				      "is reported with its file and line.";
-	struct vm_opts o = { 0 };
-	struct vmconfig vm;
+	const struct vmconfig *vm = &c->vm;
 	struct vmm_state st;
-	char root[STORE_PATH_MAX], s[32], mac[24];
-	const char *name;
-	int r;
+	char s[32], mac[24];
 
-	r = vm_parse("show", list_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm show", root, name, &vm)))
-		return r;
-	vmm_state(root, name, &st);
-	if (o.json) {
+	vmm_state(c->root, c->name, &st);
+	if (c->o->json) {
 		struct json j;
 
 		json_init(&j, stdout, true);
-		vm_json_vm(&j, &vm, &st);
+		vm_json_vm(&j, vm, &st);
 		return vm_json_done(&j, "show");
 	}
-	printf("Name: %s\n", vm.name);
+	printf("Name: %s\n", vm->name);
 	printf("State: %s\n", st.state);
 	if (st.pid)
 		printf("VmmPid: %d\n", st.pid);
 	if (st.last_exit[0])
 		printf("LastExit: %s\n", st.last_exit);
-	printf("Processors: %u\n", vm.cpus);
-	printf("Memory: %s\n", util_fmt_size(vm.memory, s, sizeof(s)));
-	printf("ExposeVirtualizationExtensions: %s\n", vm.expose_virt ? "True" : "False");
-	printf("DynamicMemoryEnabled: %s\n", vm.dynamic_memory ? "True" : "False");
-	if (vm.memory_min)
-		printf("MemoryMinimum: %s\n", util_fmt_size(vm.memory_min, s, sizeof(s)));
-	if (vm.memory_max)
-		printf("MemoryMaximum: %s\n", util_fmt_size(vm.memory_max, s, sizeof(s)));
+	printf("Processors: %u\n", vm->cpus);
+	printf("Memory: %s\n", util_fmt_size(vm->memory, s, sizeof(s)));
+	printf("ExposeVirtualizationExtensions: %s\n", vm->expose_virt ? "True" : "False");
+	printf("DynamicMemoryEnabled: %s\n", vm->dynamic_memory ? "True" : "False");
+	if (vm->memory_min)
+		printf("MemoryMinimum: %s\n", util_fmt_size(vm->memory_min, s, sizeof(s)));
+	if (vm->memory_max)
+		printf("MemoryMaximum: %s\n", util_fmt_size(vm->memory_max, s, sizeof(s)));
 	if (st.memory_assigned)
 		printf("MemoryAssigned: %s\n", util_fmt_size(st.memory_assigned, s, sizeof(s)));
-	printf("Kernel: %s\n", vm.kernel);
-	printf("Initrd: %s\n", vm.initrd[0] ? vm.initrd : "(none)");
-	printf("Cmdline: %s\n", vm.cmdline);
-	for (unsigned int i = 0; i < vm.ndisks; i++)
-		printf("Disk%u: %s %s %s\n", i, vm.disks[i].path, util_fmt_size(vm.disks[i].size, s, sizeof(s)),
-		       vm.disks[i].fixed ? "preallocated" : "sparse");
-	for (unsigned int i = 0; i < vm.nnics; i++)
-		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm.nics[i].sw,
-		       vmconfig_fmt_mac(vm.nics[i].mac, mac, sizeof(mac)), vm.nics[i].mac_spoofing ? "On" : "Off");
-	printf("Directory: %s/%s\n", root, vm.name);
+	printf("Kernel: %s\n", vm->kernel);
+	printf("Initrd: %s\n", vm->initrd[0] ? vm->initrd : "(none)");
+	printf("Cmdline: %s\n", vm->cmdline);
+	for (unsigned int i = 0; i < vm->ndisks; i++)
+		printf("Disk%u: %s %s %s\n", i, vm->disks[i].path, util_fmt_size(vm->disks[i].size, s, sizeof(s)),
+		       vm->disks[i].fixed ? "preallocated" : "sparse");
+	for (unsigned int i = 0; i < vm->nnics; i++)
+		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm->nics[i].sw,
+		       vmconfig_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)), vm->nics[i].mac_spoofing ? "On" : "Off");
+	printf("Directory: %s/%s\n", c->root, vm->name);
 	return 0;
 }
 
 /* ---- remove ---- */
 
-static int vm_remove(int argc, char **argv)
+static int vm_remove(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm remove NAME [--yes]";
-	static const char summary[] = "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
-				      "terminal it asks first; elsewhere --yes is required.";
-	struct vm_opts o = { 0 };
-	struct vmconfig vm;
+	const char *root = c->root, *name = c->name;
+	struct vmconfig *vm = &c->vm;
 	struct vmm_state st;
-	char root[STORE_PATH_MAX], err[1400];
-	const char *name;
+	char err[1400];
 	int r, lock;
 
-	r = vm_parse("remove", remove_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
+	if ((r = vm_lock(c, &lock)))
 		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
-	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
-	if (lock < 0) {
-		if (lock == -ENOENT) {
-			cli_error("vm remove: no VM named '%s' in the store %s", name, root);
-			return EXIT_USAGE;
-		}
-		cli_error("vm remove: VM %s: %s", name, lock == -EBUSY ? "another nestvm command holds its lock" :
-			  strerror(-lock));
-		return 1;
-	}
 	/* A VM whose configuration is broken can still be removed. */
-	r = store_load(root, name, &vm, err, sizeof(err));
+	r = store_load(root, name, vm, err, sizeof(err));
 	vmm_state(root, name, &st);
 	if (!vmm_state_is_off(&st)) {
 		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
 		r = 1;
 		goto out;
 	}
-	if (!o.yes) {
+	if (!c->o->yes) {
 		if (!isatty(STDIN_FILENO)) {
 			cli_error("vm remove: not asking without a terminal: add --yes to delete VM %s and its disks", name);
 			r = EXIT_USAGE;
 			goto out;
 		}
-		r = vmctl_ask("Delete VM %s and its %u disk(s) in %s/%s?", name, r == 0 ? vm.ndisks : 0, root, name);
+		r = vmctl_ask("Delete VM %s and its %u disk(s) in %s/%s?", name, r == 0 ? vm->ndisks : 0, root, name);
 		if (r != 1) {
 			printf("VM %s kept\n", name);
 			r = 1;
@@ -730,30 +649,18 @@ out:
 
 /* ---- start, stop, pause, resume ---- */
 
-static int vm_start(int argc, char **argv)
+static int vm_start(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm start NAME";
-	static const char summary[] =
-		"Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
-		"its console in console.log of the VM's directory and on nestvm vm console NAME.";
-	struct vm_opts o = { 0 };
-	struct vmconfig vm;
+	const char *root = c->root, *name = c->name;
 	struct vmm_state st;
-	char root[STORE_PATH_MAX];
-	const char *name;
 	int r;
 
-	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm start", root, name, &vm)))
-		return r;
 	vmm_state(root, name, &st);
 	if (!vmm_state_is_off(&st)) {
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
-	r = run_stored("vm start", root, name, &(struct run_stored_opts){ .skip_probe = o.skip_probe, .detach = true });
+	r = run_stored("vm start", root, name, &(struct run_stored_opts){ .skip_probe = c->o->skip_probe, .detach = true });
 	if (r)
 		return r;
 	vmm_state(root, name, &st);
@@ -761,45 +668,19 @@ static int vm_start(int argc, char **argv)
 	return 0;
 }
 
-static int vm_stop(int argc, char **argv)
+static int vm_stop(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm stop NAME [--timeout SECS] [--force]";
-	static const char summary[] =
-		"Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
-		"off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
-		"with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).";
-	struct vm_opts o = { .timeout = 60 };
-	char root[STORE_PATH_MAX];
-	struct vmconfig vm;
-	const char *name;
-	int r;
-
-	r = vm_parse("stop", stop_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm stop", root, name, &vm)))
-		return r;
-	return vmctl_stop("vm stop", root, name, (int)o.timeout, o.force, false);
+	return vmctl_stop(c->cmd, c->root, c->name, (int)c->o->timeout, c->o->force, false);
 }
 
-static int vm_pause_resume(int argc, char **argv, bool pause)
+/* pause and resume: the command of the same name to the VM's VMM. */
+static int vm_pause_resume(struct vm_ctx *c)
 {
-	const char *cmd = pause ? "pause" : "resume";
-	char usage[64], root[STORE_PATH_MAX];
-	struct vm_opts o = { 0 };
+	const char *cmd = c->sub->name, *root = c->root, *name = c->name;
 	struct api_object *reply;
 	struct vmm_state st;
-	struct vmconfig vm;
-	const char *name;
 	int r;
 
-	snprintf(usage, sizeof(usage), "nestvm vm %s NAME", cmd);
-	r = vm_parse(cmd, plain_table, usage, pause ? "Pause the VM NAME: its processors stop; its memory stays." :
-		     "Let a paused VM NAME run on.", argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load(pause ? "vm pause" : "vm resume", root, name, &vm)))
-		return r;
 	vmm_state(root, name, &st);
 	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
 		cli_error("vm %s: VM %s is %s", cmd, name, st.state);
@@ -826,25 +707,12 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 
 /* ---- console ---- */
 
-static int vm_console(int argc, char **argv)
+static int vm_console(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm console NAME";
-	static const char summary[] =
-		"Attach to the serial console of the running VM NAME: its recent output, then live\n"
-		"output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
-		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
-	struct vm_opts o = { 0 };
-	char root[STORE_PATH_MAX];
-	struct vmconfig vm;
+	const char *root = c->root, *name = c->name;
 	struct vmm_state st;
-	const char *name;
 	int r, fd;
 
-	r = vm_parse("console", plain_table, usage, summary, argc, argv, &o, NULL, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm console", root, name, &vm)))
-		return r;
 	vmm_state(root, name, &st);
 	if (vmm_state_is_off(&st)) {
 		cli_error("vm console: VM %s is Off%s%s (start it: nestvm vm start %s)", name,
@@ -888,23 +756,113 @@ static void vm_usage(FILE *out)
 	      "Each command takes --help. Exit status: 0 done, 1 failed, 2 bad usage or input.\n", out);
 }
 
-static int vm_cmd_pause(int argc, char **argv)
-{
-	return vm_pause_resume(argc, argv, true);
-}
-
-static int vm_cmd_resume(int argc, char **argv)
-{
-	return vm_pause_resume(argc, argv, false);
-}
-
-static const struct cli_cmd vm_cmds[] = {
-	{ "new", vm_new }, { "set", vm_set }, { "list", vm_list }, { "show", vm_show },
-	{ "remove", vm_remove }, { "start", vm_start }, { "stop", vm_stop }, { "console", vm_console },
-	{ "pause", vm_cmd_pause }, { "resume", vm_cmd_resume }, { 0 },
+static const struct vm_sub vm_subs[] = {
+	{ "new", "nestvm vm new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] "
+	  "[--cmdline TEXT] [--disk SIZE[,fixed]]... [--nic SWITCH]... [--nested]",
+	  "Create the VM NAME in the store, turned off. Without --kernel it boots the default\n"
+	  "guest image. Each --disk makes a new raw image diskN.img in the VM's directory,\n"
+	  "sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
+	  "locally administered MAC address (switches are stored for when networking comes).\n"
+	  "Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.",
+	  new_table, VM_NAMED, vm_new },
+	{ "set", "nestvm vm set NAME [OPTIONS]",
+	  "Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
+	  "virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
+	  "addresses change only while the VM is Off; the switch and MAC address spoofing\n"
+	  "of an adapter change at any time. With dynamic memory on, --memory is what the\n"
+	  "guest starts with and a balloon then moves it between the minimum and maximum.",
+	  set_table, VM_NAMED, vm_set },
+	{ "list", "nestvm vm list [--json]",
+	  "List the VMs of the store with their state. A VM whose configuration does not\n"
+	  "load is listed as Invalid and its error printed; the exit status is then 1.",
+	  list_table, 0, vm_list },
+	{ "show", "nestvm vm show NAME [--json]",
+	  "Show the settings and state of the VM NAME; a configuration with a mistake\n"
+	  "is reported with its file and line.",
+	  list_table, VM_NAMED | VM_LOADED, vm_show },
+	{ "remove", "nestvm vm remove NAME [--yes]",
+	  "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
+	  "terminal it asks first; elsewhere --yes is required.",
+	  remove_table, VM_NAMED, vm_remove },
+	{ "start", "nestvm vm start NAME",
+	  "Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
+	  "its console in console.log of the VM's directory and on nestvm vm console NAME.",
+	  start_table, VM_NAMED | VM_LOADED, vm_start },
+	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
+	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
+	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
+	  "with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).",
+	  stop_table, VM_NAMED | VM_LOADED, vm_stop },
+	{ "console", "nestvm vm console NAME",
+	  "Attach to the serial console of the running VM NAME: its recent output, then live\n"
+	  "output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
+	  "shows is also in console.log in the VM's directory. Ends when the VM stops.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_console },
+	{ "pause", "nestvm vm pause NAME", "Pause the VM NAME: its processors stop; its memory stays.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_pause_resume },
+	{ "resume", "nestvm vm resume NAME", "Let a paused VM NAME run on.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_pause_resume },
+	{ 0 },
 };
+
+/* The front every subcommand shares: options, NAME, the store, the VM. */
+static int vm_front(const struct vm_sub *sub, int argc, char **argv, struct vm_ctx *c)
+{
+	char why[160];
+	int npos, r;
+
+	r = cli_parse(c->cmd, sub->table, sub->usage, sub->summary, argc, argv, c->o, &npos, &c->given);
+	if (r >= 0)
+		return r;
+	if ((sub->flags & VM_NAMED) && npos == 0) {
+		cli_error("%s: which VM? (usage: %s)", c->cmd, sub->usage);
+		return EXIT_USAGE;
+	}
+	if (npos > (sub->flags & VM_NAMED ? 1 : 0)) {
+		cli_error("%s: unexpected argument '%s' (see --help)", c->cmd, argv[sub->flags & VM_NAMED ? 1 : 0]);
+		return EXIT_USAGE;
+	}
+	c->name = sub->flags & VM_NAMED ? argv[0] : NULL;
+	if (c->name && store_name_check(c->name, why, sizeof(why)) < 0) {
+		cli_error("%s: '%s': %s", c->cmd, c->name, why);
+		return EXIT_USAGE;
+	}
+	if ((r = vmctl_root(c->o->store, c->root, sizeof(c->root))))
+		return r;
+	if ((sub->flags & VM_LOADED) && (r = vmctl_load(c->cmd, c->root, c->name, &c->vm)))
+		return r;
+	return sub->run(c);
+}
 
 int cmd_vm(int argc, char **argv)
 {
-	return cli_dispatch("vm", vm_cmds, vm_usage, argc, argv);
+	const struct vm_sub *sub = NULL;
+	struct vm_ctx *c;
+	char cmd[32];
+	int r = cli_subcommand(vm_usage, argc, argv);
+
+	if (r >= 0)
+		return r;
+	for (const struct vm_sub *s = vm_subs; s->name; s++)
+		if (!strcmp(argv[0], s->name))
+			sub = s;
+	if (!sub) {
+		cli_error("vm: unknown command '%s' (see 'nestvm vm help')", argv[0]);
+		return EXIT_USAGE;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->o = calloc(1, sizeof(*c->o)))) {
+		free(c);
+		cli_error("out of memory");
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "vm %s", sub->name);
+	c->sub = sub;
+	c->cmd = cmd;
+	c->o->timeout = 60;
+	vmconfig_init(&c->o->cfg, NULL);
+	r = vm_front(sub, argc - 1, argv + 1, c);
+	free(c->o);
+	free(c);
+	return r;
 }
