@@ -233,7 +233,7 @@ static int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
 	struct irq_line irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, gsi };
 	int r;
 
-	if (i >= VM_MAX_VIRTIO) {
+	if (i >= VMCONFIG_MAX_DEVICES) {
 		virtio_dev_destroy(dev);
 		return -ENOSPC;
 	}

@@ -19,9 +19,6 @@
 #include "virtio/virtio.h"
 #include "vmconfig.h"
 
-/* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
-#define VM_MAX_VIRTIO  VMCONFIG_MAX_DEVICES
-
 struct vm_disk {
 	const char *path;               /* a raw image file */
 	bool read_only;
@@ -98,9 +95,10 @@ struct vm {
 	struct kvm_cpuid2 *supported_cpuid;
 	int nested_state_size;          /* KVM_CAP_NESTED_STATE, 0 if absent */
 
-	struct virtio_dev *vdev[VM_MAX_VIRTIO];
-	struct virtio_mmio *vmmio[VM_MAX_VIRTIO];
-	struct acpi_mmio_dev acpi_mmio[VM_MAX_VIRTIO];
+	/* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
+	struct virtio_dev *vdev[VMCONFIG_MAX_DEVICES];
+	struct virtio_mmio *vmmio[VMCONFIG_MAX_DEVICES];
+	struct acpi_mmio_dev acpi_mmio[VMCONFIG_MAX_DEVICES];
 	unsigned int nvirtio;
 	struct virtio_dev *balloon;     /* one of vdev[], with dynamic memory */
 
