@@ -257,7 +257,8 @@ static void *tty_thread(void *arg)
 	uint8_t buf[256];
 
 	for (;;) {
-		struct pollfd p[2] = { { .fd = t->wake[0], .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
+		struct pollfd p[2] = { { .fd = t->wake[0], .events = POLLIN },
+				       { .fd = STDIN_FILENO, .events = POLLIN } };
 		ssize_t n;
 
 		if (poll(p, 2, -1) < 0) {

@@ -178,7 +178,7 @@ int vmm_create_stored(struct vmm **out, const char *name, const struct vmm_optio
 	/* Under the VM's lock: nobody changes it between reading and running. */
 	lock = store_lock(root, name, 10000);
 	if (lock < 0 && lock != -ENOENT) {
-		r = vmm_fail(err, errlen, lock == -EBUSY ? -EBUSY : lock, "VM '%s': %s", name,
+		r = vmm_fail(err, errlen, lock, "VM '%s': %s", name,
 			     lock == -EBUSY ? "another nestvm command holds its lock" : strerror(-lock));
 		goto out;
 	}
@@ -240,8 +240,8 @@ static int vmm_probe(struct vmm *v, char *err, size_t errlen)
 	int r = vm_probe_speed(v->opt.kvm_path, &mips);
 
 	if (r == -EIO)
-		return vmm_fail(err, errlen, r, "%s: a test guest did not run to completion; KVM on this host is not usable",
-				dev);
+		return vmm_fail(err, errlen, r,
+				"%s: a test guest did not run to completion; KVM on this host is not usable", dev);
 	if (r < 0)
 		return 0;   /* vm_create will report the real problem */
 	if (mips < VM_PROBE_MIN_MIPS)
@@ -345,7 +345,6 @@ static void vmm_write_pid(struct vmm *v)
 	snprintf(text, sizeof(text), "%d\n", (int)getpid());
 	v->pid_error = store_write_atomic(v->dir, STORE_PID, text, strlen(text));
 }
-
 
 /* The exit record that "nestvm vm" shows as the reason a VM is Off. */
 static void vmm_write_exit(struct vmm *v, struct vmm_exit *ex)

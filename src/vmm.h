@@ -22,7 +22,8 @@
 
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
 
-/* How a VM runs, apart from what it is. */
+/* How a VM runs, apart from what it is. The VMM keeps these pointers: what
+ * they point to lives as long as the VMM. */
 struct vmm_options {
 	const char *kvm_path;           /* NULL: /dev/kvm */
 	bool skip_probe;                /* boot even where KVM emulates guest kernel code */

@@ -107,11 +107,13 @@ int cmd_nested(int argc, char **argv)
 		want[i] = needs & nested_need[i];
 	snprintf(text[CH_OFF], sizeof(text[CH_OFF]),
 		 "Turn %s off (it is %s): processor settings change only while it is off", name, st.state);
-	snprintf(text[CH_EXPOSE], sizeof(text[CH_EXPOSE]), "Expose the virtualization extensions (VMX/SVM) to its processors");
+	snprintf(text[CH_EXPOSE], sizeof(text[CH_EXPOSE]),
+		 "Expose the virtualization extensions (VMX/SVM) to its processors");
 	snprintf(text[CH_DYNAMIC], sizeof(text[CH_DYNAMIC]),
 		 "Turn dynamic memory off: a nested host needs all of its memory fixed");
-	snprintf(text[CH_MEMORY], sizeof(text[CH_MEMORY]), "Raise its memory from %s to %s, the least for a nested host",
-		 util_fmt_size(vm.memory, have, sizeof(have)), util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)));
+	snprintf(text[CH_MEMORY], sizeof(text[CH_MEMORY]),
+		 "Raise its memory from %s to %s, the least for a nested host", util_fmt_size(vm.memory, have, sizeof(have)),
+		 util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)));
 	snprintf(text[CH_SPOOF], sizeof(text[CH_SPOOF]),
 		 "Turn on MAC address spoofing on its network adapter%s, so nested guests have network",
 		 vm.nnics > 1 ? "s" : "");

@@ -174,7 +174,7 @@ static int vm_lock(struct vm_ctx *c, int *lock)
 
 /* The default guest image: next to the binary (image/ or ../image/, as in
  * the simulated host and the build tree), ../share/nestvm, /usr/share/nestvm. */
-static bool vm_default_image(char *kernel, char *initrd, size_t len)
+static bool vm_default_image(char *kernel, size_t len, char *initrd)
 {
 	char exe[PATH_MAX], dirs[4][PATH_MAX + 32];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -307,8 +307,8 @@ static int vm_new(struct vm_ctx *c)
 	if (opts_given(new_table, c->given, "kernel")) {
 		if ((r = vm_file_arg("new", "--kernel", vm->kernel, sizeof(vm->kernel))))
 			return r;
-	} else if (!vm_default_image(vm->kernel, opts_given(new_table, c->given, "initrd") ? default_initrd : vm->initrd,
-				     sizeof(vm->kernel))) {
+	} else if (!vm_default_image(vm->kernel, sizeof(vm->kernel),
+				     opts_given(new_table, c->given, "initrd") ? default_initrd : vm->initrd)) {
 		cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
 			  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
 		return EXIT_USAGE;
@@ -660,7 +660,7 @@ static int vm_start(struct vm_ctx *c)
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
-	r = run_stored("vm start", root, name, &(struct run_stored_opts){ .skip_probe = c->o->skip_probe, .detach = true });
+	r = run_stored(c->cmd, root, name, &(struct run_stored_opts){ .skip_probe = c->o->skip_probe, .detach = true });
 	if (r)
 		return r;
 	vmm_state(root, name, &st);

@@ -327,7 +327,8 @@ static void sd_conn_close(struct switchd *d, struct sd_conn *c)
 		if (p && c->kind == SD_PORT) {
 			char mac[24];
 
-			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name, vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
+			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name,
+			       vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
 			d->nadapters--;
 		}
 		switch_port_remove(d->sw, (unsigned int)c->port);
