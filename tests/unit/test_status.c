@@ -1105,12 +1105,6 @@ int main(void)
 	RUN(test_cli_usage_errors);
 	RUN(test_cli_help);
 	RUN(test_cli_missing_device);
-	{
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

@@ -704,12 +704,6 @@ int main(void)
 	RUN(test_nested_yes);
 	RUN(test_nested_answers_on_terminal);
 	RUN(test_store_not_writable);
-	{
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

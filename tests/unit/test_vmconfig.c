@@ -323,6 +323,20 @@ static void test_vmm_stored_run_lock(void)
 	CHECK(strstr(err, "no VM named 'nosuch'"));
 }
 
+/* A VMM for c whose boot files check as want says, err holding needle. */
+static void expect_boot(const struct vmconfig *c, int want, const char *needle)
+{
+	struct vmm_options opt = { .skip_probe = true };
+	struct vmm *v;
+	char err[512] = "";
+
+	CHECK_EQ(vmm_create(&v, c, &opt, err, sizeof(err)), 0);
+	CHECK_EQ(vmm_check_boot(v, err, sizeof(err)), want);
+	vmm_destroy(v);
+	if (!strstr(err, needle))
+		FAILF("error '%s' does not say '%s'", err, needle);
+}
+
 static void test_vmm_boot_files(void)
 {
 	struct vmm_options opt = { .skip_probe = true };
@@ -332,30 +346,17 @@ static void test_vmm_boot_files(void)
 
 	base(&c);
 	strcpy(c.kernel, kernel);
-	CHECK_EQ(vmm_create(&v, &c, &opt, err, sizeof(err)), 0);
-	CHECK_EQ(vmm_check_boot(v, err, sizeof(err)), 0);
-	vmm_destroy(v);
-
+	expect_boot(&c, 0, "");
 	/* An initrd as large as the memory does not fit. */
 	c.memory = 16ULL << 20;
 	strcpy(c.initrd, big);
-	CHECK_EQ(vmm_create(&v, &c, &opt, err, sizeof(err)), 0);
-	CHECK_EQ(vmm_check_boot(v, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "larger than the guest's 16 MiB of memory"));
-	vmm_destroy(v);
-
+	expect_boot(&c, -EINVAL, "larger than the guest's 16 MiB of memory");
 	/* Not a kernel; no such file. */
 	strcpy(c.initrd, "");
 	strcpy(c.kernel, big);
-	CHECK_EQ(vmm_create(&v, &c, &opt, err, sizeof(err)), 0);
-	CHECK_EQ(vmm_check_boot(v, err, sizeof(err)), -EINVAL);
-	CHECK(strstr(err, "not a Linux bzImage"));
-	vmm_destroy(v);
+	expect_boot(&c, -EINVAL, "not a Linux bzImage");
 	strcpy(c.kernel, "/nonexistent/vmlinuz");
-	CHECK_EQ(vmm_create(&v, &c, &opt, err, sizeof(err)), 0);
-	CHECK_EQ(vmm_check_boot(v, err, sizeof(err)), -ENOENT);
-	CHECK_STR(err, "kernel '/nonexistent/vmlinuz': No such file or directory");
-	vmm_destroy(v);
+	expect_boot(&c, -ENOENT, "kernel '/nonexistent/vmlinuz': No such file or directory");
 
 	/* The VMM checks what it is given even when a front end did not. */
 	c.memory = 3;
@@ -396,12 +397,6 @@ int main(void)
 	RUN(test_store_load_machine);
 	RUN(test_vmm_stored_run_lock);
 	RUN(test_vmm_boot_files);
-	{
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }
