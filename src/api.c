@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* ---- the reader ---- */
@@ -413,15 +412,8 @@ static void api_send_line(int fd, const char *text)
 		return;
 	memcpy(line, text, len);
 	line[len] = '\n';
-	for (size_t o = 0; o <= len;) {
-		ssize_t n = send(fd, line + o, len + 1 - o, MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		o += (size_t)n;
-	}
+	/* A client that went away gets nothing; the server goes on. */
+	(void)!util_write_all(fd, line, len + 1);
 	free(line);
 }
 
@@ -473,70 +465,46 @@ static bool api_client_read(struct api_server *s, struct api_client *c)
 	return true;
 }
 
+/* A new client, in a free slot; with none free it is told so and closed. */
+static void api_accept(struct api_server *s, int fd)
+{
+	for (int i = 0; i < API_MAX_CLIENTS; i++)
+		if (s->clients[i].fd < 0) {
+			s->clients[i] = (struct api_client){ .fd = fd };
+			return;
+		}
+	api_send_line(fd, "{\"ok\":false,\"error\":\"too many clients\"}");
+	close(fd);
+}
+
 static void *api_server_thread(void *arg)
 {
 	struct api_server *s = arg;
 
 	for (;;) {
-		struct pollfd p[API_MAX_CLIENTS + 2];
-		int map[API_MAX_CLIENTS + 2];
-		nfds_t n = 0;
+		bool ready[API_MAX_CLIENTS];
+		int fds[API_MAX_CLIENTS], fd;
 
-		p[n++] = (struct pollfd){ .fd = s->wake[0], .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = s->fd, .events = POLLIN };
 		for (int i = 0; i < API_MAX_CLIENTS; i++)
-			if (s->clients[i].fd >= 0) {
-				map[n] = i;
-				p[n++] = (struct pollfd){ .fd = s->clients[i].fd, .events = POLLIN };
-			}
-		if (poll(p, n, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[0].revents)
-			break;
-		if (p[1].revents & POLLIN) {
-			int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-			int i;
+			fds[i] = s->clients[i].fd;
+		if (util_serve_wait(s->wake[0], s->fd, fds, API_MAX_CLIENTS, &fd, ready) < 0)
+			return NULL;
+		if (fd >= 0)
+			api_accept(s, fd);
+		for (int i = 0; i < API_MAX_CLIENTS; i++) {
+			struct api_client *c = &s->clients[i];
 
-			for (i = 0; fd >= 0 && i < API_MAX_CLIENTS && s->clients[i].fd >= 0; i++)
-				;
-			if (fd >= 0 && i == API_MAX_CLIENTS) {
-				api_send_line(fd, "{\"ok\":false,\"error\":\"too many clients\"}");
-				close(fd);
-			} else if (fd >= 0) {
-				s->clients[i].fd = fd;
-				s->clients[i].len = 0;
-				s->clients[i].discard = false;
-			}
-		}
-		for (nfds_t k = 2; k < n; k++) {
-			struct api_client *c = &s->clients[map[k]];
-
-			if (p[k].revents && !api_client_read(s, c)) {
+			if (ready[i] && !api_client_read(s, c)) {
 				close(c->fd);
 				c->fd = -1;
 			}
 		}
 	}
-	return NULL;
-}
-
-static int api_unix_addr(const char *path, struct sockaddr_un *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(a->sun_path))
-		return -ENAMETOOLONG;
-	strcpy(a->sun_path, path);
-	return 0;
 }
 
 int api_server_start(struct api_server **out, const char *path, api_handler_fn h, void *opaque)
 {
 	struct api_server *s = calloc(1, sizeof(*s));
-	struct sockaddr_un a;
 	int r;
 
 	if (!s)
@@ -546,19 +514,16 @@ int api_server_start(struct api_server **out, const char *path, api_handler_fn h
 	s->wake[0] = s->wake[1] = -1;
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
-	r = api_unix_addr(path, &a);
-	if (r < 0)
-		goto fail;
-	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (s->fd < 0 || pipe2(s->wake, O_CLOEXEC) < 0) {
+	if (pipe2(s->wake, O_CLOEXEC) < 0) {
+		s->fd = -1;
 		r = -errno;
 		goto fail;
 	}
 	/* A socket left by a VMM that died answers nobody: replace it. The
 	 * caller holds the VM's run lock, so no live VMM owns it. */
-	unlink(path);
-	if (bind(s->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s->fd, 8) < 0) {
-		r = -errno;
+	s->fd = util_unix_listen(path, SOCK_STREAM, 8);
+	if (s->fd < 0) {
+		r = s->fd;
 		goto fail;
 	}
 	r = -pthread_create(&s->thread, NULL, api_server_thread, s);
@@ -620,23 +585,15 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 
 static int api_call_line(const char *path, const char *req, struct api_object *reply, int timeout_ms)
 {
-	struct sockaddr_un a;
 	char line[API_LINE_MAX + 1], err[256];
 	size_t len = 0;
 	uint64_t deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000;
 	int fd, r;
 
-	r = api_unix_addr(path, &a);
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = util_unix_connect(path, SOCK_STREAM);
 	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		r = -errno;
-		goto out;
-	}
-	if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req)) {
+		return fd;
+	if (util_write_all(fd, req, strlen(req)) < 0) {
 		r = -EPIPE;
 		goto out;
 	}

@@ -543,25 +543,32 @@ static const char *hostinfo_shell_quote(const char *s, char *buf, size_t len)
 void hostinfo_vm_verdict(const struct hostinfo_verdict *host, const struct hostinfo_vm *vm,
 			 struct hostinfo_verdict *v)
 {
+	unsigned int needs = vmconfig_nesting_needs(vm->cfg);
 	char have[32], need[32], quoted[256];
 
 	memset(v, 0, sizeof(*v));
 	v->ok = true;
 	if (!host->ok)
 		hostinfo_reason(v, "The host does not support nested virtualization (see the host's reasons)");
-	if (!vm->expose_virt)
+	if (needs & VMCONFIG_NEST_EXPOSE)
 		hostinfo_reason(v, "ExposeVirtualizationExtensions is False: start the VM with "
 				"nestvm run --nested, or run: nestvm nested enable %s",
 				hostinfo_shell_quote(vm->name, quoted, sizeof(quoted)));
-	if (vm->dynamic_memory)
+	if (needs & VMCONFIG_NEST_FIXED_MEMORY)
 		hostinfo_reason(v, "DynamicMemoryEnabled is True: a nested host needs all of its memory "
 				"fixed; turn dynamic memory off");
-	if (vm->memory < HOSTINFO_VM_MIN_MEMORY)
+	if (needs & VMCONFIG_NEST_MEMORY)
 		hostinfo_reason(v, "Memory is %s, below the %s that nestvm takes as the least for a nested "
 				"host (Hyper-V asks for 1G; a Linux KVM host with a small guest fits in "
 				"%s): give it --memory %s or more",
-				util_fmt_size(vm->memory, have, sizeof(have)),
-				util_fmt_size(HOSTINFO_VM_MIN_MEMORY, need, sizeof(need)), need, need);
+				util_fmt_size(vm->cfg->memory, have, sizeof(have)),
+				util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)), need, need);
+}
+
+/* MacAddressSpoofing: On when the VM has adapters and every one allows it. */
+static bool hostinfo_vm_spoofing(const struct hostinfo_vm *vm)
+{
+	return vm->cfg->nnics && !(vmconfig_nesting_needs(vm->cfg) & VMCONFIG_NEST_SPOOFING);
 }
 
 void hostinfo_summary(const struct hostinfo *h, const struct hostinfo_verdict *v,
@@ -699,11 +706,11 @@ void hostinfo_report_text(FILE *out, const struct hostinfo *h,
 		hostinfo_line(out, "Name", "%s", vm->name);
 		hostinfo_line(out, "SupportsNesting", "%s", vv.ok ? "YES" : "NO");
 		hostinfo_reasons_text(out, &vv, "    ");
-		hostinfo_line(out, "ExposeVirtualizationExtensions", "%s", vm->expose_virt ? "True" : "False");
-		hostinfo_line(out, "DynamicMemoryEnabled", "%s", vm->dynamic_memory ? "True" : "False");
-		hostinfo_line(out, "MacAddressSpoofing", "%s", vm->mac_spoofing ? "On" : "Off");
-		hostinfo_line(out, "Memory", "%s", util_fmt_size(vm->memory, buf, sizeof(buf)));
-		hostinfo_line(out, "VCPUs", "%u", vm->cpus);
+		hostinfo_line(out, "ExposeVirtualizationExtensions", "%s", vm->cfg->expose_virt ? "True" : "False");
+		hostinfo_line(out, "DynamicMemoryEnabled", "%s", vm->cfg->dynamic_memory ? "True" : "False");
+		hostinfo_line(out, "MacAddressSpoofing", "%s", hostinfo_vm_spoofing(vm) ? "On" : "Off");
+		hostinfo_line(out, "Memory", "%s", util_fmt_size(vm->cfg->memory, buf, sizeof(buf)));
+		hostinfo_line(out, "VCPUs", "%u", vm->cfg->cpus);
 		hostinfo_line(out, "State", "%s", vm->state ? vm->state : "Off");
 	}
 
@@ -781,12 +788,12 @@ void hostinfo_report_json(struct json *j, const struct hostinfo *h,
 		json_kv_string(j, "name", vm->name);
 		json_kv_bool(j, "supportsNesting", vv.ok);
 		hostinfo_reasons_json(j, &vv);
-		json_kv_bool(j, "exposeVirtualizationExtensions", vm->expose_virt);
-		json_kv_bool(j, "dynamicMemoryEnabled", vm->dynamic_memory);
-		json_kv_bool(j, "macAddressSpoofing", vm->mac_spoofing);
-		json_kv_string(j, "memory", util_fmt_size(vm->memory, buf, sizeof(buf)));
-		json_kv_uint(j, "memoryBytes", vm->memory);
-		json_kv_uint(j, "vcpus", vm->cpus);
+		json_kv_bool(j, "exposeVirtualizationExtensions", vm->cfg->expose_virt);
+		json_kv_bool(j, "dynamicMemoryEnabled", vm->cfg->dynamic_memory);
+		json_kv_bool(j, "macAddressSpoofing", hostinfo_vm_spoofing(vm));
+		json_kv_string(j, "memory", util_fmt_size(vm->cfg->memory, buf, sizeof(buf)));
+		json_kv_uint(j, "memoryBytes", vm->cfg->memory);
+		json_kv_uint(j, "vcpus", vm->cfg->cpus);
 		json_kv_string(j, "state", vm->state ? vm->state : "Off");
 		json_object_end(j);
 	}

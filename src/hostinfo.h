@@ -10,12 +10,10 @@
 #include <stdio.h>
 
 #include "json.h"
+#include "vmconfig.h"
 
 /* What nestvm's hypervisor leaves make of the host; see hostinfo_hypervisor(). */
 #define HOSTINFO_HV_NESTVM "nestvm (KVM)"
-/* The least memory taken for a VM that is to be a nested host. Hyper-V asks
- * for 1 GiB; a Linux KVM host with a small guest of its own fits in half. */
-#define HOSTINFO_VM_MIN_MEMORY (512ULL << 20)
 
 #define HOSTINFO_MAX_REASONS 12
 #define HOSTINFO_REASON_LEN  512
@@ -90,21 +88,19 @@ struct hostinfo_verdict {
 	char reason[HOSTINFO_MAX_REASONS][HOSTINFO_REASON_LEN];
 };
 
-/* One VM as the report describes it; a VM store will fill an array of these. */
+/* One VM as the report describes it: a VM of the store, or one described
+ * by the options of nestvm status. */
 struct hostinfo_vm {
 	const char *name;
-	uint64_t memory;
-	unsigned int cpus;
-	bool expose_virt;               /* ExposeVirtualizationExtensions */
-	bool dynamic_memory;
-	bool mac_spoofing;
+	const struct vmconfig *cfg;
 	const char *state;              /* "Off", "Running" */
 };
 
 /* The host supports nested virtualization when every check passes; else one
  * reason per failed check, each naming the fix. Pure. */
 void hostinfo_verdict(const struct hostinfo *h, struct hostinfo_verdict *v);
-/* Whether vm can be a nested host on this host, given the host's verdict. */
+/* Whether vm can be a nested host on this host, given the host's verdict:
+ * the host's, then vmconfig_nesting_needs(), one reason per requirement. */
 void hostinfo_vm_verdict(const struct hostinfo_verdict *host, const struct hostinfo_vm *vm,
 			 struct hostinfo_verdict *v);
 

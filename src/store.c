@@ -17,10 +17,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STORE_MIN_MEMORY (16ULL << 20)
-#define STORE_MAX_MEMORY (1ULL << 40)
-#define STORE_MAX_CPUS   255
-#define STORE_MAX_DISK   (64ULL << 40)
 #define STORE_LINE_MAX   4096
 
 static ssize_t store_real_write(int fd, const void *buf, size_t len)
@@ -37,15 +33,6 @@ void store_crash_point(const char *step)
 
 	if (at && !strcmp(at, step))
 		_exit(99);
-}
-
-void store_vm_init(struct store_vm *vm, const char *name)
-{
-	memset(vm, 0, sizeof(*vm));
-	snprintf(vm->name, sizeof(vm->name), "%s", name ? name : "");
-	vm->memory = 512ULL << 20;
-	vm->cpus = 1;
-	snprintf(vm->cmdline, sizeof(vm->cmdline), "console=ttyS0");
 }
 
 int store_root(const char *dir, char *buf, size_t len)
@@ -74,33 +61,14 @@ int store_root(const char *dir, char *buf, size_t len)
 	return 0;
 }
 
-int store_name_check(const char *name, const char **why)
+int store_name_check(const char *name, char *err, size_t errlen)
 {
-	size_t len = name ? strlen(name) : 0;
-
-	*why = NULL;
-	if (len == 0)
-		*why = "a VM name must not be empty";
-	else if (len > STORE_NAME_MAX)
-		*why = "a VM name has at most 64 characters";
-	else if (name[0] == '.' || name[0] == '-')
-		*why = "a VM name must not start with '.' or '-'";
-	else if (!strcmp(name, "switches"))
-		*why = "'switches' is reserved: the store keeps its virtual switches there";
-	else
-		for (size_t i = 0; i < len; i++) {
-			unsigned char c = (unsigned char)name[i];
-
-			if (c == '/')
-				*why = "a VM name must not contain '/'";
-			else if (c < 0x20 || c == 0x7f)
-				*why = "a VM name must not contain control characters";
-			else if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-				*why = "a VM name may hold only letters, digits, '.', '_' and '-'";
-			if (*why)
-				break;
-		}
-	return *why ? -EINVAL : 0;
+	/* The store keeps its virtual switches beside its VMs. */
+	if (name && !strcmp(name, "switches")) {
+		snprintf(err, errlen, "'switches' is reserved: the store keeps its virtual switches there");
+		return -EINVAL;
+	}
+	return vmconfig_check_name(name, "VM", err, errlen);
 }
 
 int store_path(char *buf, size_t len, const char *root, const char *name, const char *file)
@@ -133,49 +101,97 @@ static int store_bool(const char *v, bool *out)
 	return -EINVAL;
 }
 
-int store_parse_mac(const char *s, uint8_t mac[6])
+/* vm.conf's keys, each a field of its section's struct: the top of the
+ * file is the struct vmconfig, each [disk] a vmconfig_disk, each
+ * [network-adapter] a vmconfig_nic. The tables drive parsing and writing. */
+enum store_type {
+	STORE_TEXT,     /* char[size] */
+	STORE_FILE,     /* char[size], a file name in the VM's directory */
+	STORE_SIZE,     /* uint64_t, "512M" */
+	STORE_CPUS,     /* unsigned int, 1 to VMCONFIG_MAX_CPUS */
+	STORE_BOOL,     /* bool, on|off */
+	STORE_MAC,      /* uint8_t[6] */
+};
+
+struct store_key {
+	const char *key;
+	enum store_type type;
+	size_t off, size;
+	bool required;
+	bool may_be_empty;
+	bool omit_zero;         /* written only when set */
+};
+
+#define STORE_KEY(st, key, type, field, ...) \
+	{ key, type, offsetof(st, field), sizeof(((st *)0)->field), __VA_ARGS__ }
+#define VM_KEY(key, type, field, ...)   STORE_KEY(struct vmconfig, key, type, field, __VA_ARGS__)
+#define DISK_KEY(key, type, field, ...) STORE_KEY(struct vmconfig_disk, key, type, field, __VA_ARGS__)
+#define NIC_KEY(key, type, field, ...)  STORE_KEY(struct vmconfig_nic, key, type, field, __VA_ARGS__)
+
+static const struct store_key vm_keys[] = {
+	VM_KEY("name", STORE_TEXT, name, true, false, false),
+	VM_KEY("memory", STORE_SIZE, memory, true, false, false),
+	VM_KEY("processors", STORE_CPUS, cpus, true, false, false),
+	VM_KEY("expose-virtualization-extensions", STORE_BOOL, expose_virt, false, false, false),
+	VM_KEY("dynamic-memory", STORE_BOOL, dynamic_memory, false, false, false),
+	VM_KEY("dynamic-memory-minimum", STORE_SIZE, memory_min, false, false, true),
+	VM_KEY("dynamic-memory-maximum", STORE_SIZE, memory_max, false, false, true),
+	VM_KEY("kernel", STORE_TEXT, kernel, true, false, false),
+	VM_KEY("initrd", STORE_TEXT, initrd, false, true, false),
+	VM_KEY("cmdline", STORE_TEXT, cmdline, false, true, false),
+	{ 0 },
+};
+
+static const struct store_key disk_keys[] = {
+	DISK_KEY("path", STORE_FILE, path, true, false, false),
+	DISK_KEY("size", STORE_SIZE, size, true, false, false),
+	DISK_KEY("preallocated", STORE_BOOL, fixed, false, false, false),
+	{ 0 },
+};
+
+static const struct store_key nic_keys[] = {
+	NIC_KEY("switch", STORE_TEXT, sw, true, false, false),
+	NIC_KEY("mac-address", STORE_MAC, mac, true, false, false),
+	NIC_KEY("mac-address-spoofing", STORE_BOOL, mac_spoofing, false, false, false),
+	{ 0 },
+};
+
+/* A section: its keys, and where its records are in struct vmconfig. */
+struct store_section {
+	const char *header;     /* "[disk]"; NULL for the top of the file */
+	const char *title;      /* in messages */
+	const char *plural;
+	const struct store_key *keys;
+	size_t count_off, array_off, size;
+	unsigned int max;
+};
+
+static const struct store_section store_sections[] = {
+	{ NULL, "top of the file", NULL, vm_keys, 0, 0, sizeof(struct vmconfig), 1 },
+	{ "[disk]", "[disk]", "disks", disk_keys, offsetof(struct vmconfig, ndisks),
+	  offsetof(struct vmconfig, disks), sizeof(struct vmconfig_disk), VMCONFIG_MAX_DISKS },
+	{ "[network-adapter]", "[network-adapter]", "network adapters", nic_keys, offsetof(struct vmconfig, nnics),
+	  offsetof(struct vmconfig, nics), sizeof(struct vmconfig_nic), VMCONFIG_MAX_NICS },
+};
+
+/* The record a section's keys write into: the VM, or its last disk or adapter. */
+static char *store_record(const struct store_section *sec, struct vmconfig *vm)
 {
-	unsigned int b[6];
-	char tail;
+	unsigned int n;
 
-	if (strlen(s) != 17 ||
-	    sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) != 6)
-		return -EINVAL;
-	for (int i = 0; i < 17; i++)
-		if ((i % 3 == 2) ? s[i] != ':' : !isxdigit((unsigned char)s[i]))
-			return -EINVAL;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)b[i];
-	if (mac[0] & 1)
-		return -EINVAL;         /* multicast: no adapter's own address */
-	return 0;
+	if (!sec->header)
+		return (char *)vm;
+	memcpy(&n, (char *)vm + sec->count_off, sizeof(n));
+	return (char *)vm + sec->array_off + (n - 1) * sec->size;
 }
-
-const char *store_fmt_mac(const uint8_t mac[6], char *buf, size_t len)
-{
-	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-	return buf;
-}
-
-void store_random_mac(uint8_t mac[6])
-{
-	if (getrandom(mac, 6, 0) != 6) {
-		uint64_t t = util_now_ns() ^ ((uint64_t)getpid() << 32);
-		for (int i = 0; i < 6; i++)
-			mac[i] = (uint8_t)(t >> (8 * i));
-	}
-	mac[0] = (uint8_t)((mac[0] & ~1u) | 2u);     /* unicast, locally administered */
-}
-
-enum store_section { SEC_VM, SEC_DISK, SEC_NIC };
 
 struct store_parser {
 	const char *file;
 	unsigned int line;
 	char *err;
 	size_t errlen;
-	enum store_section sec;
-	uint32_t seen;          /* keys of the current section, by bit */
+	const struct store_section *sec;
+	uint32_t seen;          /* keys of the current section, by their index */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -191,135 +207,120 @@ static int store_perr(struct store_parser *p, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static const char *const vm_keys[] = {
-	"name", "memory", "processors", "expose-virtualization-extensions", "dynamic-memory",
-	"dynamic-memory-minimum", "dynamic-memory-maximum", "kernel", "initrd", "cmdline", NULL,
-};
-static const char *const disk_keys[] = { "path", "size", "preallocated", NULL };
-static const char *const nic_keys[] = { "switch", "mac-address", "mac-address-spoofing", NULL };
-static const char *const *const section_keys[] = { vm_keys, disk_keys, nic_keys };
-static const char *const section_names[] = { "top of the file", "[disk]", "[network-adapter]" };
-/* Keys each section must have, by bit. */
-static const uint32_t section_required[] = { 1u << 0 | 1u << 1 | 1u << 2 | 1u << 7, 1u << 0 | 1u << 1, 1u << 0 | 1u << 1 };
-
-static int store_size_val(struct store_parser *p, const char *key, const char *v, uint64_t *out)
+static int store_set(struct store_parser *p, const struct store_key *k, char *field, const char *v)
 {
-	if (util_parse_size(v, out) < 0)
-		return store_perr(p, "%s '%s': not a size (examples: 512M, 2G)", key, v);
-	return 0;
-}
-
-static int store_set(struct store_parser *p, struct store_vm *vm, int k, const char *key, const char *v)
-{
-	bool b;
+	char why[160];
 	uint64_t u;
 
-	if (p->sec == SEC_VM) {
-		switch (k) {
-		case 0:
-			if (strlen(v) >= sizeof(vm->name))
-				return store_perr(p, "name is longer than %d characters", STORE_NAME_MAX);
-			strcpy(vm->name, v);
-			return 0;
-		case 1:
-			return store_size_val(p, key, v, &vm->memory);
-		case 2:
-			if (util_parse_uint(v, 1, STORE_MAX_CPUS, &u) < 0)
-				return store_perr(p, "processors '%s': not a number from 1 to %d", v, STORE_MAX_CPUS);
-			vm->cpus = (unsigned int)u;
-			return 0;
-		case 3:
-		case 4:
-			if (store_bool(v, &b) < 0)
-				return store_perr(p, "%s '%s': must be on or off", key, v);
-			*(k == 3 ? &vm->expose_virt : &vm->dynamic_memory) = b;
-			return 0;
-		case 5:
-			return store_size_val(p, key, v, &vm->memory_min);
-		case 6:
-			return store_size_val(p, key, v, &vm->memory_max);
-		case 7:
-		case 8:
-			if (strlen(v) >= STORE_PATH_MAX)
-				return store_perr(p, "%s is longer than %d characters", key, STORE_PATH_MAX - 1);
-			strcpy(k == 7 ? vm->kernel : vm->initrd, v);
-			return 0;
-		case 9:
-			if (strlen(v) >= STORE_CMDLINE_MAX)
-				return store_perr(p, "cmdline is longer than %d characters", STORE_CMDLINE_MAX - 1);
-			strcpy(vm->cmdline, v);
-			return 0;
-		}
-	} else if (p->sec == SEC_DISK) {
-		struct store_disk *d = &vm->disks[vm->ndisks - 1];
-		const char *why;
+	switch (k->type) {
+	case STORE_FILE:
+		/* A disk is a file of the VM's directory, named like a VM. */
+		if (vmconfig_check_name(v, "disk", why, sizeof(why)) < 0)
+			return store_perr(p, "%s '%s': a disk is a file name inside the VM's directory "
+					  "(letters, digits, '.', '_', '-')", k->key, v);
+		/* fall through */
+	case STORE_TEXT:
+		if (strlen(v) >= k->size)
+			return store_perr(p, "%s is longer than %zu characters", k->key, k->size - 1);
+		strcpy(field, v);
+		return 0;
+	case STORE_SIZE:
+		if (util_parse_size(v, &u) < 0)
+			return store_perr(p, "%s '%s': not a size (examples: 512M, 2G)", k->key, v);
+		memcpy(field, &u, sizeof(u));
+		return 0;
+	case STORE_CPUS: {
+		unsigned int n;
 
-		switch (k) {
-		case 0:
-			if (strlen(v) >= sizeof(d->path))
-				return store_perr(p, "path is too long");
-			/* A disk is a file of the VM's directory, named like a VM. */
-			if (store_name_check(v, &why) < 0)
-				return store_perr(p, "path '%s': a disk is a file name inside the VM's directory "
-						  "(letters, digits, '.', '_', '-')", v);
-			strcpy(d->path, v);
-			return 0;
-		case 1:
-			return store_size_val(p, key, v, &d->size);
-		case 2:
-			if (store_bool(v, &d->fixed) < 0)
-				return store_perr(p, "%s '%s': must be on or off", key, v);
-			return 0;
-		}
-	} else {
-		struct store_nic *n = &vm->nics[vm->nnics - 1];
-
-		switch (k) {
-		case 0:
-			if (strlen(v) >= sizeof(n->sw))
-				return store_perr(p, "switch is longer than %d characters", STORE_SWITCH_MAX - 1);
-			strcpy(n->sw, v);
-			return 0;
-		case 1:
-			if (store_parse_mac(v, n->mac) < 0)
-				return store_perr(p, "mac-address '%s': not a unicast MAC address like 52:54:00:12:34:56", v);
-			return 0;
-		case 2:
-			if (store_bool(v, &n->mac_spoofing) < 0)
-				return store_perr(p, "%s '%s': must be on or off", key, v);
-			return 0;
-		}
+		if (util_parse_uint(v, 1, VMCONFIG_MAX_CPUS, &u) < 0)
+			return store_perr(p, "%s '%s': not a number from 1 to %d", k->key, v, VMCONFIG_MAX_CPUS);
+		n = (unsigned int)u;
+		memcpy(field, &n, sizeof(n));
+		return 0;
+	}
+	case STORE_BOOL:
+		if (store_bool(v, (bool *)field) < 0)
+			return store_perr(p, "%s '%s': must be on or off", k->key, v);
+		return 0;
+	case STORE_MAC:
+		if (vmconfig_parse_mac(v, (uint8_t *)field) < 0)
+			return store_perr(p, "%s '%s': not a unicast MAC address like 52:54:00:12:34:56", k->key, v);
+		return 0;
 	}
 	return -EINVAL;
 }
 
 static int store_section_end(struct store_parser *p)
 {
-	const char *const *keys = section_keys[p->sec];
-	uint32_t missing = section_required[p->sec] & ~p->seen;
+	const struct store_key *keys = p->sec->keys;
 
-	for (int k = 0; keys[k]; k++)
-		if (missing & (1u << k))
-			return store_perr(p, "%s lacks the key '%s'", section_names[p->sec], keys[k]);
+	for (int k = 0; keys[k].key; k++)
+		if (keys[k].required && !(p->seen & (1u << k)))
+			return store_perr(p, "%s lacks the key '%s'", p->sec->title, keys[k].key);
 	return 0;
 }
 
-static char *store_trim(char *s)
+/* A "[section]" line: ends the section before and opens a new record. */
+static int store_section_begin(struct store_parser *p, struct vmconfig *vm, const char *s)
 {
-	char *e;
+	const struct store_section *sec = NULL;
+	unsigned int n;
+	int r;
 
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
+	for (size_t i = 0; i < ARRAY_SIZE(store_sections); i++)
+		if (store_sections[i].header && !strcmp(s, store_sections[i].header))
+			sec = &store_sections[i];
+	if (!sec)
+		return store_perr(p, "unknown section '%s' (known: [disk], [network-adapter])", s);
+	p->line--;       /* a missing key belongs to the section before */
+	r = store_section_end(p);
+	p->line++;
+	if (r < 0)
+		return r;
+	memcpy(&n, (char *)vm + sec->count_off, sizeof(n));
+	if (n >= sec->max)
+		return store_perr(p, "more than %u %s", sec->max, sec->plural);
+	n++;
+	memcpy((char *)vm + sec->count_off, &n, sizeof(n));
+	p->sec = sec;
+	p->seen = 0;
+	return 0;
 }
 
-int store_parse(const char *text, size_t len, const char *file, struct store_vm *vm,
+/* A "key = value" line of the current section. */
+static int store_key_line(struct store_parser *p, struct vmconfig *vm, char *s)
+{
+	const struct store_key *keys = p->sec->keys;
+	char *eq = strchr(s, '='), *key, *val;
+	int k;
+
+	if (!eq)
+		return store_perr(p, "expected 'key = value', found '%s'", s);
+	*eq = 0;
+	key = util_trim(s);
+	val = util_trim(eq + 1);
+	for (k = 0; keys[k].key && strcmp(keys[k].key, key); k++)
+		;
+	if (!keys[k].key) {
+		size_t o = 0;
+		char known[512];
+
+		for (int i = 0; keys[i].key && o < sizeof(known); i++)
+			o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", keys[i].key);
+		return store_perr(p, "unknown key '%s' in the %s (known: %s)", key, p->sec->title, known);
+	}
+	if (p->seen & (1u << k))
+		return store_perr(p, "'%s' given twice", key);
+	p->seen |= 1u << k;
+	if (!*val && !keys[k].may_be_empty)
+		return store_perr(p, "'%s' has no value", key);
+	return store_set(p, &keys[k], store_record(p->sec, vm) + keys[k].off, val);
+}
+
+int store_parse(const char *text, size_t len, const char *file, struct vmconfig *vm,
 		char *err, size_t errlen)
 {
-	struct store_parser p = { .file = file, .err = err, .errlen = errlen, .sec = SEC_VM };
+	struct store_parser p = { .file = file, .err = err, .errlen = errlen, .sec = &store_sections[0] };
 	char line[STORE_LINE_MAX + 2];
 	size_t pos = 0;
 	int r;
@@ -332,9 +333,7 @@ int store_parse(const char *text, size_t len, const char *file, struct store_vm 
 	while (pos < len) {
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
-		char *s, *eq, *key, *val;
-		const char *const *keys;
-		int k;
+		char *s;
 
 		p.line++;
 		if (n > STORE_LINE_MAX)
@@ -347,59 +346,10 @@ int store_parse(const char *text, size_t len, const char *file, struct store_vm 
 		for (size_t i = 0; i < n; i++)
 			if ((unsigned char)line[i] < 0x20 && line[i] != '\t' && !(line[i] == '\r' && i == n - 1))
 				return store_perr(&p, "a control character (0x%02x)", (unsigned char)line[i]);
-		s = store_trim(line);
+		s = util_trim(line);
 		if (!*s || *s == '#' || *s == ';')
 			continue;
-		if (*s == '[') {
-			enum store_section sec;
-
-			if (!strcmp(s, "[disk]"))
-				sec = SEC_DISK;
-			else if (!strcmp(s, "[network-adapter]"))
-				sec = SEC_NIC;
-			else
-				return store_perr(&p, "unknown section '%s' (known: [disk], [network-adapter])", s);
-			p.line--;       /* a missing key belongs to the section before */
-			r = store_section_end(&p);
-			p.line++;
-			if (r < 0)
-				return r;
-			if (sec == SEC_DISK && vm->ndisks >= STORE_MAX_DISKS)
-				return store_perr(&p, "more than %d disks", STORE_MAX_DISKS);
-			if (sec == SEC_NIC && vm->nnics >= STORE_MAX_NICS)
-				return store_perr(&p, "more than %d network adapters", STORE_MAX_NICS);
-			if (sec == SEC_DISK)
-				vm->ndisks++;
-			else
-				vm->nnics++;
-			p.sec = sec;
-			p.seen = 0;
-			continue;
-		}
-		eq = strchr(s, '=');
-		if (!eq)
-			return store_perr(&p, "expected 'key = value', found '%s'", s);
-		*eq = 0;
-		key = store_trim(s);
-		val = store_trim(eq + 1);
-		keys = section_keys[p.sec];
-		for (k = 0; keys[k] && strcmp(keys[k], key); k++)
-			;
-		if (!keys[k]) {
-			size_t o = 0;
-			char known[512];
-
-			for (int i = 0; keys[i] && o < sizeof(known); i++)
-				o += (size_t)snprintf(known + o, sizeof(known) - o, "%s%s", i ? ", " : "", keys[i]);
-			return store_perr(&p, "unknown key '%s' in the %s (known: %s)", key,
-					  section_names[p.sec], known);
-		}
-		if (p.seen & (1u << k))
-			return store_perr(&p, "'%s' given twice", key);
-		p.seen |= 1u << k;
-		if (!*val && !(p.sec == SEC_VM && (k == 8 || k == 9)))
-			return store_perr(&p, "'%s' has no value", key);
-		r = store_set(&p, vm, k, key, val);
+		r = *s == '[' ? store_section_begin(&p, vm, s) : store_key_line(&p, vm, s);
 		if (r < 0)
 			return r;
 	}
@@ -417,51 +367,15 @@ int store_parse(const char *text, size_t len, const char *file, struct store_vm 
 	return r;
 }
 
-int store_validate(const struct store_vm *vm, char *err, size_t errlen)
+int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
 {
-	char a[32], b[32];
-	const char *why;
+	char why[160];
 
-	if (store_name_check(vm->name, &why) < 0) {
+	if (store_name_check(vm->name, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "name '%s': %s", vm->name, why);
 		return -EINVAL;
 	}
-	if (vm->memory < STORE_MIN_MEMORY || vm->memory > STORE_MAX_MEMORY || (vm->memory & 0xfffff)) {
-		snprintf(err, errlen, "memory %s: must be whole MiB from %s to %s",
-			 util_fmt_size(vm->memory, a, sizeof(a)), "16M", "1T");
-		return -EINVAL;
-	}
-	if (vm->cpus < 1 || vm->cpus > STORE_MAX_CPUS) {
-		snprintf(err, errlen, "processors %u: must be from 1 to %d", vm->cpus, STORE_MAX_CPUS);
-		return -EINVAL;
-	}
-	if (vm->memory_min && vm->memory_min > vm->memory) {
-		snprintf(err, errlen, "dynamic-memory-minimum %s is above memory %s",
-			 util_fmt_size(vm->memory_min, a, sizeof(a)), util_fmt_size(vm->memory, b, sizeof(b)));
-		return -EINVAL;
-	}
-	if (vm->memory_max && vm->memory_max < vm->memory) {
-		snprintf(err, errlen, "dynamic-memory-maximum %s is below memory %s",
-			 util_fmt_size(vm->memory_max, a, sizeof(a)), util_fmt_size(vm->memory, b, sizeof(b)));
-		return -EINVAL;
-	}
-	if (!vm->kernel[0]) {
-		snprintf(err, errlen, "no kernel");
-		return -EINVAL;
-	}
-	for (unsigned int i = 0; i < vm->ndisks; i++) {
-		if (vm->disks[i].size < 512 || vm->disks[i].size > STORE_MAX_DISK || (vm->disks[i].size & 511)) {
-			snprintf(err, errlen, "disk '%s': size must be a multiple of 512 bytes up to 64T",
-				 vm->disks[i].path);
-			return -EINVAL;
-		}
-		for (unsigned int j = 0; j < i; j++)
-			if (!strcmp(vm->disks[i].path, vm->disks[j].path)) {
-				snprintf(err, errlen, "disk '%s' listed twice", vm->disks[i].path);
-				return -EINVAL;
-			}
-	}
-	return 0;
+	return vmconfig_validate(vm, &vmconfig_conf_names, err, errlen);
 }
 
 /* Appends to a growing buffer; the first failure sticks. */
@@ -502,34 +416,58 @@ static void store_printf(struct store_buf *b, const char *fmt, ...)
 	}
 }
 
-char *store_format(const struct store_vm *vm)
+/* One record's "key = value" lines, as its section's table says. */
+static void store_format_keys(struct store_buf *b, const struct store_key *keys, const char *rec)
+{
+	for (const struct store_key *k = keys; k->key; k++) {
+		const char *field = rec + k->off;
+		char s[32];
+		uint64_t u;
+		unsigned int n;
+
+		switch (k->type) {
+		case STORE_TEXT:
+		case STORE_FILE:
+			store_printf(b, "%s = %s\n", k->key, field);
+			break;
+		case STORE_SIZE:
+			memcpy(&u, field, sizeof(u));
+			if (u || !k->omit_zero)
+				store_printf(b, "%s = %s\n", k->key, util_fmt_size(u, s, sizeof(s)));
+			break;
+		case STORE_CPUS:
+			memcpy(&n, field, sizeof(n));
+			store_printf(b, "%s = %u\n", k->key, n);
+			break;
+		case STORE_BOOL:
+			store_printf(b, "%s = %s\n", k->key, *(const bool *)field ? "on" : "off");
+			break;
+		case STORE_MAC:
+			store_printf(b, "%s = %s\n", k->key, vmconfig_fmt_mac((const uint8_t *)field, s, sizeof(s)));
+			break;
+		}
+	}
+}
+
+char *store_format(const struct vmconfig *vm)
 {
 	struct store_buf b = { 0 };
-	char s[32], mac[24];
 
 	store_printf(&b, "# nestvm virtual machine %s: one 'key = value' a line, '#' starts a comment.\n"
 		     "# Change it with 'nestvm vm set %s', or edit it while the VM is off;\n"
 		     "# 'nestvm vm show %s' reports any mistake with its line number.\n",
 		     vm->name, vm->name, vm->name);
-	store_printf(&b, "name = %s\n", vm->name);
-	store_printf(&b, "memory = %s\n", util_fmt_size(vm->memory, s, sizeof(s)));
-	store_printf(&b, "processors = %u\n", vm->cpus);
-	store_printf(&b, "expose-virtualization-extensions = %s\n", vm->expose_virt ? "on" : "off");
-	store_printf(&b, "dynamic-memory = %s\n", vm->dynamic_memory ? "on" : "off");
-	if (vm->memory_min)
-		store_printf(&b, "dynamic-memory-minimum = %s\n", util_fmt_size(vm->memory_min, s, sizeof(s)));
-	if (vm->memory_max)
-		store_printf(&b, "dynamic-memory-maximum = %s\n", util_fmt_size(vm->memory_max, s, sizeof(s)));
-	store_printf(&b, "kernel = %s\n", vm->kernel);
-	store_printf(&b, "initrd = %s\n", vm->initrd);
-	store_printf(&b, "cmdline = %s\n", vm->cmdline);
-	for (unsigned int i = 0; i < vm->ndisks; i++)
-		store_printf(&b, "\n[disk]\npath = %s\nsize = %s\npreallocated = %s\n", vm->disks[i].path,
-			     util_fmt_size(vm->disks[i].size, s, sizeof(s)), vm->disks[i].fixed ? "on" : "off");
-	for (unsigned int i = 0; i < vm->nnics; i++)
-		store_printf(&b, "\n[network-adapter]\nswitch = %s\nmac-address = %s\nmac-address-spoofing = %s\n",
-			     vm->nics[i].sw, store_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)),
-			     vm->nics[i].mac_spoofing ? "on" : "off");
+	store_format_keys(&b, vm_keys, (const char *)vm);
+	for (size_t i = 1; i < ARRAY_SIZE(store_sections); i++) {
+		const struct store_section *sec = &store_sections[i];
+		unsigned int n;
+
+		memcpy(&n, (const char *)vm + sec->count_off, sizeof(n));
+		for (unsigned int j = 0; j < n && j < sec->max; j++) {
+			store_printf(&b, "\n%s\n", sec->header);
+			store_format_keys(&b, sec->keys, (const char *)vm + sec->array_off + j * sec->size);
+		}
+	}
 	if (b.oom) {
 		free(b.p);
 		return NULL;
@@ -593,15 +531,14 @@ int store_write_atomic(const char *dir, const char *file, const char *data, size
 	return store_fsync_dir(dir);
 }
 
-int store_load(const char *root, const char *name, struct store_vm *vm, char *err, size_t errlen)
+int store_load(const char *root, const char *name, struct vmconfig *vm, char *err, size_t errlen)
 {
-	char path[STORE_PATH_MAX + 128];
-	const char *why;
+	char path[STORE_PATH_MAX + 128], why[160];
 	uint8_t *data;
 	size_t len;
 	int r;
 
-	if (store_name_check(name, &why) < 0) {
+	if (store_name_check(name, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "'%s': %s", name, why);
 		return -EINVAL;
 	}
@@ -634,7 +571,24 @@ int store_load(const char *root, const char *name, struct store_vm *vm, char *er
 	return r;
 }
 
-int store_save(const char *root, const struct store_vm *vm, char *err, size_t errlen)
+int store_load_machine(const char *root, const char *name, struct vmconfig *vm, char *err, size_t errlen)
+{
+	int r = store_load(root, name, vm, err, errlen);
+
+	for (unsigned int i = 0; r == 0 && i < vm->ndisks; i++) {
+		struct vmconfig_disk *d = &vm->disks[i];
+		char path[sizeof(d->path)];
+
+		if (store_path(path, sizeof(path), root, name, d->path) < 0) {
+			snprintf(err, errlen, "VM '%s': the path of disk '%s' is too long", name, d->path);
+			return -ENAMETOOLONG;
+		}
+		strcpy(d->path, path);
+	}
+	return r;
+}
+
+int store_save(const char *root, const struct vmconfig *vm, char *err, size_t errlen)
 {
 	char dir[STORE_PATH_MAX + 80];
 	char *text;
@@ -685,28 +639,7 @@ static int store_rm_rf(const char *path)
 	return r;
 }
 
-static int store_make_disk(const char *dir, const struct store_disk *d)
-{
-	char path[STORE_PATH_MAX * 2 + 2];
-	int fd, r = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, d->path);
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	if (d->fixed)
-		r = -posix_fallocate(fd, 0, (off_t)d->size);
-	else if (ftruncate(fd, (off_t)d->size) < 0)
-		r = -errno;
-	if (!r && store_io->fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r)
-		unlink(path);
-	return r;
-}
-
-int store_create(const char *root, const struct store_vm *vm, char *err, size_t errlen)
+int store_create(const char *root, const struct vmconfig *vm, char *err, size_t errlen)
 {
 	char tmp[STORE_PATH_MAX + 128], dst[STORE_PATH_MAX + 80];
 	char *text = NULL;
@@ -744,7 +677,10 @@ int store_create(const char *root, const struct store_vm *vm, char *err, size_t 
 	chmod(tmp, 0755);
 	store_crash_point("create-dir");
 	for (unsigned int i = 0; i < vm->ndisks; i++) {
-		r = store_make_disk(tmp, &vm->disks[i]);
+		char path[sizeof(tmp) + STORE_PATH_MAX + 1];
+
+		snprintf(path, sizeof(path), "%s/%s", tmp, vm->disks[i].path);
+		r = util_create_image(path, vm->disks[i].size, vm->disks[i].fixed);
 		if (r < 0) {
 			snprintf(err, errlen, "disk '%s' (%llu bytes): %s", vm->disks[i].path,
 				 (unsigned long long)vm->disks[i].size, strerror(-r));
@@ -823,10 +759,10 @@ int store_list(const char *root, char ***names, size_t *n)
 	if (!d)
 		return errno == ENOENT ? 0 : -errno;
 	while ((e = readdir(d))) {
-		const char *why;
+		char why[160];
 
 		/* Hidden entries are VMs being made or removed. */
-		if (store_name_check(e->d_name, &why) < 0)
+		if (store_name_check(e->d_name, why, sizeof(why)) < 0)
 			continue;
 		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
 			continue;

@@ -5,11 +5,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,4 +166,224 @@ int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *
 		return -r;
 	pthread_setname_np(*t, name);
 	return 0;
+}
+
+char *util_trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+int util_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	bool sock = true;
+
+	while (len) {
+		ssize_t n = sock ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+
+		if (n < 0 && errno == ENOTSOCK && sock) {
+			sock = false;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* path as a sockaddr_un; with *dirfd open (close it after bind or connect)
+ * when the path is only reachable as /proc/self/fd/DIRFD/NAME. */
+static int util_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd)
+{
+	const char *slash;
+	char dir[PATH_MAX];
+	int n;
+
+	*dirfd = -1;
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	if (strlen(path) < sizeof(sun->sun_path)) {
+		memcpy(sun->sun_path, path, strlen(path) + 1);
+		return 0;
+	}
+	slash = strrchr(path, '/');
+	if (!slash || (size_t)(slash - path) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	memcpy(dir, path, (size_t)(slash - path));
+	dir[slash - path] = '\0';
+	*dirfd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (*dirfd < 0)
+		return -errno;
+	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", *dirfd, slash + 1);
+	if (n < 0 || (size_t)n >= sizeof(sun->sun_path)) {
+		close(*dirfd);
+		*dirfd = -1;
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+/* A socket of type, bound (listen) or connected to path; fd or -errno. */
+static int util_unix_socket(const char *path, int type, bool listen_on, int backlog)
+{
+	struct sockaddr_un sun;
+	int fd, dirfd, r;
+
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = util_unix_addr(path, &sun, &dirfd);
+	if (r == 0) {
+		if (listen_on) {
+			unlink(path);
+			r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, backlog) < 0 ? -errno : 0;
+		} else {
+			r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+		}
+		if (dirfd >= 0)
+			close(dirfd);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int util_unix_listen(const char *path, int type, int backlog)
+{
+	return util_unix_socket(path, type, true, backlog);
+}
+
+int util_unix_connect(const char *path, int type)
+{
+	return util_unix_socket(path, type, false, 0);
+}
+
+int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready)
+{
+	for (;;) {
+		struct pollfd p[UTIL_SERVE_MAX + 2];
+		size_t map[UTIL_SERVE_MAX + 2];
+		nfds_t k = 0;
+
+		p[k++] = (struct pollfd){ .fd = wake, .events = POLLIN };
+		p[k++] = (struct pollfd){ .fd = listen, .events = POLLIN };
+		for (size_t i = 0; i < n && i < UTIL_SERVE_MAX; i++) {
+			ready[i] = false;
+			if (fds[i] >= 0) {
+				map[k] = i;
+				p[k++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+			}
+		}
+		if (poll(p, k, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (p[0].revents)
+			return -1;
+		*accepted = p[1].revents & POLLIN ? accept4(listen, NULL, NULL, SOCK_CLOEXEC) : -1;
+		for (nfds_t j = 2; j < k; j++)
+			ready[map[j]] = p[j].revents != 0;
+		return 0;
+	}
+}
+
+int util_create_image(const char *path, uint64_t size, bool preallocate)
+{
+	int fd, r = 0;
+
+	if (!size || size % 512)
+		return -EINVAL;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	/* A disk holds the guest's data: its owner's alone. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (preallocate)
+		r = -posix_fallocate(fd, 0, (off_t)size);
+	else if (ftruncate(fd, (off_t)size) < 0)
+		r = -errno;
+	if (!r && fsync(fd) < 0)
+		r = -errno;
+	if (close(fd) < 0 && !r)
+		r = -errno;
+	if (r)
+		unlink(path);
+	return r;
+}
+
+int util_daemon_fork(int *ready)
+{
+	int p[2], r;
+	pid_t pid;
+
+	fflush(NULL);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0) {
+		r = -errno;
+		close(p[0]);
+		close(p[1]);
+		return r;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		setsid();
+		pid = fork();
+		if (pid != 0)
+			_exit(pid < 0 ? 1 : 0);
+		*ready = p[1];
+		return 0;
+	}
+	close(p[1]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	*ready = p[0];
+	return 1;
+}
+
+int util_daemon_wait(int ready, char *buf, size_t len, int timeout_ms)
+{
+	size_t got = 0;
+	int r = 0;
+
+	while (got < len - 1 && !memchr(buf, '\n', got)) {
+		struct pollfd pfd = { ready, POLLIN, 0 };
+		ssize_t n;
+
+		r = poll(&pfd, 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		n = read(ready, buf + got, len - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	close(ready);
+	buf[got] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return r < 0 ? r : (int)strlen(buf);
 }

@@ -29,6 +29,45 @@ MUST_CHECK int util_mkdir_p(const char *path, unsigned int mode);
 /* Formats a byte count the way the command line accepts it ("512M"). */
 const char *util_fmt_size(uint64_t bytes, char *buf, size_t len);
 
+/* Strips leading and trailing white space in place; returns the start. */
+char *util_trim(char *s);
+
+/* Writes all of buf, going on after EINTR and short writes; a socket whose
+ * peer has gone gives -EPIPE, not SIGPIPE. -errno. */
+MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
+
+/* Unix sockets at a path; a path too long for sun_path is reached through
+ * its directory's descriptor. util_unix_listen replaces a stale socket left
+ * at path (the caller owns the name: it holds the lock beside it) and
+ * returns the listening fd; util_unix_connect returns the connected fd,
+ * -ENOENT or -ECONNREFUSED when nothing listens. type is SOCK_STREAM or
+ * SOCK_SEQPACKET, optionally with SOCK_NONBLOCK; both add SOCK_CLOEXEC. */
+MUST_CHECK int util_unix_listen(const char *path, int type, int backlog);
+MUST_CHECK int util_unix_connect(const char *path, int type);
+
+/* A small server's wait, as its thread's loop calls it: until the wake
+ * pipe, the listening socket or one of n clients (fds[i] < 0: a free slot;
+ * n at most UTIL_SERVE_MAX) is readable. Returns -1 once woken (or if poll
+ * fails), else 0 with *accepted a new client's fd or -1, and ready[i] set
+ * for each client with something to read or an end. */
+#define UTIL_SERVE_MAX 32
+MUST_CHECK int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready);
+
+/* Creates a raw disk image of size bytes (a multiple of 512) at path, never
+ * over an existing file: sparse, or with preallocate every block allocated,
+ * and on stable storage before it returns. On failure nothing is left. */
+MUST_CHECK int util_create_image(const char *path, uint64_t size, bool preallocate);
+
+/* Forks a daemon: a new session, and a second fork, so that it is nobody's
+ * child and never a session leader. Returns 1 in this process, with *ready
+ * the read end of a pipe on which the daemon reports how it started (see
+ * util_daemon_wait); 0 in the daemon, with *ready the write end; -errno. */
+MUST_CHECK int util_daemon_fork(int *ready);
+/* Reads a daemon's report from ready up to a newline or the pipe's end,
+ * waiting up to timeout_ms (-1: as long as it takes); closes ready. Returns
+ * its length, the text without the newline in buf, or -ETIMEDOUT. */
+MUST_CHECK int util_daemon_wait(int ready, char *buf, size_t len, int timeout_ms);
+
 /* Starts a device worker thread named name that takes no signals: they
  * belong to the vCPU and main threads. -errno. */
 MUST_CHECK int util_start_worker(pthread_t *t, void *(*fn)(void *), void *arg, const char *name);

@@ -233,7 +233,7 @@ static int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
 	struct irq_line irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, gsi };
 	int r;
 
-	if (i >= VM_MAX_VIRTIO) {
+	if (i >= VMCONFIG_MAX_DEVICES) {
 		virtio_dev_destroy(dev);
 		return -ENOSPC;
 	}
@@ -253,15 +253,12 @@ static int vm_add_virtio(struct vm *vm, struct virtio_dev *dev)
 static int vm_build_virtio(struct vm *vm)
 {
 	struct virtio_dev *dev;
-	unsigned int extra = (vm->cfg.rng ? 1 : 0) + (vm->cfg.dynamic_memory ? 1 : 0);
-	int r = 0;
+	int r;
 
-	if (vm->cfg.ndisks + vm->cfg.nnics + extra > VM_MAX_VIRTIO) {
-		vm_errf(vm, "%u disks and %u network adapters%s%s: at most %d devices in all",
-			vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng ? " and the rng" : "",
-			vm->cfg.dynamic_memory ? " and the memory balloon" : "", VM_MAX_VIRTIO);
-		return -EINVAL;
-	}
+	r = vmconfig_check_devices(vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng, vm->cfg.dynamic_memory,
+				   vm->err, sizeof(vm->err));
+	if (r < 0)
+		return r;
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
 		const struct vm_disk *d = &vm->cfg.disks[i];
 		char name[32];
@@ -420,18 +417,18 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->stopped, NULL);
 	pthread_cond_init(&vm->park_change, NULL);
-	if (cfg->ncpus < 1 || cfg->ncpus > VM_MAX_CPUS) {
-		vm_errf(vm, "%u vCPUs: must be 1 to %d", cfg->ncpus, VM_MAX_CPUS);
+	if (cfg->ncpus < 1 || cfg->ncpus > VMCONFIG_MAX_CPUS) {
+		vm_errf(vm, "%u vCPUs: must be 1 to %d", cfg->ncpus, VMCONFIG_MAX_CPUS);
 		r = -EINVAL;
 		goto fail;
 	}
-	if (cfg->mem_size < VM_MIN_MEMORY || cfg->mem_size > VM_MAX_MEMORY || (cfg->mem_size & 0xfffff)) {
+	if (vmconfig_check_memory(cfg->mem_size) < 0) {
 		vm_errf(vm, "memory must be a whole number of MiB from 16M to 1T");
 		r = -EINVAL;
 		goto fail;
 	}
 	if (cfg->dynamic_memory &&
-	    (cfg->memory_min < VM_MIN_MEMORY || (cfg->memory_min & 0xfffff) || (cfg->memory_startup & 0xfffff) ||
+	    (vmconfig_check_memory(cfg->memory_min) < 0 || vmconfig_check_memory(cfg->memory_startup) < 0 ||
 	     cfg->memory_min > cfg->memory_startup || cfg->memory_startup > cfg->mem_size)) {
 		vm_errf(vm, "dynamic memory needs minimum <= startup <= maximum, whole MiB, from 16M");
 		r = -EINVAL;
@@ -673,6 +670,32 @@ void vm_power_button(struct vm *vm)
 	acpi_pm_power_button(&vm->pm);
 }
 
+void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		unsigned int got = serial_receive(&vm->com1, buf, (unsigned int)MIN(len, 4096u));
+
+		if (!got) {
+			serial_wait_rx_space(&vm->com1);
+			if (vm->com1.closing)
+				return;
+			continue;
+		}
+		buf += got;
+		len -= got;
+	}
+}
+
+void vm_console_close_input(struct vm *vm)
+{
+	serial_close_input(&vm->com1);
+}
+
+uint64_t vm_memory_touched(struct vm *vm)
+{
+	return guestmem_resident(&vm->mem);
+}
+
 int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info)
 {
 	if (!vm->balloon)
@@ -830,7 +853,7 @@ static int vm_probe_once(const char *kvm_path, double *mips)
 #undef PROBE_LOOP
 	struct vm_payload pl = { code, sizeof(code), 0x10000, 0x10000, false };
 	struct vm_config cfg = {
-		.mem_size = VM_MIN_MEMORY, .ncpus = 1, .payload = &pl,
+		.mem_size = VMCONFIG_MIN_MEMORY, .ncpus = 1, .payload = &pl,
 		.no_irqchip = true, .console_out = -1, .kvm_path = kvm_path,
 	};
 	struct vm *vm = calloc(1, sizeof(*vm));

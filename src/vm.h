@@ -17,13 +17,7 @@
 #include "kvm.h"
 #include "virtio/net.h"
 #include "virtio/virtio.h"
-
-#define VM_MIN_MEMORY  (16ULL << 20)
-#define VM_MAX_MEMORY  (1ULL << 40)
-#define VM_MAX_CPUS    255
-/* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
-#define VM_MAX_VIRTIO  8
-#define VM_MAX_DISKS   (VM_MAX_VIRTIO - 1)
+#include "vmconfig.h"
 
 struct vm_disk {
 	const char *path;               /* a raw image file */
@@ -101,9 +95,10 @@ struct vm {
 	struct kvm_cpuid2 *supported_cpuid;
 	int nested_state_size;          /* KVM_CAP_NESTED_STATE, 0 if absent */
 
-	struct virtio_dev *vdev[VM_MAX_VIRTIO];
-	struct virtio_mmio *vmmio[VM_MAX_VIRTIO];
-	struct acpi_mmio_dev acpi_mmio[VM_MAX_VIRTIO];
+	/* virtio-mmio windows: one GSI each, from LAYOUT_FIRST_DEVICE_GSI up. */
+	struct virtio_dev *vdev[VMCONFIG_MAX_DEVICES];
+	struct virtio_mmio *vmmio[VMCONFIG_MAX_DEVICES];
+	struct acpi_mmio_dev acpi_mmio[VMCONFIG_MAX_DEVICES];
 	unsigned int nvirtio;
 	struct virtio_dev *balloon;     /* one of vdev[], with dynamic memory */
 
@@ -139,6 +134,12 @@ void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);
+/* Console input: bytes typed at COM1, waiting while its FIFO is full; it
+ * returns early once vm_console_close_input() has run (a stop, a reboot). */
+void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);
+void vm_console_close_input(struct vm *vm);
+/* Guest memory the guest has touched so far, in bytes. */
+uint64_t vm_memory_touched(struct vm *vm);
 /* Dynamic memory: -ENOTSUP without it. vm_memory_info fills what the
  * balloon knows; vm_set_memory_target asks the guest to keep bytes, clamped
  * to [memory_min, mem_size], and returns the clamped target in *applied. */

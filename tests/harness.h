@@ -6,6 +6,7 @@
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <inttypes.h>
 
@@ -50,6 +51,16 @@ extern struct harness harness;
 	else { harness.skipped++; printf("SKIP %s: %s\n", #fn, harness.why); } \
 	fflush(stdout); \
 } while (0)
+
+/* Removes a test's scratch directory and all in it; says so if it cannot. */
+static inline void harness_remove_tree(const char *dir)
+{
+	char cmd[1200];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+}
 
 #define HARNESS_END() ( \
 	printf("%d passed, %d failed, %d skipped\n", harness.passed, harness.failed, harness.skipped), \

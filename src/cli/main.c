@@ -24,34 +24,20 @@ static void usage(FILE *out)
 	      "  help       show this help\n", out);
 }
 
+static int cmd_version(int argc, char **argv)
+{
+	(void)argc, (void)argv;
+	printf("nestvm %s\n", NESTVM_VERSION);
+	return 0;
+}
+
+static const struct cli_cmd main_cmds[] = {
+	{ "run", cmd_run }, { "vm", cmd_vm }, { "nested", cmd_nested }, { "switch", cmd_switch },
+	{ "status", cmd_status }, { "probe", cmd_probe }, { "version", cmd_version }, { "--version", cmd_version },
+	{ 0 },
+};
+
 int main(int argc, char **argv)
 {
-	const char *cmd = argc > 1 ? argv[1] : NULL;
-
-	if (!cmd) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2);
-	if (!strcmp(cmd, "vm"))
-		return cmd_vm(argc - 2, argv + 2);
-	if (!strcmp(cmd, "nested"))
-		return cmd_nested(argc - 2, argv + 2);
-	if (!strcmp(cmd, "switch"))
-		return cmd_switch(argc - 2, argv + 2);
-	if (!strcmp(cmd, "status"))
-		return cmd_status(argc - 2, argv + 2);
-	if (!strcmp(cmd, "probe"))
-		return cmd_probe(argc - 2, argv + 2);
-	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-		printf("nestvm %s\n", NESTVM_VERSION);
-		return 0;
-	}
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-		usage(stdout);
-		return 0;
-	}
-	cli_error("unknown command '%s' (see 'nestvm help')", cmd);
-	return EXIT_USAGE;
+	return cli_dispatch("", main_cmds, usage, argc - 1, argv + 1);
 }

@@ -7,6 +7,7 @@
 #include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "store.h"
+#include "vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,7 +50,13 @@ static const char nested_summary[] =
 	"Exit status: 0 when the VM is set up for nesting, 1 when not (a change declined\n"
 	"or failed), 2 for bad usage.";
 
+/* The assistant's steps, in order: turning the VM off, then each change
+ * vmconfig_nesting_needs() asks for. */
 enum nested_change { CH_OFF, CH_EXPOSE, CH_DYNAMIC, CH_MEMORY, CH_SPOOF, CH_COUNT };
+static const unsigned int nested_need[CH_COUNT] = {
+	[CH_EXPOSE] = VMCONFIG_NEST_EXPOSE, [CH_DYNAMIC] = VMCONFIG_NEST_FIXED_MEMORY,
+	[CH_MEMORY] = VMCONFIG_NEST_MEMORY, [CH_SPOOF] = VMCONFIG_NEST_SPOOFING,
+};
 
 static void nested_warn(const char *name)
 {
@@ -64,15 +71,16 @@ static void nested_warn(const char *name)
 int cmd_nested(int argc, char **argv)
 {
 	struct nested_opts o = { .timeout = 60 };
-	const char *name, *why;
+	const char *name;
 	char root[STORE_PATH_MAX], err[1400], text[CH_COUNT][400], have[32], need[32];
 	bool want[CH_COUNT] = { false }, agreed[CH_COUNT] = { false };
-	struct store_vm vm;
-	struct vmctl_state st;
+	struct vmconfig vm;
+	struct vmm_state st;
+	unsigned int needs, make = 0;
 	int npos, r, lock = -1, n = 0, declined = 0;
 
 	if (argc < 1 || strcmp(argv[0], "enable")) {
-		if (argc >= 1 && (!strcmp(argv[0], "--help") || !strcmp(argv[0], "-h") || !strcmp(argv[0], "help"))) {
+		if (argc >= 1 && cli_is_help(argv[0])) {
 			opts_help(stdout, nested_usage, nested_summary, nested_table);
 			return 0;
 		}
@@ -80,57 +88,35 @@ int cmd_nested(int argc, char **argv)
 			  nested_usage);
 		return EXIT_USAGE;
 	}
-	r = opts_parse(nested_table, argc - 1, argv + 1, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, nested_usage, nested_summary, nested_table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("nested enable: %s", err);
-		return EXIT_USAGE;
-	}
+	r = cli_parse("nested enable", nested_table, nested_usage, nested_summary, argc - 1, argv + 1, &o, &npos,
+		      NULL);
+	if (r >= 0)
+		return r;
 	if (npos != 1) {
 		cli_error("nested enable: %s (usage: %s)", npos ? "one VM at a time" : "which VM?", nested_usage);
 		return EXIT_USAGE;
 	}
 	name = argv[1];
-	if (store_name_check(name, &why) < 0) {
-		cli_error("nested enable: '%s': %s", name, why);
-		return EXIT_USAGE;
-	}
 	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("nested enable", root, name, &vm)))
 		return r;
 
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
-		want[CH_OFF] = true;
-		snprintf(text[CH_OFF], sizeof(text[CH_OFF]),
-			 "Turn %s off (it is %s): processor settings change only while it is off", name, st.state);
-	}
-	if (!vm.expose_virt) {
-		want[CH_EXPOSE] = true;
-		snprintf(text[CH_EXPOSE], sizeof(text[CH_EXPOSE]),
-			 "Expose the virtualization extensions (VMX/SVM) to its processors");
-	}
-	if (vm.dynamic_memory) {
-		want[CH_DYNAMIC] = true;
-		snprintf(text[CH_DYNAMIC], sizeof(text[CH_DYNAMIC]),
-			 "Turn dynamic memory off: a nested host needs all of its memory fixed");
-	}
-	if (vm.memory < HOSTINFO_VM_MIN_MEMORY) {
-		want[CH_MEMORY] = true;
-		snprintf(text[CH_MEMORY], sizeof(text[CH_MEMORY]),
-			 "Raise its memory from %s to %s, the least for a nested host",
-			 util_fmt_size(vm.memory, have, sizeof(have)),
-			 util_fmt_size(HOSTINFO_VM_MIN_MEMORY, need, sizeof(need)));
-	}
-	for (unsigned int i = 0; i < vm.nnics; i++)
-		if (!vm.nics[i].mac_spoofing) {
-			want[CH_SPOOF] = true;
-			snprintf(text[CH_SPOOF], sizeof(text[CH_SPOOF]),
-				 "Turn on MAC address spoofing on its network adapter%s, so nested guests have network",
-				 vm.nnics > 1 ? "s" : "");
-		}
+	vmm_state(root, name, &st);
+	needs = vmconfig_nesting_needs(&vm);
+	want[CH_OFF] = !vmm_state_is_off(&st);
+	for (int i = CH_EXPOSE; i < CH_COUNT; i++)
+		want[i] = needs & nested_need[i];
+	snprintf(text[CH_OFF], sizeof(text[CH_OFF]),
+		 "Turn %s off (it is %s): processor settings change only while it is off", name, st.state);
+	snprintf(text[CH_EXPOSE], sizeof(text[CH_EXPOSE]),
+		 "Expose the virtualization extensions (VMX/SVM) to its processors");
+	snprintf(text[CH_DYNAMIC], sizeof(text[CH_DYNAMIC]),
+		 "Turn dynamic memory off: a nested host needs all of its memory fixed");
+	snprintf(text[CH_MEMORY], sizeof(text[CH_MEMORY]),
+		 "Raise its memory from %s to %s, the least for a nested host", util_fmt_size(vm.memory, have, sizeof(have)),
+		 util_fmt_size(VMCONFIG_NESTED_MIN_MEMORY, need, sizeof(need)));
+	snprintf(text[CH_SPOOF], sizeof(text[CH_SPOOF]),
+		 "Turn on MAC address spoofing on its network adapter%s, so nested guests have network",
+		 vm.nnics > 1 ? "s" : "");
 	for (int i = 0; i < CH_COUNT; i++)
 		n += want[i];
 	if (!n) {
@@ -188,24 +174,16 @@ int cmd_nested(int argc, char **argv)
 	r = vmctl_load("nested enable", root, name, &vm);
 	if (r)
 		goto out;
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("nested enable: VM %s is %s again; nothing changed", name, st.state);
 		r = 1;
 		goto out;
 	}
-	if (agreed[CH_EXPOSE])
-		vm.expose_virt = true;
-	if (agreed[CH_DYNAMIC])
-		vm.dynamic_memory = false;
-	if (agreed[CH_MEMORY] && vm.memory < HOSTINFO_VM_MIN_MEMORY) {
-		vm.memory = HOSTINFO_VM_MIN_MEMORY;
-		if (vm.memory_max && vm.memory_max < vm.memory)
-			vm.memory_max = vm.memory;
-	}
-	if (agreed[CH_SPOOF])
-		for (unsigned int i = 0; i < vm.nnics; i++)
-			vm.nics[i].mac_spoofing = true;
+	for (int i = CH_EXPOSE; i < CH_COUNT; i++)
+		if (agreed[i])
+			make |= nested_need[i];
+	vmconfig_make_nested(&vm, make);
 	r = store_save(root, &vm, err, sizeof(err));
 	if (r < 0) {
 		cli_error("nested enable: %s", err);

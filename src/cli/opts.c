@@ -35,6 +35,21 @@ static int opts_store(const struct opt *o, const char *val, void *cfg, char *err
 	case OPT_STR:
 		*(const char **)field = val;
 		return 0;
+	case OPT_TEXT:
+		if (strlen(val) >= o->max) {
+			snprintf(err, errlen, "--%s: longer than %llu characters", o->name,
+				 (unsigned long long)o->max - 1);
+			return -EINVAL;
+		}
+		strcpy(field, val);
+		return 0;
+	case OPT_ONOFF:
+		if (strcmp(val, "on") && strcmp(val, "off")) {
+			snprintf(err, errlen, "--%s '%s': must be one of on, off", o->name, val);
+			return -EINVAL;
+		}
+		*(bool *)field = !strcmp(val, "on");
+		return 0;
 	case OPT_SIZE:
 		r = util_parse_size(val, &v);
 		if (r < 0) {
@@ -68,9 +83,10 @@ static int opts_store(const struct opt *o, const char *val, void *cfg, char *err
 		return 0;
 	case OPT_LIST: {
 		struct opt_list *l = (struct opt_list *)field;
+		unsigned int max = o->max && o->max < OPT_LIST_MAX ? (unsigned int)o->max : OPT_LIST_MAX;
 
-		if (l->n >= OPT_LIST_MAX) {
-			snprintf(err, errlen, "--%s: at most %d times", o->name, OPT_LIST_MAX);
+		if (l->n >= max) {
+			snprintf(err, errlen, "--%s: at most %u times", o->name, max);
 			return -EINVAL;
 		}
 		l->v[l->n++] = val;
@@ -94,10 +110,13 @@ static int opts_store(const struct opt *o, const char *val, void *cfg, char *err
 }
 
 int opts_parse(const struct opt *table, int argc, char **argv, void *cfg,
-	       int *npos, char *err, size_t errlen)
+	       int *npos, uint64_t *given, char *err, size_t errlen)
 {
 	int pos = 0;
 	bool only_pos = false;
+
+	if (given)
+		*given = 0;
 
 	for (int i = 0; i < argc; i++) {
 		char *a = argv[i];
@@ -154,9 +173,50 @@ int opts_parse(const struct opt *table, int argc, char **argv, void *cfg,
 		}
 		if (opts_store(o, val, cfg, err, errlen) < 0)
 			return -EINVAL;
+		if (given && o - table < OPT_TABLE_MAX)
+			*given |= 1ULL << (o - table);
 	}
 	*npos = pos;
 	return 0;
+}
+
+bool opts_given(const struct opt *table, uint64_t given, const char *name)
+{
+	for (int i = 0; table[i].name && i < OPT_TABLE_MAX; i++)
+		if (!strcmp(table[i].name, name))
+			return given & (1ULL << i);
+	return false;
+}
+
+/* The bytes an option's field takes in its config struct. */
+static size_t opts_field_size(const struct opt *o)
+{
+	switch (o->type) {
+	case OPT_FLAG:
+	case OPT_ONOFF:
+		return sizeof(bool);
+	case OPT_STR:
+		return sizeof(const char *);
+	case OPT_TEXT:
+		return (size_t)o->max;
+	case OPT_SIZE:
+		return sizeof(uint64_t);
+	case OPT_UINT:
+		return sizeof(unsigned int);
+	case OPT_CHOICE:
+		return sizeof(int);
+	case OPT_LIST:
+		return sizeof(struct opt_list);
+	}
+	return 0;
+}
+
+void opts_copy(const struct opt *table, uint64_t given, void *dst, const void *src)
+{
+	for (int i = 0; table[i].name && i < OPT_TABLE_MAX; i++)
+		if (given & (1ULL << i))
+			memcpy((char *)dst + table[i].offset, (const char *)src + table[i].offset,
+			       opts_field_size(&table[i]));
 }
 
 void opts_help(FILE *out, const char *usage, const char *summary, const struct opt *table)

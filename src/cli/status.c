@@ -3,10 +3,12 @@
  * Linux: host facts, one section per VM, a verdict with a fix per reason. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmopts.h"
 #include "cli/vmctl.h"
 #include "hostinfo.h"
 #include "json.h"
-#include "vm.h"
+#include "store.h"
+#include "vmm.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -16,9 +18,7 @@
 
 struct status_opts {
 	const char *name;
-	uint64_t memory;
-	unsigned int cpus;
-	bool nested;
+	struct vmconfig cfg;            /* a VM not in the store, from --memory, --cpus, --nested */
 	bool json;
 	const char *kvm;
 	const char *store;
@@ -30,12 +30,10 @@ struct status_opts {
 static const struct opt status_table[] = {
 	STATUS_OPT("name", 0, OPT_STR, name, "NAME",
 		   "report on a VM of this name too (default NestedVM)", 0, 0, NULL),
-	STATUS_OPT("memory", 'm', OPT_SIZE, memory, "SIZE",
-		   "that VM's memory (default 512M, the least for a nested host)",
-		   VM_MIN_MEMORY, VM_MAX_MEMORY, NULL),
-	STATUS_OPT("cpus", 'n', OPT_UINT, cpus, "N", "that VM's virtual CPUs (default 1)",
-		   1, VM_MAX_CPUS, NULL),
-	STATUS_OPT("nested", 0, OPT_FLAG, nested, NULL,
+	VMOPT_MEMORY(struct status_opts, "memory", 'm', memory,
+		     "that VM's memory (default 512M, the least for a nested host)"),
+	VMOPT_CPUS(struct status_opts, "that VM's virtual CPUs (default 1)"),
+	STATUS_OPT("nested", 0, OPT_FLAG, cfg.expose_virt, NULL,
 		   "that VM exposes the virtualization extensions (as nestvm run --nested)", 0, 0, NULL),
 	STATUS_OPT("json", 0, OPT_FLAG, json, NULL, "print one JSON document instead of the report",
 		   0, 0, NULL),
@@ -73,7 +71,7 @@ static const char status_summary[] =
 /* The VMs of the store as the report describes them: every one, or only
  * --name's when it is stored. A VM whose configuration does not load is
  * left out with its error on stderr. -ENOMEM only. */
-static int status_store_vms(const struct status_opts *o, struct store_vm **stored, struct vmctl_state **states,
+static int status_store_vms(const struct status_opts *o, struct vmconfig **stored, struct vmm_state **states,
 			    struct hostinfo_vm **vms, size_t *nvms)
 {
 	char root[STORE_PATH_MAX], err[1400], **names;
@@ -89,8 +87,7 @@ static int status_store_vms(const struct status_opts *o, struct store_vm **store
 		return -ENOMEM;
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct store_vm *s = &(*stored)[k];
-		bool spoof;
+		struct vmconfig *s = &(*stored)[k];
 
 		if (o->name && strcmp(o->name, names[i]))
 			continue;
@@ -98,14 +95,8 @@ static int status_store_vms(const struct status_opts *o, struct store_vm **store
 			cli_error("status: %s", err);
 			continue;
 		}
-		vmctl_state(root, names[i], &(*states)[k]);
-		spoof = s->nnics > 0;
-		for (unsigned int j = 0; j < s->nnics; j++)
-			spoof = spoof && s->nics[j].mac_spoofing;
-		(*vms)[k] = (struct hostinfo_vm){
-			.name = s->name, .memory = s->memory, .cpus = s->cpus, .expose_virt = s->expose_virt,
-			.dynamic_memory = s->dynamic_memory, .mac_spoofing = spoof, .state = (*states)[k].state,
-		};
+		vmm_state(root, names[i], &(*states)[k]);
+		(*vms)[k] = (struct hostinfo_vm){ .name = s->name, .cfg = s, .state = (*states)[k].state };
 		k++;
 	}
 	store_list_free(names, n);
@@ -117,24 +108,20 @@ int cmd_status(int argc, char **argv)
 {
 	struct status_opts o = { 0 };
 	struct hostinfo_source src = { 0 };
+	uint64_t given;
+	bool vm_given;
 	struct hostinfo_verdict verdict;
 	struct hostinfo host;
 	struct hostinfo_vm vm = { 0 }, *vms = NULL;
-	struct store_vm *stored = NULL;
-	struct vmctl_state *states = NULL;
+	struct vmconfig *stored = NULL;
+	struct vmm_state *states = NULL;
 	size_t nvms = 0;
-	char err[256];
 	int npos, r;
 
-	r = opts_parse(status_table, argc, argv, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, status_usage, status_summary, status_table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("status: %s", err);
-		return EXIT_USAGE;
-	}
+	vmconfig_init(&o.cfg, NULL);
+	r = cli_parse("status", status_table, status_usage, status_summary, argc, argv, &o, &npos, &given);
+	if (r >= 0)
+		return r;
 	if (npos) {
 		cli_error("status: unexpected argument '%s' (a VM is named with --name; see --help)", argv[0]);
 		return EXIT_USAGE;
@@ -143,18 +130,14 @@ int cmd_status(int argc, char **argv)
 		cli_error("status: --name must not be empty");
 		return EXIT_USAGE;
 	}
-	if (!o.memory && !o.cpus && !o.nested && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
+	vm_given = opts_given(status_table, given, "memory") || opts_given(status_table, given, "cpus") ||
+		   opts_given(status_table, given, "nested");
+	if (!vm_given && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
 		cli_error("out of memory");
 		return 1;
 	}
-	if (!nvms && (o.name || o.memory || o.cpus || o.nested)) {
-		vm = (struct hostinfo_vm){
-			.name = o.name ? o.name : "NestedVM",
-			.memory = o.memory ? o.memory : 512ULL << 20,
-			.cpus = o.cpus ? o.cpus : 1,
-			.expose_virt = o.nested,
-			.state = "Off",
-		};
+	if (!nvms && (o.name || vm_given)) {
+		vm = (struct hostinfo_vm){ .name = o.name ? o.name : "NestedVM", .cfg = &o.cfg, .state = "Off" };
 		vms = &vm;
 		nvms = 1;
 	}

@@ -100,10 +100,10 @@ static void switch_usage(FILE *out)
 /* The switch's directory, with the messages every command needs. */
 static int switch_dir(const char *name, const struct switch_opts *o, char *dir, size_t len)
 {
-	const char *why;
+	char why[160];
 	int r;
 
-	if (switchd_name_check(name, &why) < 0) {
+	if (switchd_name_check(name, why, sizeof(why)) < 0) {
 		cli_error("switch '%s': %s", name, why);
 		return -EINVAL;
 	}
@@ -341,9 +341,9 @@ static int switch_list(const char *unused, const struct switch_opts *o)
 		return 1;
 	}
 	while (d && (e = readdir(d))) {
-		const char *why;
+		char why[160];
 
-		if (switchd_name_check(e->d_name, &why) < 0)
+		if (switchd_name_check(e->d_name, why, sizeof(why)) < 0)
 			continue;
 		if (n == cap) {
 			char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
@@ -445,17 +445,12 @@ int cmd_switch(int argc, char **argv)
 {
 	const struct switch_cmd *cmd = NULL;
 	struct switch_opts o = { 0 };
-	char err[256];
+	char what[32];
 	int npos, r;
 
-	if (argc < 1) {
-		switch_usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (!strcmp(argv[0], "help") || !strcmp(argv[0], "--help") || !strcmp(argv[0], "-h")) {
-		switch_usage(stdout);
-		return 0;
-	}
+	r = cli_subcommand(switch_usage, argc, argv);
+	if (r >= 0)
+		return r;
 	for (size_t i = 0; i < ARRAY_SIZE(switch_cmds); i++)
 		if (!strcmp(argv[0], switch_cmds[i].name))
 			cmd = &switch_cmds[i];
@@ -463,15 +458,10 @@ int cmd_switch(int argc, char **argv)
 		cli_error("switch: unknown command '%s' (see 'nestvm switch help')", argv[0]);
 		return EXIT_USAGE;
 	}
-	r = opts_parse(cmd->table, argc - 1, argv + 1, &o, &npos, err, sizeof(err));
-	if (r == 1) {
-		opts_help(stdout, cmd->usage, cmd->summary, cmd->table);
-		return 0;
-	}
-	if (r < 0) {
-		cli_error("switch %s: %s", cmd->name, err);
-		return EXIT_USAGE;
-	}
+	snprintf(what, sizeof(what), "switch %s", cmd->name);
+	r = cli_parse(what, cmd->table, cmd->usage, cmd->summary, argc - 1, argv + 1, &o, &npos, NULL);
+	if (r >= 0)
+		return r;
 	if (cmd->needs_name && npos != 1) {
 		cli_error("switch %s: %s (usage: %s)", cmd->name,
 			  npos ? "one switch name, please" : "which switch? name it", cmd->usage);

@@ -3,22 +3,20 @@
  * resume talk to the VM's VMM through its sockets. */
 #include "cli/cli.h"
 #include "cli/opts.h"
+#include "cli/vmopts.h"
 #include "cli/vmctl.h"
 #include "api.h"
 #include "json.h"
 #include "store.h"
+#include "console.h"
+#include "vmm.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <termios.h>
 #include <unistd.h>
 
 /* How long a command waits for another one on the same VM: 10 s, or
@@ -31,22 +29,14 @@ static int vm_lock_wait(void)
 }
 #define VM_LOCK_WAIT_MS vm_lock_wait()
 
-static const char *const onoff[] = { "off", "on", NULL };
-
 struct vm_opts {
 	const char *store;
-	/* new and set */
-	uint64_t memory;
-	unsigned int cpus;
-	const char *kernel, *initrd, *cmdline;
-	bool nested;
-	int expose;             /* -1 unset, 0 off, 1 on */
-	int dynamic;
-	uint64_t mem_min, mem_max;
-	unsigned int nic;
-	bool nic_given;
-	const char *sw, *mac, *add_nic;
-	int spoof;
+	struct vmconfig cfg;            /* new: the VM; set: the settings given */
+	struct opt_list disks, nics;    /* new: SIZE[,fixed] and SWITCH, each repeatable */
+	const char *add_nic;            /* set: a new adapter's switch */
+	unsigned int nic;               /* set: the adapter --switch, --mac, --mac-spoofing change */
+	const char *sw, *mac;
+	bool spoof;
 	/* the rest */
 	bool json, yes, force, skip_probe;
 	unsigned int timeout;
@@ -54,46 +44,61 @@ struct vm_opts {
 
 #define VO(name, s, type, field, meta, help, ...) \
 	{ name, s, type, offsetof(struct vm_opts, field), meta, help, __VA_ARGS__ }
+#define VO_TEXT(name, s, field, meta, help) VMOPT_TEXT(struct vm_opts, name, s, field, meta, help)
+#define VO_MEMORY(name, s, field, help) VMOPT_MEMORY(struct vm_opts, name, s, field, help)
 #define VO_STORE VO("store", 0, OPT_STR, store, "DIR", "the VM store (default $NESTVM_STORE, /var/lib/nestvm " \
 		    "for root, else ~/.local/share/nestvm)", 0, 0, NULL)
 
 static const struct opt new_table[] = {
-	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory, e.g. 512M or 2G (default 512M)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (default 1)", 1, 255, NULL),
-	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (default: the default guest image)", 0, 0, NULL),
-	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk (default: the default guest image's)", 0, 0, NULL),
-	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (default console=ttyS0)", 0, 0, NULL),
-	VO("disk", 0, OPT_STR, kernel, "SIZE[,fixed]",
-	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, 0, NULL),
-	VO("nic", 0, OPT_STR, kernel, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)", 0, 0, NULL),
-	VO("nested", 0, OPT_FLAG, nested, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
+	VO_MEMORY("memory", 'm', memory, "memory, e.g. 512M or 2G (default 512M)"),
+	VMOPT_CPUS(struct vm_opts, "virtual processors (default 1)"),
+	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (default: the default guest image)"),
+	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk (default: the default guest image's)"),
+	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (default console=ttyS0)"),
+	VO("disk", 0, OPT_LIST, disks, "SIZE[,fixed]",
+	   "a new raw disk image, sparse or with ,fixed preallocated (repeatable)", 0, VMCONFIG_MAX_DISKS, NULL),
+	VO("nic", 0, OPT_LIST, nics, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)",
+	   0, VMCONFIG_MAX_NICS, NULL),
+	VO("nested", 0, OPT_FLAG, cfg.expose_virt, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
 
 static const struct opt set_table[] = {
-	VO("cpus", 'n', OPT_UINT, cpus, "N", "virtual processors (VM off)", 1, 255, NULL),
-	VO("expose-virtualization-extensions", 0, OPT_CHOICE, expose, "on|off",
-	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, onoff),
-	VO("memory", 'm', OPT_SIZE, memory, "SIZE", "memory (VM off)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("dynamic-memory", 0, OPT_CHOICE, dynamic, "on|off",
-	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, onoff),
-	VO("memory-minimum", 0, OPT_SIZE, mem_min, "SIZE",
-	   "dynamic memory's minimum (VM off; default 512M, or --memory if less)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("memory-maximum", 0, OPT_SIZE, mem_max, "SIZE",
-	   "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)", 16ULL << 20, 1ULL << 40, NULL),
-	VO("kernel", 'k', OPT_STR, kernel, "FILE", "Linux bzImage (VM off)", 0, 0, NULL),
-	VO("initrd", 'i', OPT_STR, initrd, "FILE", "initial ramdisk, \"\" for none (VM off)", 0, 0, NULL),
-	VO("cmdline", 'c', OPT_STR, cmdline, "TEXT", "kernel command line (VM off)", 0, 0, NULL),
+	VMOPT_CPUS(struct vm_opts, "virtual processors (VM off)"),
+	VO("expose-virtualization-extensions", 0, OPT_ONOFF, cfg.expose_virt, "on|off",
+	   "offer VMX/SVM to the guest so it can run VMs (VM off)", 0, 0, NULL),
+	VO_MEMORY("memory", 'm', memory, "memory (VM off)"),
+	VO("dynamic-memory", 0, OPT_ONOFF, cfg.dynamic_memory, "on|off",
+	   "dynamic memory: --memory at start, then a balloon between the bounds (VM off)", 0, 0, NULL),
+	VO_MEMORY("memory-minimum", 0, memory_min, "dynamic memory's minimum (VM off; default 512M, or --memory if less)"),
+	VO_MEMORY("memory-maximum", 0, memory_max,
+		  "dynamic memory's maximum, the guest's RAM (VM off; default twice --memory)"),
+	VO_TEXT("kernel", 'k', kernel, "FILE", "Linux bzImage (VM off)"),
+	VO_TEXT("initrd", 'i', initrd, "FILE", "initial ramdisk, \"\" for none (VM off)"),
+	VO_TEXT("cmdline", 'c', cmdline, "TEXT", "kernel command line (VM off)"),
 	VO("add-nic", 0, OPT_STR, add_nic, "SWITCH", "add a network adapter on SWITCH (VM off)", 0, 0, NULL),
 	VO("nic", 0, OPT_UINT, nic, "INDEX", "the network adapter --switch, --mac, --mac-spoofing change (default 0)",
-	   0, STORE_MAX_NICS - 1, NULL),
+	   0, VMCONFIG_MAX_NICS - 1, NULL),
 	VO("switch", 0, OPT_STR, sw, "NAME", "connect the adapter to this virtual switch", 0, 0, NULL),
 	VO("mac", 0, OPT_STR, mac, "ADDRESS|new", "the adapter's MAC address, or a new random one (VM off)", 0, 0, NULL),
-	VO("mac-spoofing", 0, OPT_CHOICE, spoof, "on|off",
-	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, onoff),
+	VO("mac-spoofing", 0, OPT_ONOFF, spoof, "on|off",
+	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
+};
+
+/* What vm set changes only while the VM is Off, in the order a refusal
+ * names them. */
+static const char *const set_needs_off[] = {
+	"cpus", "expose-virtualization-extensions", "memory", "dynamic-memory", "memory-minimum",
+	"memory-maximum", "kernel", "initrd", "cmdline", "add-nic", "mac", NULL,
+};
+
+/* How vm new and vm set name the settings in messages. */
+static const struct vmconfig_names vm_names = {
+	.memory = "--memory", .memory_noun = "memory", .memory_min = "--memory-minimum",
+	.memory_max = "--memory-maximum", .cpus = "--cpus", .kernel = "--kernel", .cmdline = "--cmdline",
 };
 
 static const struct opt list_table[] = {
@@ -128,84 +133,48 @@ static const struct opt plain_table[] = {
 	{ 0 },
 };
 
-/* Parses a subcommand's options; returns -1 to go on, else the exit status.
- * want_name: one positional NAME is required. */
-static int vm_parse(const char *cmd, const struct opt *table, const char *usage, const char *summary,
-		    int argc, char **argv, struct vm_opts *o, bool want_name, const char **name)
-{
-	char err[256];
-	int npos, r = opts_parse(table, argc, argv, o, &npos, err, sizeof(err));
+/* What the common front hands each subcommand: its options, the VM's name
+ * (checked), the store and, where the subcommand asks, the VM as stored. */
+struct vm_ctx {
+	const struct vm_sub *sub;
+	const char *cmd;                /* "vm set", for messages */
+	struct vm_opts *o;
+	uint64_t given;
+	const char *name;
+	char root[STORE_PATH_MAX];
+	struct vmconfig vm;
+};
 
-	if (r == 1) {
-		opts_help(stdout, usage, summary, table);
+enum {
+	VM_NAMED = 1u << 0,             /* one positional NAME */
+	VM_LOADED = 1u << 1,            /* the VM is loaded before run (else the subcommand loads it) */
+};
+
+struct vm_sub {
+	const char *name, *usage, *summary;
+	const struct opt *table;
+	unsigned int flags;
+	int (*run)(struct vm_ctx *c);
+};
+
+/* The VM's lock for a change: 0, or the exit status with the message. */
+static int vm_lock(struct vm_ctx *c, int *lock)
+{
+	*lock = store_lock(c->root, c->name, VM_LOCK_WAIT_MS);
+	if (*lock >= 0)
 		return 0;
-	}
-	if (r < 0) {
-		cli_error("vm %s: %s", cmd, err);
+	if (*lock == -ENOENT) {
+		cli_error("%s: no VM named '%s' in the store %s (see nestvm vm list)", c->cmd, c->name, c->root);
 		return EXIT_USAGE;
 	}
-	if (want_name && npos == 0) {
-		cli_error("vm %s: which VM? (usage: %s)", cmd, usage);
-		return EXIT_USAGE;
-	}
-	if (npos > (want_name ? 1 : 0)) {
-		cli_error("vm %s: unexpected argument '%s' (see --help)", cmd, argv[want_name ? 1 : 0]);
-		return EXIT_USAGE;
-	}
-	*name = want_name ? argv[0] : NULL;
-	if (want_name) {
-		const char *why;
-
-		if (store_name_check(*name, &why) < 0) {
-			cli_error("vm %s: '%s': %s", cmd, *name, why);
-			return EXIT_USAGE;
-		}
-	}
-	return -1;
-}
-
-/* Takes every --NAME VALUE / --NAME=VALUE out of argv (the option parser
- * keeps only the last of a repeated option). */
-static int vm_take_repeated(int *argc, char **argv, const char *opt, const char **vals, int max, int *n,
-			    const char *cmd)
-{
-	size_t len = strlen(opt);
-	int out = 0;
-
-	*n = 0;
-	for (int i = 0; i < *argc; i++) {
-		const char *a = argv[i], *v = NULL;
-
-		if (!strcmp(a, "--")) {
-			while (i < *argc)
-				argv[out++] = argv[i++];
-			break;
-		}
-		if (!strncmp(a, "--", 2) && !strncmp(a + 2, opt, len) && (a[2 + len] == '=' || !a[2 + len])) {
-			if (a[2 + len] == '=') {
-				v = a + 3 + len;
-			} else if (i + 1 < *argc) {
-				v = argv[++i];
-			} else {
-				cli_error("vm %s: option '--%s' needs a value", cmd, opt);
-				return EXIT_USAGE;
-			}
-			if (*n == max) {
-				cli_error("vm %s: at most %d --%s options", cmd, max, opt);
-				return EXIT_USAGE;
-			}
-			vals[(*n)++] = v;
-			continue;
-		}
-		argv[out++] = argv[i];
-	}
-	*argc = out;
-	return -1;
+	cli_error("%s: VM %s: %s", c->cmd, c->name,
+		  *lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-*lock));
+	return 1;
 }
 
 /* The default guest image: next to the binary (image/ or ../image/, as in
  * the simulated host and the build tree), ../share/nestvm, /usr/share/nestvm. */
-static bool vm_default_image(char *kernel, char *initrd, size_t len)
+static bool vm_default_image(char *kernel, size_t len, char *initrd)
 {
 	char exe[PATH_MAX], dirs[4][PATH_MAX + 32];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -236,8 +205,8 @@ static bool vm_default_image(char *kernel, char *initrd, size_t len)
 }
 
 /* A kernel or initrd given on the command line: must be a readable file;
- * stored as an absolute path. */
-static int vm_file_arg(const char *cmd, const char *what, const char *path, char *out, size_t len)
+ * stored as an absolute path, in place. */
+static int vm_file_arg(const char *cmd, const char *what, char *path, size_t len)
 {
 	char abs[PATH_MAX];
 	struct stat st;
@@ -254,13 +223,14 @@ static int vm_file_arg(const char *cmd, const char *what, const char *path, char
 		cli_error("vm %s: %s '%s': path too long", cmd, what, path);
 		return EXIT_USAGE;
 	}
-	strcpy(out, abs);
+	strcpy(path, abs);
 	return 0;
 }
 
-static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, unsigned int index)
+/* --disk SIZE[,fixed|,sparse]: a new image diskINDEX.img. */
+static int vm_disk_arg(const char *cmd, const char *spec, struct vmconfig_disk *d, unsigned int index)
 {
-	char size[64];
+	char size[64], why[128];
 	const char *comma = strchr(spec, ',');
 	size_t n = comma ? (size_t)(comma - spec) : strlen(spec);
 	uint64_t v;
@@ -281,8 +251,8 @@ static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, 
 		cli_error("vm %s: --disk '%s': not a size (examples: 10G, 512M,fixed)", cmd, spec);
 		return EXIT_USAGE;
 	}
-	if (v < (1ULL << 20) || v > (64ULL << 40) || (v & 511)) {
-		cli_error("vm %s: --disk '%s': a disk is from 1M to 64T, a multiple of 512 bytes", cmd, spec);
+	if (vmconfig_check_disk_size(v, why, sizeof(why)) < 0) {
+		cli_error("vm %s: --disk '%s': %s", cmd, spec, why);
 		return EXIT_USAGE;
 	}
 	d->size = v;
@@ -290,261 +260,181 @@ static int vm_disk_arg(const char *cmd, const char *spec, struct store_disk *d, 
 	return 0;
 }
 
-static int vm_switch_arg(const char *cmd, const char *sw, char *out)
+/* A new adapter on the switch sw, with a new MAC address. */
+static int vm_nic_arg(const char *cmd, const char *sw, struct vmconfig_nic *n)
 {
-	if (!sw[0] || strlen(sw) >= STORE_SWITCH_MAX) {
-		cli_error("vm %s: switch name '%s': 1 to %d characters", cmd, sw, STORE_SWITCH_MAX - 1);
+	char why[128];
+
+	if (vmconfig_check_switch(sw, why, sizeof(why)) < 0) {
+		cli_error("vm %s: %s", cmd, why);
 		return EXIT_USAGE;
 	}
-	for (const char *p = sw; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-			cli_error("vm %s: switch name: no control characters", cmd);
-			return EXIT_USAGE;
-		}
-	strcpy(out, sw);
+	memset(n, 0, sizeof(*n));
+	strcpy(n->sw, sw);
+	vmconfig_random_mac(n->mac);
+	return 0;
+}
+
+/* Checks the VM against the rules, in the option names, and writes it:
+ * new makes it in the store, set replaces its vm.conf. 0 or the status. */
+static int vm_write(const char *cmd, const char *root, const struct vmconfig *vm)
+{
+	char err[1400];
+	int r;
+
+	if (vmconfig_validate(vm, &vm_names, err, sizeof(err)) < 0) {
+		cli_error("vm %s: %s", cmd, err);
+		return EXIT_USAGE;
+	}
+	r = !strcmp(cmd, "new") ? store_create(root, vm, err, sizeof(err)) : store_save(root, vm, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm %s: %s", cmd, err);
+		return r == -EEXIST || r == -EINVAL ? EXIT_USAGE : 1;
+	}
 	return 0;
 }
 
 /* ---- new ---- */
 
-static int vm_new(int argc, char **argv)
+static int vm_new(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] "
-				    "[--cmdline TEXT] [--disk SIZE[,fixed]]... [--nic SWITCH]... [--nested]";
-	static const char summary[] =
-		"Create the VM NAME in the store, turned off. Without --kernel it boots the default\n"
-		"guest image. Each --disk makes a new raw image diskN.img in the VM's directory,\n"
-		"sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
-		"locally administered MAC address (switches are stored for when networking comes).\n"
-		"Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.";
-	struct vm_opts o = { 0 };
-	const char *name, *disks[STORE_MAX_DISKS], *nics[STORE_MAX_NICS];
-	struct store_vm *vm;
-	char root[STORE_PATH_MAX], err[1400];
-	int ndisks, nnics, r;
+	struct vm_opts *o = c->o;
+	struct vmconfig *vm = &o->cfg;
+	char default_initrd[VMCONFIG_PATH_MAX];
+	int r;
 
-	r = vm_take_repeated(&argc, argv, "disk", disks, STORE_MAX_DISKS, &ndisks, "new");
-	if (r < 0)
-		r = vm_take_repeated(&argc, argv, "nic", nics, STORE_MAX_NICS, &nnics, "new");
-	if (r < 0)
-		r = vm_parse("new", new_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
+	snprintf(vm->name, sizeof(vm->name), "%s", c->name);
+	if (opts_given(new_table, c->given, "kernel")) {
+		if ((r = vm_file_arg("new", "--kernel", vm->kernel, sizeof(vm->kernel))))
+			return r;
+	} else if (!vm_default_image(vm->kernel, sizeof(vm->kernel),
+				     opts_given(new_table, c->given, "initrd") ? default_initrd : vm->initrd)) {
+		cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
+			  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
+		return EXIT_USAGE;
+	}
+	if (opts_given(new_table, c->given, "initrd") &&
+	    (r = vm_file_arg("new", "--initrd", vm->initrd, sizeof(vm->initrd))))
 		return r;
-	r = vmctl_root(o.store, root, sizeof(root));
-	if (r)
-		return r;
-	vm = malloc(sizeof(*vm));
-	if (!vm) {
-		cli_error("out of memory");
-		return 1;
-	}
-	store_vm_init(vm, name);
-	if (o.memory) {
-		if (o.memory & 0xfffff) {
-			cli_error("vm new: --memory must be a whole number of MiB");
-			r = EXIT_USAGE;
-			goto out;
-		}
-		vm->memory = o.memory;
-	}
-	if (o.cpus)
-		vm->cpus = o.cpus;
-	vm->expose_virt = o.nested;
-	if (o.cmdline) {
-		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
-			cli_error("vm new: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
-			r = EXIT_USAGE;
-			goto out;
-		}
-		strcpy(vm->cmdline, o.cmdline);
-	}
-	if (o.kernel) {
-		if ((r = vm_file_arg("new", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel))))
-			goto out;
-		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
-			goto out;
-	} else {
-		if (!vm_default_image(vm->kernel, vm->initrd, sizeof(vm->kernel))) {
-			cli_error("vm new: no default guest image (vmlinuz, initrd.img) in image/ or ../image/ next to "
-				  "nestvm, ../share/nestvm or /usr/share/nestvm: build it with 'make image' or give --kernel FILE");
-			r = 1;
-			goto out;
-		}
-		if (o.initrd && (r = vm_file_arg("new", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd))))
-			goto out;
-	}
-	for (int i = 0; i < ndisks; i++)
-		if ((r = vm_disk_arg("new", disks[i], &vm->disks[vm->ndisks++], (unsigned int)i)))
-			goto out;
-	for (int i = 0; i < nnics; i++) {
-		struct store_nic *n = &vm->nics[vm->nnics++];
-
-		if ((r = vm_switch_arg("new", nics[i], n->sw)))
-			goto out;
-		store_random_mac(n->mac);
-	}
-	r = store_create(root, vm, err, sizeof(err));
-	if (r < 0) {
-		cli_error("vm new: %s", err);
-		r = r == -EEXIST || r == -EINVAL ? EXIT_USAGE : 1;
-		goto out;
-	}
-	printf("Created VM %s in %s/%s (Off)\n", name, root, name);
-	r = 0;
-out:
-	free(vm);
+	for (unsigned int i = 0; i < o->disks.n; i++)
+		if ((r = vm_disk_arg("new", o->disks.v[i], &vm->disks[vm->ndisks++], i)))
+			return r;
+	for (unsigned int i = 0; i < o->nics.n; i++)
+		if ((r = vm_nic_arg("new", o->nics.v[i], &vm->nics[vm->nnics++])))
+			return r;
+	r = vm_write("new", c->root, vm);
+	if (r == 0)
+		printf("Created VM %s in %s/%s (Off)\n", c->name, c->root, c->name);
 	return r;
 }
 
 /* ---- set ---- */
 
-static int vm_set(int argc, char **argv)
+/* What vm set does to the adapter --nic names: --switch, --mac, --mac-spoofing. */
+static int vm_set_nic(const struct vm_opts *o, uint64_t given, const char *name, struct vmconfig *vm)
 {
-	static const char usage[] = "nestvm vm set NAME [OPTIONS]";
-	static const char summary[] =
-		"Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
-		"virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
-		"addresses change only while the VM is Off; the switch and MAC address spoofing\n"
-		"of an adapter change at any time. With dynamic memory on, --memory is what the\n"
-		"guest starts with and a balloon then moves it between the minimum and maximum.";
-	struct vm_opts o = { .expose = -1, .dynamic = -1, .spoof = -1 };
-	const char *name, *needs_off = NULL;
-	struct store_vm *vm = NULL;
-	struct vmctl_state st;
-	char root[STORE_PATH_MAX], err[1400];
-	int r, lock = -1;
+	struct vmconfig_nic *n;
+	char why[128];
 
-	r = vm_parse("set", set_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	for (int i = 0; i < argc; i++)
-		if (!strncmp(argv[i], "--nic", 5) && (argv[i][5] == '=' || !argv[i][5]))
-			o.nic_given = true;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
-	if (o.cpus) needs_off = "--cpus";
-	else if (o.expose >= 0) needs_off = "--expose-virtualization-extensions";
-	else if (o.memory) needs_off = "--memory";
-	else if (o.dynamic >= 0) needs_off = "--dynamic-memory";
-	else if (o.mem_min) needs_off = "--memory-minimum";
-	else if (o.mem_max) needs_off = "--memory-maximum";
-	else if (o.kernel) needs_off = "--kernel";
-	else if (o.initrd) needs_off = "--initrd";
-	else if (o.cmdline) needs_off = "--cmdline";
-	else if (o.add_nic) needs_off = "--add-nic";
-	else if (o.mac) needs_off = "--mac";
-	if (!needs_off && !o.sw && o.spoof < 0) {
-		cli_error("vm set: nothing to change (see nestvm vm set --help)");
+	if (o->nic >= vm->nnics) {
+		cli_error("vm set: VM %s has no network adapter %u (it has %u; add one with --add-nic SWITCH)",
+			  name, o->nic, vm->nnics);
 		return EXIT_USAGE;
 	}
-	vm = malloc(sizeof(*vm));
-	if (!vm) {
+	n = &vm->nics[o->nic];
+	if (o->sw) {
+		if (vmconfig_check_switch(o->sw, why, sizeof(why)) < 0) {
+			cli_error("vm set: %s", why);
+			return EXIT_USAGE;
+		}
+		strcpy(n->sw, o->sw);
+	}
+	if (o->mac && !strcmp(o->mac, "new")) {
+		vmconfig_random_mac(n->mac);
+	} else if (o->mac && vmconfig_parse_mac(o->mac, n->mac) < 0) {
+		cli_error("vm set: --mac '%s': not a unicast MAC address like 52:54:00:12:34:56 (or 'new')", o->mac);
+		return EXIT_USAGE;
+	}
+	if (opts_given(set_table, given, "mac-spoofing"))
+		n->mac_spoofing = o->spoof;
+	return 0;
+}
+
+/* The settings given on the command line, over the VM as stored. */
+static int vm_set_apply(struct vm_opts *o, uint64_t given, const char *name, struct vmconfig *vm)
+{
+	struct vm_opts *t = malloc(sizeof(*t));
+	int r;
+
+	if (!t) {
 		cli_error("out of memory");
 		return 1;
 	}
-	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
-	if (lock < 0) {
-		r = lock == -ENOENT ? EXIT_USAGE : 1;
-		if (lock == -ENOENT)
-			cli_error("vm set: no VM named '%s' in the store %s (see nestvm vm list)", name, root);
-		else
-			cli_error("vm set: VM %s: %s", name,
-				  lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-lock));
-		goto out;
+	t->cfg = *vm;
+	opts_copy(set_table, given, t, o);
+	*vm = t->cfg;
+	free(t);
+	if (opts_given(set_table, given, "kernel") &&
+	    (r = vm_file_arg("set", "--kernel", vm->kernel, sizeof(vm->kernel))))
+		return r;
+	if (opts_given(set_table, given, "initrd") && vm->initrd[0] &&
+	    (r = vm_file_arg("set", "--initrd", vm->initrd, sizeof(vm->initrd))))
+		return r;
+	if (o->add_nic) {
+		if (vm->nnics == VMCONFIG_MAX_NICS) {
+			cli_error("vm set: VM %s already has %d network adapters", name, VMCONFIG_MAX_NICS);
+			return EXIT_USAGE;
+		}
+		if ((r = vm_nic_arg("set", o->add_nic, &vm->nics[vm->nnics])))
+			return r;
+		if (!opts_given(set_table, given, "nic"))
+			o->nic = vm->nnics;
+		vm->nnics++;
 	}
-	if ((r = vmctl_load("vm set", root, name, vm)))
+	if (o->sw || o->mac || opts_given(set_table, given, "mac-spoofing"))
+		return vm_set_nic(o, given, name, vm);
+	return 0;
+}
+
+static int vm_set(struct vm_ctx *c)
+{
+	struct vmconfig *vm = &c->vm;
+	const char *needs_off = NULL;
+	struct vmm_state st;
+	int r, lock;
+
+	for (int i = 0; !needs_off && set_needs_off[i]; i++)
+		if (opts_given(set_table, c->given, set_needs_off[i]))
+			needs_off = set_needs_off[i];
+	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing")) {
+		cli_error("vm set: nothing to change (see nestvm vm set --help)");
+		return EXIT_USAGE;
+	}
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	if ((r = vmctl_load(c->cmd, c->root, c->name, vm)))
 		goto out;
 	store_crash_point("set-loaded");
-	vmctl_state(root, name, &st);
-	if (needs_off && !vmctl_is_off(&st)) {
-		cli_error("vm set: %s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
-			  needs_off, name, st.state, name);
+	vmm_state(c->root, c->name, &st);
+	if (needs_off && !vmm_state_is_off(&st)) {
+		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
+			  needs_off, c->name, st.state, c->name);
 		r = 1;
 		goto out;
 	}
-	r = EXIT_USAGE;
-	if (o.cpus)
-		vm->cpus = o.cpus;
-	if (o.expose >= 0)
-		vm->expose_virt = o.expose;
-	if (o.memory) {
-		if (o.memory & 0xfffff) {
-			cli_error("vm set: --memory must be a whole number of MiB");
-			goto out;
-		}
-		vm->memory = o.memory;
-	}
-	if (o.dynamic >= 0)
-		vm->dynamic_memory = o.dynamic;
-	if (o.mem_min)
-		vm->memory_min = o.mem_min;
-	if (o.mem_max)
-		vm->memory_max = o.mem_max;
-	if (o.kernel && vm_file_arg("set", "--kernel", o.kernel, vm->kernel, sizeof(vm->kernel)))
-		goto out;
-	if (o.initrd) {
-		if (!o.initrd[0])
-			vm->initrd[0] = 0;
-		else if (vm_file_arg("set", "--initrd", o.initrd, vm->initrd, sizeof(vm->initrd)))
-			goto out;
-	}
-	if (o.cmdline) {
-		if (strlen(o.cmdline) >= sizeof(vm->cmdline) || strchr(o.cmdline, '\n')) {
-			cli_error("vm set: --cmdline: one line of at most %d characters", STORE_CMDLINE_MAX - 1);
-			goto out;
-		}
-		strcpy(vm->cmdline, o.cmdline);
-	}
-	if (o.add_nic) {
-		if (vm->nnics == STORE_MAX_NICS) {
-			cli_error("vm set: VM %s already has %d network adapters", name, STORE_MAX_NICS);
-			goto out;
-		}
-		if (vm_switch_arg("set", o.add_nic, vm->nics[vm->nnics].sw))
-			goto out;
-		store_random_mac(vm->nics[vm->nnics].mac);
-		vm->nics[vm->nnics].mac_spoofing = false;
-		if (!o.nic_given)
-			o.nic = vm->nnics;
-		vm->nnics++;
-	}
-	if (o.sw || o.mac || o.spoof >= 0) {
-		struct store_nic *n;
-
-		if (o.nic >= vm->nnics) {
-			cli_error("vm set: VM %s has no network adapter %u (it has %u; add one with --add-nic SWITCH)",
-				  name, o.nic, vm->nnics);
-			goto out;
-		}
-		n = &vm->nics[o.nic];
-		if (o.sw && vm_switch_arg("set", o.sw, n->sw))
-			goto out;
-		if (o.mac && !strcmp(o.mac, "new"))
-			store_random_mac(n->mac);
-		else if (o.mac && store_parse_mac(o.mac, n->mac) < 0) {
-			cli_error("vm set: --mac '%s': not a unicast MAC address like 52:54:00:12:34:56 (or 'new')", o.mac);
-			goto out;
-		}
-		if (o.spoof >= 0)
-			n->mac_spoofing = o.spoof;
-	}
-	r = store_save(root, vm, err, sizeof(err));
-	if (r < 0) {
-		cli_error("vm set: %s", err);
-		r = r == -EINVAL ? EXIT_USAGE : 1;
-		goto out;
-	}
-	printf("Updated VM %s\n", name);
-	r = 0;
+	r = vm_set_apply(c->o, c->given, c->name, vm);
+	if (r == 0)
+		r = vm_write("set", c->root, vm);
+	if (r == 0)
+		printf("Updated VM %s\n", c->name);
 out:
 	store_unlock(lock);
-	free(vm);
 	return r;
 }
 
 /* ---- list and show ---- */
 
-static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct vmctl_state *st)
+static void vm_json_vm(struct json *j, const struct vmconfig *vm, const struct vmm_state *st)
 {
 	char mac[24];
 
@@ -584,7 +474,7 @@ static void vm_json_vm(struct json *j, const struct store_vm *vm, const struct v
 	for (unsigned int i = 0; i < vm->nnics; i++) {
 		json_object_begin(j);
 		json_kv_string(j, "switch", vm->nics[i].sw);
-		json_kv_string(j, "macAddress", store_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)));
+		json_kv_string(j, "macAddress", vmconfig_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)));
 		json_kv_bool(j, "macAddressSpoofing", vm->nics[i].mac_spoofing);
 		json_object_end(j);
 	}
@@ -604,24 +494,16 @@ static int vm_json_done(struct json *j, const char *cmd)
 	return 0;
 }
 
-static int vm_list(int argc, char **argv)
+static int vm_list(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm list [--json]";
-	static const char summary[] = "List the VMs of the store with their state. A VM whose configuration does not\n"
-				      "load is listed as Invalid and its error printed; the exit status is then 1.";
-	struct vm_opts o = { 0 };
-	struct store_vm *vm;
+	const char *root = c->root;
+	struct vmconfig *vm;
 	struct json j;
-	char root[STORE_PATH_MAX], err[1400], **names;
-	const char *name;
+	char err[1400], **names;
+	bool json = c->o->json;
 	size_t n;
 	int r, status = 0;
 
-	r = vm_parse("list", list_table, usage, summary, argc, argv, &o, false, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
 	r = store_list(root, &names, &n);
 	if (r < 0) {
 		cli_error("vm list: store %s: %s", root, strerror(-r));
@@ -632,7 +514,7 @@ static int vm_list(int argc, char **argv)
 		store_list_free(names, n);
 		return 1;
 	}
-	if (o.json) {
+	if (json) {
 		json_init(&j, stdout, true);
 		json_object_begin(&j);
 		json_kv_string(&j, "store", root);
@@ -642,13 +524,13 @@ static int vm_list(int argc, char **argv)
 		printf("%-24s %-9s %5s %8s  %s\n", "NAME", "STATE", "CPUS", "MEMORY", "NESTED");
 	}
 	for (size_t i = 0; i < n; i++) {
-		struct vmctl_state st;
+		struct vmm_state st;
 		char mem[32];
 
 		if (store_load(root, names[i], vm, err, sizeof(err)) < 0) {
 			cli_error("vm list: %s", err);
 			status = 1;
-			if (o.json) {
+			if (json) {
 				json_object_begin(&j);
 				json_kv_string(&j, "name", names[i]);
 				json_kv_string(&j, "state", "Invalid");
@@ -659,8 +541,8 @@ static int vm_list(int argc, char **argv)
 			}
 			continue;
 		}
-		vmctl_state(root, names[i], &st);
-		if (o.json)
+		vmm_state(root, names[i], &st);
+		if (json)
 			vm_json_vm(&j, vm, &st);
 		else
 			printf("%-24s %-9s %5u %8s  %s\n", vm->name, st.state, vm->cpus,
@@ -668,7 +550,7 @@ static int vm_list(int argc, char **argv)
 	}
 	free(vm);
 	store_list_free(names, n);
-	if (o.json) {
+	if (json) {
 		json_array_end(&j);
 		json_object_end(&j);
 		if (vm_json_done(&j, "list"))
@@ -677,104 +559,76 @@ static int vm_list(int argc, char **argv)
 	return status;
 }
 
-static int vm_show(int argc, char **argv)
+static int vm_show(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm show NAME [--json]";
-	static const char summary[] = "Show the settings and state of the VM NAME; a configuration with a mistake\n"
-				      "is reported with its file and line.";
-	struct vm_opts o = { 0 };
-	struct store_vm vm;
-	struct vmctl_state st;
-	char root[STORE_PATH_MAX], s[32], mac[24];
-	const char *name;
-	int r;
+	const struct vmconfig *vm = &c->vm;
+	struct vmm_state st;
+	char s[32], mac[24];
 
-	r = vm_parse("show", list_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm show", root, name, &vm)))
-		return r;
-	vmctl_state(root, name, &st);
-	if (o.json) {
+	vmm_state(c->root, c->name, &st);
+	if (c->o->json) {
 		struct json j;
 
 		json_init(&j, stdout, true);
-		vm_json_vm(&j, &vm, &st);
+		vm_json_vm(&j, vm, &st);
 		return vm_json_done(&j, "show");
 	}
-	printf("Name: %s\n", vm.name);
+	printf("Name: %s\n", vm->name);
 	printf("State: %s\n", st.state);
 	if (st.pid)
 		printf("VmmPid: %d\n", st.pid);
 	if (st.last_exit[0])
 		printf("LastExit: %s\n", st.last_exit);
-	printf("Processors: %u\n", vm.cpus);
-	printf("Memory: %s\n", util_fmt_size(vm.memory, s, sizeof(s)));
-	printf("ExposeVirtualizationExtensions: %s\n", vm.expose_virt ? "True" : "False");
-	printf("DynamicMemoryEnabled: %s\n", vm.dynamic_memory ? "True" : "False");
-	if (vm.memory_min)
-		printf("MemoryMinimum: %s\n", util_fmt_size(vm.memory_min, s, sizeof(s)));
-	if (vm.memory_max)
-		printf("MemoryMaximum: %s\n", util_fmt_size(vm.memory_max, s, sizeof(s)));
+	printf("Processors: %u\n", vm->cpus);
+	printf("Memory: %s\n", util_fmt_size(vm->memory, s, sizeof(s)));
+	printf("ExposeVirtualizationExtensions: %s\n", vm->expose_virt ? "True" : "False");
+	printf("DynamicMemoryEnabled: %s\n", vm->dynamic_memory ? "True" : "False");
+	if (vm->memory_min)
+		printf("MemoryMinimum: %s\n", util_fmt_size(vm->memory_min, s, sizeof(s)));
+	if (vm->memory_max)
+		printf("MemoryMaximum: %s\n", util_fmt_size(vm->memory_max, s, sizeof(s)));
 	if (st.memory_assigned)
 		printf("MemoryAssigned: %s\n", util_fmt_size(st.memory_assigned, s, sizeof(s)));
-	printf("Kernel: %s\n", vm.kernel);
-	printf("Initrd: %s\n", vm.initrd[0] ? vm.initrd : "(none)");
-	printf("Cmdline: %s\n", vm.cmdline);
-	for (unsigned int i = 0; i < vm.ndisks; i++)
-		printf("Disk%u: %s %s %s\n", i, vm.disks[i].path, util_fmt_size(vm.disks[i].size, s, sizeof(s)),
-		       vm.disks[i].fixed ? "preallocated" : "sparse");
-	for (unsigned int i = 0; i < vm.nnics; i++)
-		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm.nics[i].sw,
-		       store_fmt_mac(vm.nics[i].mac, mac, sizeof(mac)), vm.nics[i].mac_spoofing ? "On" : "Off");
-	printf("Directory: %s/%s\n", root, vm.name);
+	printf("Kernel: %s\n", vm->kernel);
+	printf("Initrd: %s\n", vm->initrd[0] ? vm->initrd : "(none)");
+	printf("Cmdline: %s\n", vm->cmdline);
+	for (unsigned int i = 0; i < vm->ndisks; i++)
+		printf("Disk%u: %s %s %s\n", i, vm->disks[i].path, util_fmt_size(vm->disks[i].size, s, sizeof(s)),
+		       vm->disks[i].fixed ? "preallocated" : "sparse");
+	for (unsigned int i = 0; i < vm->nnics; i++)
+		printf("NetworkAdapter%u: switch %s, MacAddress %s, MacAddressSpoofing %s\n", i, vm->nics[i].sw,
+		       vmconfig_fmt_mac(vm->nics[i].mac, mac, sizeof(mac)), vm->nics[i].mac_spoofing ? "On" : "Off");
+	printf("Directory: %s/%s\n", c->root, vm->name);
 	return 0;
 }
 
 /* ---- remove ---- */
 
-static int vm_remove(int argc, char **argv)
+static int vm_remove(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm remove NAME [--yes]";
-	static const char summary[] = "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
-				      "terminal it asks first; elsewhere --yes is required.";
-	struct vm_opts o = { 0 };
-	struct store_vm vm;
-	struct vmctl_state st;
-	char root[STORE_PATH_MAX], err[1400];
-	const char *name;
+	const char *root = c->root, *name = c->name;
+	struct vmconfig *vm = &c->vm;
+	struct vmm_state st;
+	char err[1400];
 	int r, lock;
 
-	r = vm_parse("remove", remove_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
+	if ((r = vm_lock(c, &lock)))
 		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))))
-		return r;
-	lock = store_lock(root, name, VM_LOCK_WAIT_MS);
-	if (lock < 0) {
-		if (lock == -ENOENT) {
-			cli_error("vm remove: no VM named '%s' in the store %s", name, root);
-			return EXIT_USAGE;
-		}
-		cli_error("vm remove: VM %s: %s", name, lock == -EBUSY ? "another nestvm command holds its lock" :
-			  strerror(-lock));
-		return 1;
-	}
 	/* A VM whose configuration is broken can still be removed. */
-	r = store_load(root, name, &vm, err, sizeof(err));
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	r = store_load(root, name, vm, err, sizeof(err));
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
 		r = 1;
 		goto out;
 	}
-	if (!o.yes) {
+	if (!c->o->yes) {
 		if (!isatty(STDIN_FILENO)) {
 			cli_error("vm remove: not asking without a terminal: add --yes to delete VM %s and its disks", name);
 			r = EXIT_USAGE;
 			goto out;
 		}
-		r = vmctl_ask("Delete VM %s and its %u disk(s) in %s/%s?", name, r == 0 ? vm.ndisks : 0, root, name);
+		r = vmctl_ask("Delete VM %s and its %u disk(s) in %s/%s?", name, r == 0 ? vm->ndisks : 0, root, name);
 		if (r != 1) {
 			printf("VM %s kept\n", name);
 			r = 1;
@@ -795,106 +649,55 @@ out:
 
 /* ---- start, stop, pause, resume ---- */
 
-static int vm_start(int argc, char **argv)
+static int vm_start(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm start NAME";
-	static const char summary[] =
-		"Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
-		"its console in console.log of the VM's directory and on nestvm vm console NAME.";
-	struct vm_opts o = { 0 };
-	struct store_vm vm;
-	struct vmctl_state st;
-	char root[STORE_PATH_MAX];
-	const char *name;
-	char *args[8];
-	int r, n = 0;
+	const char *root = c->root, *name = c->name;
+	struct vmm_state st;
+	int r;
 
-	r = vm_parse("start", start_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm start", root, name, &vm)))
-		return r;
-	vmctl_state(root, name, &st);
-	if (!vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_off(&st)) {
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
-	args[n++] = (char *)"--name";
-	args[n++] = (char *)name;
-	args[n++] = (char *)"--store";
-	args[n++] = root;
-	args[n++] = (char *)"--detach";
-	if (o.skip_probe)
-		args[n++] = (char *)"--skip-probe";
-	args[n] = NULL;
-	r = cmd_run(n, args);
+	r = run_stored(c->cmd, root, name, &(struct run_stored_opts){ .skip_probe = c->o->skip_probe, .detach = true });
 	if (r)
 		return r;
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	printf("Started VM %s (VMM pid %d); attach with: nestvm vm console %s\n", name, st.pid, name);
 	return 0;
 }
 
-static int vm_stop(int argc, char **argv)
+static int vm_stop(struct vm_ctx *c)
 {
-	static const char usage[] = "nestvm vm stop NAME [--timeout SECS] [--force]";
-	static const char summary[] =
-		"Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
-		"off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
-		"with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).";
-	struct vm_opts o = { .timeout = 60 };
-	char root[STORE_PATH_MAX];
-	struct store_vm vm;
-	const char *name;
-	int r;
-
-	r = vm_parse("stop", stop_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm stop", root, name, &vm)))
-		return r;
-	return vmctl_stop("vm stop", root, name, (int)o.timeout, o.force, false);
+	return vmctl_stop(c->cmd, c->root, c->name, (int)c->o->timeout, c->o->force, false);
 }
 
-static int vm_pause_resume(int argc, char **argv, bool pause)
+/* pause and resume: the command of the same name to the VM's VMM. */
+static int vm_pause_resume(struct vm_ctx *c)
 {
-	const char *cmd = pause ? "pause" : "resume";
-	char usage[64], root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
-	struct vm_opts o = { 0 };
+	const char *cmd = c->sub->name, *root = c->root, *name = c->name;
 	struct api_object *reply;
-	struct vmctl_state st;
-	struct store_vm vm;
-	const char *name;
+	struct vmm_state st;
 	int r;
 
-	snprintf(usage, sizeof(usage), "nestvm vm %s NAME", cmd);
-	r = vm_parse(cmd, plain_table, usage, pause ? "Pause the VM NAME: its processors stop; its memory stays." :
-		     "Let a paused VM NAME run on.", argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load(pause ? "vm pause" : "vm resume", root, name, &vm)))
-		return r;
-	vmctl_state(root, name, &st);
+	vmm_state(root, name, &st);
 	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
 		cli_error("vm %s: VM %s is %s", cmd, name, st.state);
 		return 1;
 	}
 	reply = malloc(sizeof(*reply));
-	if (!reply || store_path(path, sizeof(path), root, name, STORE_API_SOCK) < 0) {
-		free(reply);
+	if (!reply)
 		return 1;
-	}
-	r = api_call(path, cmd, reply, 10000);
+	r = vmm_call(root, name, cmd, reply, 10000);
 	if (r == 0) {
-		const struct api_member *ok = api_get(reply, "ok"), *s = api_get(reply, "state");
+		const struct api_member *s = api_get(reply, "state");
 
-		if (ok && ok->type == API_BOOL && ok->b) {
-			printf("VM %s is %s\n", name, s && s->type == API_STRING ? s->str : "?");
-		} else {
-			const struct api_member *e = api_get(reply, "error");
-			cli_error("vm %s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
-			r = -1;
-		}
+		printf("VM %s is %s\n", name, s && s->type == API_STRING ? s->str : "?");
+	} else if (r == -EPROTO) {
+		const struct api_member *e = api_get(reply, "error");
+
+		cli_error("vm %s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
 	} else {
 		cli_error("vm %s: VM %s: control API: %s", cmd, name, strerror(-r));
 	}
@@ -904,108 +707,31 @@ static int vm_pause_resume(int argc, char **argv, bool pause)
 
 /* ---- console ---- */
 
-static struct termios console_saved;
-static bool console_raw;
-
-static void vm_console_restore(void)
+static int vm_console(struct vm_ctx *c)
 {
-	if (console_raw)
-		tcsetattr(STDIN_FILENO, TCSANOW, &console_saved);
-	console_raw = false;
-}
-
-static int vm_console(int argc, char **argv)
-{
-	static const char usage[] = "nestvm vm console NAME";
-	static const char summary[] =
-		"Attach to the serial console of the running VM NAME: its recent output, then live\n"
-		"output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
-		"shows is also in console.log in the VM's directory. Ends when the VM stops.";
-	struct vm_opts o = { 0 };
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	char root[STORE_PATH_MAX], path[STORE_PATH_MAX + 128];
-	struct store_vm vm;
-	struct vmctl_state st;
-	bool tty, in_open = true;
-	const char *name;
+	const char *root = c->root, *name = c->name;
+	struct vmm_state st;
 	int r, fd;
 
-	r = vm_parse("console", plain_table, usage, summary, argc, argv, &o, true, &name);
-	if (r >= 0)
-		return r;
-	if ((r = vmctl_root(o.store, root, sizeof(root))) || (r = vmctl_load("vm console", root, name, &vm)))
-		return r;
-	vmctl_state(root, name, &st);
-	if (vmctl_is_off(&st)) {
+	vmm_state(root, name, &st);
+	if (vmm_state_is_off(&st)) {
 		cli_error("vm console: VM %s is Off%s%s (start it: nestvm vm start %s)", name,
 			  st.last_exit[0] ? "; last exit: " : "", st.last_exit, name);
 		return 1;
 	}
-	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0 || strlen(path) >= sizeof(a.sun_path)) {
-		cli_error("vm console: the store path is too long for a Unix socket");
+	fd = vmm_console_connect(root, name);
+	if (fd < 0) {
+		cli_error("vm console: VM %s (%s): %s/%s/%s: %s", name, st.state, root, name, STORE_CONSOLE_SOCK,
+			  strerror(-fd));
 		return 1;
 	}
-	strcpy(a.sun_path, path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-		cli_error("vm console: VM %s (%s): %s: %s", name, st.state, path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return 1;
-	}
-	tty = isatty(STDIN_FILENO);
-	if (tty && tcgetattr(STDIN_FILENO, &console_saved) == 0) {
-		struct termios raw = console_saved;
-
-		cfmakeraw(&raw);
-		raw.c_oflag |= OPOST | ONLCR;
-		console_raw = true;
-		atexit(vm_console_restore);
-		tcsetattr(STDIN_FILENO, TCSANOW, &raw);
-	}
-	fprintf(stderr, "Connected to the console of %s; Ctrl-] detaches.%s", name, tty ? "\r\n" : "\n");
-	for (;;) {
-		struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
-		char buf[4096];
-		ssize_t n;
-
-		if (poll(p, in_open ? 2 : 1, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (p[0].revents) {
-			n = read(fd, buf, sizeof(buf));
-			if (n <= 0) {
-				vm_console_restore();
-				fprintf(stderr, "\nnestvm: the console of %s closed (the VM stopped)\n", name);
-				break;
-			}
-			if (write(STDOUT_FILENO, buf, (size_t)n) < 0)
-				break;
-		}
-		if (in_open && p[1].revents) {
-			char *esc;
-
-			n = read(STDIN_FILENO, buf, sizeof(buf));
-			if (n <= 0) {
-				in_open = false;        /* no more input; output goes on */
-				continue;
-			}
-			esc = memchr(buf, 0x1d, (size_t)n);
-			if (esc)
-				n = esc - buf;
-			if (n > 0 && send(fd, buf, (size_t)n, MSG_NOSIGNAL) < 0)
-				break;
-			if (esc) {
-				vm_console_restore();
-				fprintf(stderr, "\nDetached from %s; it runs on.\n", name);
-				break;
-			}
-		}
-	}
-	vm_console_restore();
+	fprintf(stderr, "Connected to the console of %s; Ctrl-] detaches.\n", name);
+	r = console_attach(fd, 0x1d);
 	close(fd);
+	if (r == 1)
+		fprintf(stderr, "\nDetached from %s; it runs on.\n", name);
+	else if (r == 0)
+		fprintf(stderr, "\nnestvm: the console of %s closed (the VM stopped)\n", name);
 	return 0;
 }
 
@@ -1030,40 +756,113 @@ static void vm_usage(FILE *out)
 	      "Each command takes --help. Exit status: 0 done, 1 failed, 2 bad usage or input.\n", out);
 }
 
-int cmd_vm(int argc, char **argv)
-{
-	const char *sub = argc > 0 ? argv[0] : NULL;
+static const struct vm_sub vm_subs[] = {
+	{ "new", "nestvm vm new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] "
+	  "[--cmdline TEXT] [--disk SIZE[,fixed]]... [--nic SWITCH]... [--nested]",
+	  "Create the VM NAME in the store, turned off. Without --kernel it boots the default\n"
+	  "guest image. Each --disk makes a new raw image diskN.img in the VM's directory,\n"
+	  "sparse or preallocated (,fixed). Each --nic adds a network adapter with a new\n"
+	  "locally administered MAC address (switches are stored for when networking comes).\n"
+	  "Names: 1 to 64 of letters, digits, '.', '_', '-', not starting with '.' or '-'.",
+	  new_table, VM_NAMED, vm_new },
+	{ "set", "nestvm vm set NAME [OPTIONS]",
+	  "Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
+	  "virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
+	  "addresses change only while the VM is Off; the switch and MAC address spoofing\n"
+	  "of an adapter change at any time. With dynamic memory on, --memory is what the\n"
+	  "guest starts with and a balloon then moves it between the minimum and maximum.",
+	  set_table, VM_NAMED, vm_set },
+	{ "list", "nestvm vm list [--json]",
+	  "List the VMs of the store with their state. A VM whose configuration does not\n"
+	  "load is listed as Invalid and its error printed; the exit status is then 1.",
+	  list_table, 0, vm_list },
+	{ "show", "nestvm vm show NAME [--json]",
+	  "Show the settings and state of the VM NAME; a configuration with a mistake\n"
+	  "is reported with its file and line.",
+	  list_table, VM_NAMED | VM_LOADED, vm_show },
+	{ "remove", "nestvm vm remove NAME [--yes]",
+	  "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
+	  "terminal it asks first; elsewhere --yes is required.",
+	  remove_table, VM_NAMED, vm_remove },
+	{ "start", "nestvm vm start NAME",
+	  "Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
+	  "its console in console.log of the VM's directory and on nestvm vm console NAME.",
+	  start_table, VM_NAMED | VM_LOADED, vm_start },
+	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
+	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
+	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
+	  "with --force it turns the VM off (the VMM's stop, then SIGKILL as a last resort).",
+	  stop_table, VM_NAMED | VM_LOADED, vm_stop },
+	{ "console", "nestvm vm console NAME",
+	  "Attach to the serial console of the running VM NAME: its recent output, then live\n"
+	  "output and your input. Ctrl-] detaches; the VM runs on. Everything the console\n"
+	  "shows is also in console.log in the VM's directory. Ends when the VM stops.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_console },
+	{ "pause", "nestvm vm pause NAME", "Pause the VM NAME: its processors stop; its memory stays.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_pause_resume },
+	{ "resume", "nestvm vm resume NAME", "Let a paused VM NAME run on.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_pause_resume },
+	{ 0 },
+};
 
-	if (!sub) {
-		vm_usage(stderr);
+/* The front every subcommand shares: options, NAME, the store, the VM. */
+static int vm_front(const struct vm_sub *sub, int argc, char **argv, struct vm_ctx *c)
+{
+	char why[160];
+	int npos, r;
+
+	r = cli_parse(c->cmd, sub->table, sub->usage, sub->summary, argc, argv, c->o, &npos, &c->given);
+	if (r >= 0)
+		return r;
+	if ((sub->flags & VM_NAMED) && npos == 0) {
+		cli_error("%s: which VM? (usage: %s)", c->cmd, sub->usage);
 		return EXIT_USAGE;
 	}
-	argc--;
-	argv++;
-	if (!strcmp(sub, "new"))
-		return vm_new(argc, argv);
-	if (!strcmp(sub, "set"))
-		return vm_set(argc, argv);
-	if (!strcmp(sub, "list"))
-		return vm_list(argc, argv);
-	if (!strcmp(sub, "show"))
-		return vm_show(argc, argv);
-	if (!strcmp(sub, "remove"))
-		return vm_remove(argc, argv);
-	if (!strcmp(sub, "start"))
-		return vm_start(argc, argv);
-	if (!strcmp(sub, "stop"))
-		return vm_stop(argc, argv);
-	if (!strcmp(sub, "console"))
-		return vm_console(argc, argv);
-	if (!strcmp(sub, "pause"))
-		return vm_pause_resume(argc, argv, true);
-	if (!strcmp(sub, "resume"))
-		return vm_pause_resume(argc, argv, false);
-	if (!strcmp(sub, "help") || !strcmp(sub, "--help") || !strcmp(sub, "-h")) {
-		vm_usage(stdout);
-		return 0;
+	if (npos > (sub->flags & VM_NAMED ? 1 : 0)) {
+		cli_error("%s: unexpected argument '%s' (see --help)", c->cmd, argv[sub->flags & VM_NAMED ? 1 : 0]);
+		return EXIT_USAGE;
 	}
-	cli_error("vm: unknown command '%s' (see nestvm vm help)", sub);
-	return EXIT_USAGE;
+	c->name = sub->flags & VM_NAMED ? argv[0] : NULL;
+	if (c->name && store_name_check(c->name, why, sizeof(why)) < 0) {
+		cli_error("%s: '%s': %s", c->cmd, c->name, why);
+		return EXIT_USAGE;
+	}
+	if ((r = vmctl_root(c->o->store, c->root, sizeof(c->root))))
+		return r;
+	if ((sub->flags & VM_LOADED) && (r = vmctl_load(c->cmd, c->root, c->name, &c->vm)))
+		return r;
+	return sub->run(c);
+}
+
+int cmd_vm(int argc, char **argv)
+{
+	const struct vm_sub *sub = NULL;
+	struct vm_ctx *c;
+	char cmd[32];
+	int r = cli_subcommand(vm_usage, argc, argv);
+
+	if (r >= 0)
+		return r;
+	for (const struct vm_sub *s = vm_subs; s->name; s++)
+		if (!strcmp(argv[0], s->name))
+			sub = s;
+	if (!sub) {
+		cli_error("vm: unknown command '%s' (see 'nestvm vm help')", argv[0]);
+		return EXIT_USAGE;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || !(c->o = calloc(1, sizeof(*c->o)))) {
+		free(c);
+		cli_error("out of memory");
+		return 1;
+	}
+	snprintf(cmd, sizeof(cmd), "vm %s", sub->name);
+	c->sub = sub;
+	c->cmd = cmd;
+	c->o->timeout = 60;
+	vmconfig_init(&c->o->cfg, NULL);
+	r = vm_front(sub, argc - 1, argv + 1, c);
+	free(c->o);
+	free(c);
+	return r;
 }

@@ -1,5 +1,5 @@
-/* What the VM commands share: the store root, a VM's derived state, stopping
- * a VM, and the Y/N question. Command-line layer: these print errors. */
+/* What the VM commands share: the store root, loading a VM, stopping it,
+ * and the Y/N question. Command-line layer: these print errors. */
 #ifndef NESTVM_CLI_VMCTL_H
 #define NESTVM_CLI_VMCTL_H
 
@@ -9,21 +9,10 @@
 
 #include "store.h"
 
-struct vmctl_state {
-	char state[16];         /* Off, Starting, Running, Paused, Stopping */
-	int pid;                /* the VMM's, 0 when Off */
-	uint64_t memory_assigned;       /* with dynamic memory, from the VMM; else 0 */
-	char last_exit[1200];   /* when Off: why the last VMM ended; "" if never run */
-};
-
 /* The store root from --store, $NESTVM_STORE or the default; prints why not. */
 int vmctl_root(const char *opt, char *root, size_t len);
 /* Checks the name and loads the VM; returns 0 or the exit status, printed. */
-int vmctl_load(const char *cmd, const char *root, const char *name, struct store_vm *vm);
-/* State is derived: Off unless a VMM holds the run lock; from the control API
- * when it answers; Starting while it does not yet. */
-void vmctl_state(const char *root, const char *name, struct vmctl_state *st);
-bool vmctl_is_off(const struct vmctl_state *st);
+int vmctl_load(const char *cmd, const char *root, const char *name, struct vmconfig *vm);
 /* Power button, a wait of timeout_s for the VMM to end; with force then the
  * API's stop and, last, SIGKILL. Returns the exit status, message printed. */
 int vmctl_stop(const char *cmd, const char *root, const char *name, int timeout_s, bool force, bool quiet);

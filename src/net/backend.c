@@ -22,37 +22,6 @@
 _Static_assert(sizeof(struct net_switch_hello) == 64, "hello is 64 bytes on the wire");
 _Static_assert(sizeof(struct net_switch_ack) == 128, "ack is 128 bytes on the wire");
 
-int net_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd)
-{
-	const char *slash;
-	char dir[PATH_MAX];
-	int n;
-
-	*dirfd = -1;
-	memset(sun, 0, sizeof(*sun));
-	sun->sun_family = AF_UNIX;
-	if (strlen(path) < sizeof(sun->sun_path)) {
-		memcpy(sun->sun_path, path, strlen(path) + 1);
-		return 0;
-	}
-	/* Too long for sun_path: go through the directory's descriptor. */
-	slash = strrchr(path, '/');
-	if (!slash || (size_t)(slash - path) >= sizeof(dir))
-		return -ENAMETOOLONG;
-	memcpy(dir, path, (size_t)(slash - path));
-	dir[slash - path] = '\0';
-	*dirfd = open(slash == path ? "/" : dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (*dirfd < 0)
-		return -errno;
-	n = snprintf(sun->sun_path, sizeof(sun->sun_path), "/proc/self/fd/%d/%s", *dirfd, slash + 1);
-	if (n < 0 || (size_t)n >= sizeof(sun->sun_path)) {
-		close(*dirfd);
-		*dirfd = -1;
-		return -ENAMETOOLONG;
-	}
-	return 0;
-}
-
 /* "lan" out of ".../switches/lan/ports.sock", for messages. */
 static void switch_name_of(const char *path, char *buf, size_t len)
 {
@@ -71,34 +40,22 @@ static int switch_connect(struct net_backend *be, char *err, size_t errlen)
 {
 	struct net_switch_hello hello = { 0 };
 	struct net_switch_ack ack;
-	struct sockaddr_un sun;
 	struct pollfd pfd;
 	char name[sizeof(be->path)];
-	int fd, dirfd, r;
+	int fd, r;
 	ssize_t n;
 
 	switch_name_of(be->path, name, sizeof(name));
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "switch '%s': socket: %s", name, strerror(-r));
-		return r;
-	}
-	r = net_unix_addr(be->path, &sun, &dirfd);
-	if (r == 0) {
-		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		if (dirfd >= 0)
-			close(dirfd);
-	}
-	if (r == -ENOENT || r == -ECONNREFUSED) {
+	fd = util_unix_connect(be->path, SOCK_SEQPACKET);
+	if (fd == -ENOENT || fd == -ECONNREFUSED) {
 		snprintf(err, errlen, "switch '%s' is not running (no daemon at %s; start it with "
 			 "'nestvm switch start %s' or create it with 'nestvm switch new %s')",
 			 name, be->path, name, name);
-		goto fail;
+		return fd;
 	}
-	if (r < 0) {
-		snprintf(err, errlen, "switch '%s': connecting to %s: %s", name, be->path, strerror(-r));
-		goto fail;
+	if (fd < 0) {
+		snprintf(err, errlen, "switch '%s': connecting to %s: %s", name, be->path, strerror(-fd));
+		return fd;
 	}
 
 	hello.magic = NET_SWITCH_MAGIC;
@@ -317,6 +274,19 @@ static size_t iov_total(const struct iovec *iov, int n)
 	return t;
 }
 
+/* A non-blocking socket call's result as the backend reports it: a peer
+ * that has gone is -EPIPE, a full or empty queue -EAGAIN. */
+static ssize_t net_sock_result(ssize_t r)
+{
+	if (r >= 0)
+		return r;
+	if (errno == EWOULDBLOCK)
+		return -EAGAIN;
+	if (errno == ECONNRESET || errno == ENOTCONN || errno == ECONNREFUSED)
+		return -EPIPE;
+	return -errno;
+}
+
 ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 {
 	static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
@@ -351,14 +321,7 @@ ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 	do {
 		r = sendmsg(be->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	} while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		if (errno == EWOULDBLOCK)
-			return -EAGAIN;
-		if (errno == ECONNRESET || errno == ENOTCONN || errno == ECONNREFUSED)
-			return -EPIPE;
-		return -errno;
-	}
-	return r;
+	return net_sock_result(r);
 }
 
 ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
@@ -393,13 +356,8 @@ ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
 	do {
 		r = recvmsg(be->fd, &msg, MSG_DONTWAIT | MSG_TRUNC);
 	} while (r < 0 && errno == EINTR);
-	if (r < 0) {
-		if (errno == EWOULDBLOCK)
-			return -EAGAIN;
-		if (errno == ECONNRESET || errno == ENOTCONN)
-			return -EPIPE;
-		return -errno;
-	}
+	if (r < 0)
+		return net_sock_result(r);
 	/* A connected SOCK_SEQPACKET reads 0 at its end; the switch never sends
 	 * an empty frame. */
 	if (r == 0 && !be->dgram)

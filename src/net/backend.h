@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
-#include <sys/un.h>
 
 #include "util.h"
 
@@ -100,11 +99,6 @@ MUST_CHECK ssize_t net_backend_send(struct net_backend *be, const struct iovec *
  * length, which may exceed what the buffers hold (the frame is then consumed
  * and the caller drops it); -EAGAIN when none is waiting; -EPIPE at end. */
 MUST_CHECK ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n);
-
-/* A Unix socket address for path; a path too long for sun_path is reached
- * through /proc/self/fd/DIRFD/NAME, with *dirfd kept open until the caller
- * has bound or connected (then closes it). */
-MUST_CHECK int net_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd);
 
 /* Opens (creating it if missing and allowed) the TAP device ifname with a
  * 12-byte virtio-net header and no offloads, non-blocking, and brings its

@@ -154,9 +154,8 @@ struct switchd_config {
 	unsigned int frame_max;
 };
 
-/* 0, or -EINVAL with why: 1 to 64 of A-Z a-z 0-9 . _ -, not starting with
- * '.' or '-'. */
-MUST_CHECK int switchd_name_check(const char *name, const char **why);
+/* A switch's name: vmconfig_check_name's rule. 0, or -EINVAL with err. */
+MUST_CHECK int switchd_name_check(const char *name, char *err, size_t errlen);
 /* STORE/switches, STORE from store_root(store). */
 MUST_CHECK int switchd_root(const char *store, char *buf, size_t len);
 /* STORE/switches/NAME/file (file NULL: the directory). */

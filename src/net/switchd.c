@@ -33,7 +33,6 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -129,32 +128,11 @@ static void sd_log(const char *fmt, ...)
 	fflush(stderr);
 }
 
-static const char *sd_mac(const uint8_t *m, char *buf, size_t len)
-{
-	snprintf(buf, len, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
-	return buf;
-}
-
 /* ---- names, paths, switch.conf ---- */
 
-int switchd_name_check(const char *name, const char **why)
+int switchd_name_check(const char *name, char *err, size_t errlen)
 {
-	size_t len = name ? strlen(name) : 0;
-
-	*why = NULL;
-	if (!len)
-		*why = "a switch name must not be empty";
-	else if (len > SWITCHD_NAME_MAX)
-		*why = "a switch name has at most 64 characters";
-	else if (name[0] == '.' || name[0] == '-')
-		*why = "a switch name must not start with '.' or '-'";
-	for (size_t i = 0; !*why && i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
-			*why = "a switch name may hold only letters, digits, '.', '_' and '-'";
-	}
-	return *why ? -EINVAL : 0;
+	return vmconfig_check_name(name, "switch", err, errlen);
 }
 
 int switchd_root(const char *store, char *buf, size_t len)
@@ -192,18 +170,6 @@ static bool sd_ifname_ok(const char *s)
 	return true;
 }
 
-static char *sd_trim(char *s)
-{
-	char *e;
-
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
-}
-
 int switchd_config_parse(const char *text, size_t len, struct switchd_config *c, char *err, size_t errlen)
 {
 	static const struct { const char *key; size_t off; unsigned int min, max; } nums[] = {
@@ -231,7 +197,7 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 		memcpy(line, text + pos, n);
 		line[n] = '\0';
 		pos = end + 1;
-		key = sd_trim(line);
+		key = util_trim(line);
 		if (!*key || *key == '#')
 			continue;
 		eq = strchr(key, '=');
@@ -240,8 +206,8 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 			return -EINVAL;
 		}
 		*eq = '\0';
-		key = sd_trim(key);
-		val = sd_trim(eq + 1);
+		key = util_trim(key);
+		val = util_trim(eq + 1);
 		if (!strcmp(key, "uplink-tap") || !strcmp(key, "uplink-if")) {
 			char *dst = key[7] == 't' ? c->uplink_tap : c->uplink_if;
 
@@ -361,7 +327,8 @@ static void sd_conn_close(struct switchd *d, struct sd_conn *c)
 		if (p && c->kind == SD_PORT) {
 			char mac[24];
 
-			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name, sd_mac(p->mac, mac, sizeof(mac)));
+			sd_log("port %d: '%s' (%s) disconnected", c->port, p->name,
+			       vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
 			d->nadapters--;
 		}
 		switch_port_remove(d->sw, (unsigned int)c->port);
@@ -517,7 +484,7 @@ static void sd_log_spoof(struct switchd *d, struct sd_conn *c, const uint8_t *fr
 	c->spoof_last_log = d->now;
 	sd_log("port %d: '%s' sent frames from %s, not its own %s: dropped because MAC address "
 	       "spoofing is off for this adapter (%llu dropped so far)", c->port, p->name,
-	       sd_mac(frame + SWITCH_ETH_ALEN, src, sizeof(src)), sd_mac(p->mac, own, sizeof(own)),
+	       vmconfig_fmt_mac(frame + SWITCH_ETH_ALEN, src, sizeof(src)), vmconfig_fmt_mac(p->mac, own, sizeof(own)),
 	       (unsigned long long)p->st.dropped_spoof);
 }
 
@@ -595,7 +562,7 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 	pc.name = label;
 	memcpy(pc.mac, h.mac, sizeof(pc.mac));
 	pc.spoofing = h.flags & NET_SWITCH_F_SPOOFING;
-	sd_mac(h.mac, mac, sizeof(mac));
+	vmconfig_fmt_mac(h.mac, mac, sizeof(mac));
 	port = switch_port_add(d->sw, &pc);
 	if (port == -EADDRINUSE) {
 		/* A VM restarting comes back before its old connection's hangup
@@ -708,7 +675,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 		if (p->uplink)
 			json_kv_null(j, "mac");
 		else
-			json_kv_string(j, "mac", sd_mac(p->mac, mac, sizeof(mac)));
+			json_kv_string(j, "mac", vmconfig_fmt_mac(p->mac, mac, sizeof(mac)));
 		json_kv_bool(j, "macSpoofing", p->uplink || p->spoofing);
 		json_kv_uint(j, "rxFrames", p->st.rx_frames);
 		json_kv_uint(j, "rxBytes", p->st.rx_bytes);
@@ -726,7 +693,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 	json_array_begin(j);
 	while (switch_fdb_next(d->sw, &cursor, &e)) {
 		json_object_begin(j);
-		json_kv_string(j, "mac", sd_mac(e.mac, mac, sizeof(mac)));
+		json_kv_string(j, "mac", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)));
 		json_kv_uint(j, "port", e.port);
 		json_kv_bool(j, "static", e.is_static);
 		if (e.is_static)
@@ -769,7 +736,7 @@ static void sd_show_text(struct switchd *d, FILE *f)
 		if (!p)
 			continue;
 		fprintf(f, "  %-4u %-24s %-17s %-5s %10llu %10llu %10llu %10llu %10llu\n", i, p->name,
-			p->uplink ? "(uplink)" : sd_mac(p->mac, mac, sizeof(mac)),
+			p->uplink ? "(uplink)" : vmconfig_fmt_mac(p->mac, mac, sizeof(mac)),
 			p->uplink ? "-" : p->spoofing ? "on" : "off",
 			(unsigned long long)p->st.rx_frames, (unsigned long long)p->st.tx_frames,
 			(unsigned long long)p->st.dropped_spoof, (unsigned long long)p->st.dropped_other,
@@ -780,9 +747,9 @@ static void sd_show_text(struct switchd *d, FILE *f)
 	fprintf(f, "  %-17s %-4s %-8s %s\n", "MAC", "PORT", "TYPE", "AGE");
 	while (switch_fdb_next(d->sw, &cursor, &e)) {
 		if (e.is_static)
-			fprintf(f, "  %-17s %-4u %-8s -\n", sd_mac(e.mac, mac, sizeof(mac)), e.port, "adapter");
+			fprintf(f, "  %-17s %-4u %-8s -\n", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)), e.port, "adapter");
 		else
-			fprintf(f, "  %-17s %-4u %-8s %llus\n", sd_mac(e.mac, mac, sizeof(mac)), e.port,
+			fprintf(f, "  %-17s %-4u %-8s %llus\n", vmconfig_fmt_mac(e.mac, mac, sizeof(mac)), e.port,
 				"learned", (unsigned long long)(d->now >= e.seen ? d->now - e.seen : 0));
 	}
 	if (d->sw->st.fdb_full)
@@ -809,7 +776,7 @@ static void sd_reply(struct switchd *d, struct sd_conn *c, const char *body, siz
 
 static void sd_request(struct switchd *d, struct sd_conn *c)
 {
-	char *req = sd_trim(c->req), *text = NULL;
+	char *req = util_trim(c->req), *text = NULL;
 	size_t len = 0;
 	FILE *f;
 
@@ -992,26 +959,13 @@ static int sd_listen(struct switchd *d, struct sd_conn *c, const char *file, int
 		     char *err, size_t errlen)
 {
 	char path[SWITCHD_PATH_MAX + 32];
-	struct sockaddr_un sun;
-	int dirfd, r;
+	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", d->cfg->dir, file);
-	unlink(path);           /* a previous daemon's; we hold the lock */
-	c->fd = socket(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (c->fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: socket: %s", path, strerror(-r));
-		return r;
-	}
-	r = net_unix_addr(path, &sun, &dirfd);
-	if (r == 0) {
-		r = bind(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		if (dirfd >= 0)
-			close(dirfd);
-	}
-	if (r == 0 && listen(c->fd, 64) < 0)
-		r = -errno;
-	if (r == 0)
+	/* A previous daemon's socket is replaced: we hold the lock. */
+	r = util_unix_listen(path, type | SOCK_NONBLOCK, 64);
+	c->fd = r < 0 ? -1 : r;
+	if (r >= 0)
 		r = sd_watch(d, c, EPOLLIN, EPOLL_CTL_ADD);
 	if (r < 0)
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
@@ -1323,67 +1277,26 @@ static int sd_daemonize(const struct switchd_config *c, int ready)
 int switchd_start(const struct switchd_config *c, pid_t *pid, char *err, size_t errlen)
 {
 	char buf[600];
-	size_t got = 0;
-	pid_t child;
-	int p[2], r = 0;
+	int ready, r;
 
 	*pid = -1;
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		return -errno;
-	}
-	fflush(NULL);
-	child = fork();
-	if (child < 0) {
-		r = -errno;
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		close(p[0]);
-		close(p[1]);
+	r = util_daemon_fork(&ready);
+	if (r < 0) {
+		snprintf(err, errlen, "starting the daemon: %s", strerror(-r));
 		return r;
 	}
-	if (child == 0) {
-		int ready;
-
-		close(p[0]);
-		setsid();
-		/* Twice: the daemon is nobody's child and never a session leader. */
-		child = fork();
-		if (child != 0)
-			_exit(child < 0 ? 1 : 0);
+	if (r == 0) {
 		prctl(PR_SET_NAME, "nestvm-switch", 0, 0, 0);
-		ready = sd_daemonize(c, p[1]);
+		ready = sd_daemonize(c, ready);
 		if (ready < 0)
 			_exit(1);
 		_exit(switchd_run(c, ready) < 0 ? 1 : 0);
 	}
-	close(p[1]);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
-		;
-	for (;;) {
-		struct pollfd pfd = { p[0], POLLIN, 0 };
-		ssize_t n;
-
-		r = poll(&pfd, 1, SD_START_TIMEOUT_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			snprintf(err, errlen, "the daemon did not come up within %d s (see %s/%s)",
-				 SD_START_TIMEOUT_MS / 1000, c->dir, SWITCHD_LOG);
-			close(p[0]);
-			return -ETIMEDOUT;
-		}
-		n = read(p[0], buf + got, sizeof(buf) - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += (size_t)n;
-		if (memchr(buf, '\n', got) || got == sizeof(buf) - 1)
-			break;
+	if (util_daemon_wait(ready, buf, sizeof(buf), SD_START_TIMEOUT_MS) == -ETIMEDOUT) {
+		snprintf(err, errlen, "the daemon did not come up within %d s (see %s/%s)",
+			 SD_START_TIMEOUT_MS / 1000, c->dir, SWITCHD_LOG);
+		return -ETIMEDOUT;
 	}
-	close(p[0]);
-	buf[got] = '\0';
-	buf[strcspn(buf, "\n")] = '\0';
 	if (!strncmp(buf, "OK ", 3)) {
 		*pid = (pid_t)atoi(buf + 3);
 		return 0;
@@ -1414,33 +1327,26 @@ bool switchd_alive(const char *dir)
 int switchd_request(const char *dir, const char *req, char **reply, char *err, size_t errlen)
 {
 	char path[SWITCHD_PATH_MAX + 32], line[SD_REQ_MAX + 1];
-	struct sockaddr_un sun;
 	char *buf = NULL, *nl;
 	size_t len = 0, cap = 0;
-	int fd, dirfd, r, n;
+	int fd, r, n;
 
 	*reply = NULL;
 	snprintf(path, sizeof(path), "%s/%s", dir, SWITCHD_CONTROL_SOCK);
 	n = snprintf(line, sizeof(line), "%s\n", req);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -EINVAL;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	r = net_unix_addr(path, &sun, &dirfd);
-	if (r == 0) {
-		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		if (dirfd >= 0)
-			close(dirfd);
+	fd = util_unix_connect(path, SOCK_STREAM);
+	if (fd < 0) {
+		if (fd == -ENOENT || fd == -ECONNREFUSED)
+			snprintf(err, errlen, "the switch is not running");
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(-fd));
+		return fd;
 	}
+	r = util_write_all(fd, line, (size_t)n);
 	if (r < 0) {
-		snprintf(err, errlen, r == -ENOENT || r == -ECONNREFUSED ? "the switch is not running"
-			 : "%s: %s", path, strerror(-r));
-		goto out;
-	}
-	if (send(fd, line, (size_t)n, MSG_NOSIGNAL) != n) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 		goto out;
 	}
 	for (;;) {

@@ -317,20 +317,13 @@ static void *balloon_worker(void *arg)
 	return NULL;
 }
 
-static void balloon_notify(struct virtio_dev *dev, unsigned int q)
-{
-	virtio_worker_kick(&to_balloon(dev)->worker, q);
-}
-
 static void balloon_reset(struct virtio_dev *dev)
 {
 	struct virtio_balloon *b = to_balloon(dev);
 
-	virtio_worker_quiesce(&b->worker);
 	/* The held buffer belonged to the driver that just went away. */
 	b->stats_held = false;
 	b->stats = (struct virtio_balloon_stats){ 0 };
-	pthread_mutex_unlock(&b->worker.lock);
 	/* A new driver starts from an empty balloon (5.5.6.1). */
 	atomic_store(&b->actual, 0);
 }
@@ -379,7 +372,6 @@ static const struct virtio_dev_ops balloon_ops = {
 	.nqueues = BALLOON_NQUEUES,
 	.config_read = balloon_config_read,
 	.config_write = balloon_config_write,
-	.notify = balloon_notify,
 	.reset = balloon_reset,
 	.destroy = balloon_destroy,
 };
@@ -422,6 +414,7 @@ int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_o
 		balloon_destroy(&b->vdev);
 		return r;
 	}
+	b->vdev.worker = &b->worker;
 	*out = &b->vdev;
 	return 0;
 }

@@ -253,19 +253,6 @@ static void *blk_worker(void *arg)
 	return NULL;
 }
 
-static void blk_notify(struct virtio_dev *dev, unsigned int q)
-{
-	virtio_worker_kick(&to_blk(dev)->worker, q);
-}
-
-static void blk_reset(struct virtio_dev *dev)
-{
-	struct virtio_blk *b = to_blk(dev);
-
-	virtio_worker_quiesce(&b->worker);
-	pthread_mutex_unlock(&b->worker.lock);
-}
-
 static void blk_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
 {
 	memcpy(data, to_blk(dev)->config + offset, len);
@@ -288,8 +275,6 @@ static const struct virtio_dev_ops blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
 	.nqueues = 1,
 	.config_read = blk_config_read,
-	.notify = blk_notify,
-	.reset = blk_reset,
 	.destroy = blk_destroy,
 };
 
@@ -398,33 +383,11 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 	r = virtio_worker_start(&b->worker, blk_worker, b, "nestvm-blk");
 	if (r < 0)
 		goto err;
+	b->vdev.worker = &b->worker;
 	*out = &b->vdev;
 	return 0;
 
 err:
 	blk_destroy(&b->vdev);
-	return r;
-}
-
-int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate)
-{
-	int fd, r = 0;
-
-	if (!size || size % BLK_SECTOR)
-		return -EINVAL;
-	if (size > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	if (preallocate) {
-		r = -posix_fallocate(fd, 0, (off_t)size);
-	} else if (ftruncate(fd, (off_t)size) < 0) {
-		r = -errno;
-	}
-	if (close(fd) < 0 && !r)
-		r = -errno;
-	if (r)
-		unlink(path);
 	return r;
 }

@@ -286,8 +286,8 @@ static void mmio_write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 		break;
 	case MMIO_QUEUE_NOTIFY:
 		if (v < dev->ops->nqueues && (m->status & VIRTIO_STATUS_DRIVER_OK) &&
-		    dev->vqs[v].ready && !virtio_dev_is_broken(dev) && dev->ops->notify)
-			dev->ops->notify(dev, v);
+		    dev->vqs[v].ready && !virtio_dev_is_broken(dev))
+			virtio_dev_notify(dev, v);
 		break;
 	case MMIO_INTERRUPT_ACK:
 		atomic_fetch_and(&m->isr, ~v);

@@ -125,10 +125,13 @@ struct virtio_dev_ops {
 	/* offset + len lies within config_size; len is 1, 2, 4 or 8. */
 	void (*config_read)(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len);
 	void (*config_write)(struct virtio_dev *dev, uint32_t offset, const void *data, uint32_t len);
-	/* The guest kicked queue q (ready, and the driver is up). */
+	/* The guest kicked queue q (ready, and the driver is up). NULL for a
+	 * device served by a worker: the worker is kicked. */
 	void (*notify)(struct virtio_dev *dev, unsigned int q);
 	/* The queues have been disabled: return only once the device no longer
-	 * touches them, and forget per-driver state. */
+	 * touches them, and forget per-driver state. A device served by a
+	 * worker is called with the worker idle and its lock held; NULL when
+	 * there is nothing more to forget. */
 	void (*reset)(struct virtio_dev *dev);
 	/* Stops worker threads and frees the device, virtio_dev included. */
 	void (*destroy)(struct virtio_dev *dev);
@@ -156,6 +159,7 @@ struct virtio_dev {
 	pthread_mutex_t log_lock;
 	uint64_t log_last_ns;
 	unsigned int log_suppressed;
+	struct virtio_worker *worker;   /* the thread serving the queues, once started; or NULL */
 };
 
 /* For devices: sets up the common part (queues, offered features). */
@@ -188,6 +192,8 @@ void virtio_dev_config_changed(struct virtio_dev *dev);
 /* For transports: device reset (status 0). Disables every queue, waits for
  * the device through ops->reset, and forgets features and a broken state. */
 void virtio_dev_reset(struct virtio_dev *dev);
+/* The guest kicked queue q: to the device's notify, or its worker. */
+void virtio_dev_notify(struct virtio_dev *dev, unsigned int q);
 
 /* A device's worker thread (worker.c). lock guards the fields below, and may
  * guard the device's own state too. */
@@ -276,9 +282,6 @@ struct virtio_blk_opts {
 /* -ENOENT, -EACCES...: the image could not be opened; -EBUSY: another
  * process holds it; -EINVAL: bad options or an image under 512 bytes. */
 MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
-/* Creates a raw image of size bytes (a multiple of 512): sparse, or with every
- * block allocated up front when preallocate. -EEXIST if path exists. */
-MUST_CHECK int virtio_blk_image_create(const char *path, uint64_t size, bool preallocate);
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);

@@ -138,6 +138,14 @@ void virtio_dev_destroy(struct virtio_dev *dev)
 		dev->ops->destroy(dev);
 }
 
+void virtio_dev_notify(struct virtio_dev *dev, unsigned int q)
+{
+	if (dev->ops->notify)
+		dev->ops->notify(dev, q);
+	else if (dev->worker)
+		virtio_worker_kick(dev->worker, q);
+}
+
 void virtio_dev_reset(struct virtio_dev *dev)
 {
 	unsigned int i;
@@ -145,8 +153,12 @@ void virtio_dev_reset(struct virtio_dev *dev)
 	/* Queues first, so that a busy device finds nothing more to take. */
 	for (i = 0; i < dev->ops->nqueues; i++)
 		virtq_disable(&dev->vqs[i]);
+	if (dev->worker)
+		virtio_worker_quiesce(dev->worker);
 	if (dev->ops->reset)
 		dev->ops->reset(dev);
+	if (dev->worker)
+		pthread_mutex_unlock(&dev->worker->lock);
 	for (i = 0; i < dev->ops->nqueues; i++) {
 		struct virtqueue *vq = &dev->vqs[i];
 

@@ -250,12 +250,6 @@ int main(void)
 	RUN(test_requests);
 	RUN(test_setmemory_requests);
 	RUN(test_server);
-	{
-		char cmd[300];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

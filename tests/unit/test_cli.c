@@ -147,7 +147,7 @@ static int parse(struct tcfg *cfg, char **args, const char *const *words, int *n
 	*cfg = (struct tcfg){ .mode = -1 };
 	*npos = -1;
 	err[0] = 0;
-	return opts_parse(table, argc, args, cfg, npos, err, 256);
+	return opts_parse(table, argc, args, cfg, npos, NULL, err, 256);
 }
 
 #define PARSE(...) parse(&cfg, args, (const char *const[]){ __VA_ARGS__, NULL }, &npos, err)
@@ -294,6 +294,102 @@ static void test_opts_help(void)
 	CHECK(strstr(text, "-v, --verbose "));
 	CHECK(strstr(text, "-h, --help"));
 	free(text);
+}
+
+/* ---- repeated options, copies into buffers, on|off, and what was given ---- */
+
+struct rcfg {
+	struct opt_list disks;
+	struct opt_list tags;
+	char label[8];
+	bool on;
+	unsigned int level;
+};
+
+#define R(name, s, type, field, meta, help, min, max, ch) \
+	{ name, s, type, offsetof(struct rcfg, field), meta, help, min, max, ch }
+
+static const struct opt rtable[] = {
+	R("disk", 'd', OPT_LIST, disks, "FILE", "a disk (repeatable)", 0, 3, NULL),
+	R("tag", 0, OPT_LIST, tags, "T", "a tag (repeatable)", 0, 0, NULL),
+	R("label", 0, OPT_TEXT, label, "TEXT", "a label", 0, sizeof(((struct rcfg *)0)->label), NULL),
+	R("switch", 0, OPT_ONOFF, on, "on|off", "on or off", 0, 0, NULL),
+	R("level", 0, OPT_UINT, level, "N", "a level", 0, 9, NULL),
+	{ 0 },
+};
+
+static int rparse(struct rcfg *cfg, uint64_t *given, const char *const *words, char *err)
+{
+	char *args[32];
+	int argc = 0, npos;
+
+	for (; words[argc]; argc++)
+		args[argc] = (char *)words[argc];
+	*cfg = (struct rcfg){ .level = 7 };
+	err[0] = 0;
+	return opts_parse(rtable, argc, args, cfg, &npos, given, err, 256);
+}
+
+#define RPARSE(...) rparse(&cfg, &given, (const char *const[]){ __VA_ARGS__, NULL }, err)
+
+static void test_opts_repeated(void)
+{
+	struct rcfg cfg;
+	uint64_t given;
+	char err[256];
+
+	/* Every occurrence is kept, in order, in each of the spellings. */
+	CHECK_EQ(RPARSE("--disk", "a.img", "-d", "b.img,ro", "--tag=x", "--disk=c.img"), 0);
+	CHECK_EQ(cfg.disks.n, 3);
+	CHECK_STR(cfg.disks.v[0], "a.img");
+	CHECK_STR(cfg.disks.v[1], "b.img,ro");
+	CHECK_STR(cfg.disks.v[2], "c.img");
+	CHECK_EQ(cfg.tags.n, 1);
+	CHECK_STR(cfg.tags.v[0], "x");
+	/* The table's max bounds the count; without one, OPT_LIST_MAX does. */
+	expect_error(RPARSE("-d", "1", "-d", "2", "-d", "3", "-d", "4"), err, "--disk: at most 3 times");
+	CHECK_EQ(RPARSE("--tag", "1", "--tag", "2", "--tag", "3", "--tag", "4", "--tag", "5", "--tag", "6",
+			"--tag", "7", "--tag", "8"), 0);
+	CHECK_EQ(cfg.tags.n, OPT_LIST_MAX);
+	expect_error(RPARSE("--tag", "1", "--tag", "2", "--tag", "3", "--tag", "4", "--tag", "5", "--tag", "6",
+			    "--tag", "7", "--tag", "8", "--tag", "9"), err, "--tag: at most 8 times");
+	expect_error(RPARSE("--disk"), err, "'--disk' needs a value (FILE)");
+	/* Not given: an empty list. */
+	CHECK_EQ(RPARSE("--level", "1"), 0);
+	CHECK_EQ(cfg.disks.n, 0);
+}
+
+static void test_opts_text_onoff_given(void)
+{
+	struct rcfg cfg, loaded = { .label = "old", .on = true, .level = 5 };
+	uint64_t given;
+	char err[256];
+
+	CHECK_EQ(RPARSE("--label", "1234567", "--switch", "off"), 0);
+	CHECK_STR(cfg.label, "1234567");                      /* a copy, not argv's */
+	CHECK(!cfg.on);
+	expect_error(RPARSE("--label", "12345678"), err, "--label: longer than 7 characters");
+	expect_error(RPARSE("--switch", "yes"), err, "--switch 'yes': must be one of on, off");
+	CHECK_EQ(RPARSE("--switch=on"), 0);
+	CHECK(cfg.on);
+
+	/* given says which options appeared; opts_copy applies only those. */
+	CHECK_EQ(RPARSE("--switch", "off", "--label", "new"), 0);
+	CHECK(opts_given(rtable, given, "switch"));
+	CHECK(opts_given(rtable, given, "label"));
+	CHECK(!opts_given(rtable, given, "level"));
+	CHECK(!opts_given(rtable, given, "disk"));
+	CHECK(!opts_given(rtable, given, "no-such-option"));
+	CHECK_EQ(cfg.level, 7);
+	opts_copy(rtable, given, &loaded, &cfg);
+	CHECK_STR(loaded.label, "new");
+	CHECK(!loaded.on);
+	CHECK_EQ(loaded.level, 5);                            /* not given: kept */
+	CHECK_EQ(RPARSE("--level", "0"), 0);
+	CHECK(opts_given(rtable, given, "level"));
+	opts_copy(rtable, given, &loaded, &cfg);
+	CHECK_EQ(loaded.level, 0);
+	CHECK_STR(loaded.label, "new");
 }
 
 /* ---- cmd_run's argument errors ---- */
@@ -483,6 +579,8 @@ int main(void)
 	RUN(test_opts_positional);
 	RUN(test_opts_errors);
 	RUN(test_opts_help);
+	RUN(test_opts_repeated);
+	RUN(test_opts_text_onoff_given);
 	RUN(test_run_option_errors);
 	RUN(test_run_dynamic_memory_errors);
 	RUN(test_run_file_errors);

@@ -392,8 +392,8 @@ static void test_vm_verdict(void)
 {
 	struct hostinfo h = fine_host();
 	struct hostinfo_verdict host, v;
-	struct hostinfo_vm vm = { .name = "NestedVM", .memory = 512ULL << 20, .cpus = 2,
-				  .expose_virt = true, .state = "Off" };
+	struct vmconfig cfg = { .memory = 512ULL << 20, .cpus = 2, .expose_virt = true };
+	struct hostinfo_vm vm = { .name = "NestedVM", .cfg = &cfg, .state = "Off" };
 
 	hostinfo_verdict(&h, &host);
 	CHECK(host.ok);
@@ -401,7 +401,7 @@ static void test_vm_verdict(void)
 	CHECK(v.ok);
 	CHECK_EQ(v.nreasons, 0);
 
-	vm.expose_virt = false;
+	cfg.expose_virt = false;
 	hostinfo_vm_verdict(&host, &vm, &v);
 	CHECK(!v.ok);
 	CHECK_EQ(v.nreasons, 1);
@@ -410,23 +410,23 @@ static void test_vm_verdict(void)
 	vm.name = "web server's";
 	hostinfo_vm_verdict(&host, &vm, &v);
 	CHECK(strstr(v.reason[0], "nestvm nested enable 'web server'\\''s'"));
-	vm.expose_virt = true;
+	cfg.expose_virt = true;
 
-	vm.memory = 256ULL << 20;
+	cfg.memory = 256ULL << 20;
 	hostinfo_vm_verdict(&host, &vm, &v);
 	CHECK_EQ(v.nreasons, 1);
 	CHECK(strstr(v.reason[0], "Memory is 256M, below the 512M"));
 	CHECK(strstr(v.reason[0], "Hyper-V asks for 1G"));
-	vm.memory = (512ULL << 20) - 4096;
+	cfg.memory = (512ULL << 20) - 4096;
 	hostinfo_vm_verdict(&host, &vm, &v);
 	CHECK(!v.ok);
-	vm.memory = 1ULL << 30;
+	cfg.memory = 1ULL << 30;
 
-	vm.dynamic_memory = true;
+	cfg.dynamic_memory = true;
 	hostinfo_vm_verdict(&host, &vm, &v);
 	CHECK_EQ(v.nreasons, 1);
 	CHECK(strstr(v.reason[0], "DynamicMemoryEnabled is True"));
-	vm.dynamic_memory = false;
+	cfg.dynamic_memory = false;
 
 	h.nested = HOSTINFO_NO;
 	hostinfo_verdict(&h, &host);
@@ -837,9 +837,8 @@ static void expect_same(const char *got, const char *want)
 		      got + (i > 40 ? i - 40 : 0), want + (i > 40 ? i - 40 : 0));
 }
 
-static const struct hostinfo_vm report_vm = {
-	.name = "NestedVM", .memory = 512ULL << 20, .cpus = 2, .expose_virt = false, .state = "Off",
-};
+static const struct vmconfig report_cfg = { .memory = 512ULL << 20, .cpus = 2, .expose_virt = false };
+static const struct hostinfo_vm report_vm = { .name = "NestedVM", .cfg = &report_cfg, .state = "Off" };
 
 static void test_report_json_exact(void)
 {
@@ -1106,12 +1105,6 @@ int main(void)
 	RUN(test_cli_usage_errors);
 	RUN(test_cli_help);
 	RUN(test_cli_missing_device);
-	{
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

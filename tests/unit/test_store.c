@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/vmctl.h"
 #include "store.h"
+#include "vmm.h"
 #include "util.h"
 
 #include <errno.h>
@@ -110,26 +111,27 @@ static void test_names(void)
 	static const char *const bad[] = { "", "switches", "..", ".", ".hidden", "-x", "a/b", "/", "a b", "tab\tx", "nl\nx",
 					   "bell\a", "del\x7f", "ü", "a:b" };
 	char longname[70];
-	const char *why;
+	char why[256];
 
 	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
-		if (store_name_check(good[i], &why) != 0)
+		if (store_name_check(good[i], why, sizeof(why)) != 0)
 			FAILF("'%s' refused: %s", good[i], why);
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
-		if (store_name_check(bad[i], &why) != -EINVAL || !why)
+		why[0] = 0;
+		if (store_name_check(bad[i], why, sizeof(why)) != -EINVAL || !why[0])
 			FAILF("name #%zu '%s' accepted", i, bad[i]);
 	}
 	memset(longname, 'a', 64);
 	longname[64] = 0;
-	CHECK_EQ(store_name_check(longname, &why), 0);
+	CHECK_EQ(store_name_check(longname, why, sizeof(why)), 0);
 	longname[64] = 'a';
 	longname[65] = 0;
-	CHECK_EQ(store_name_check(longname, &why), -EINVAL);
+	CHECK_EQ(store_name_check(longname, why, sizeof(why)), -EINVAL);
 	CHECK(strstr(why, "64"));
-	CHECK_EQ(store_name_check(NULL, &why), -EINVAL);
-	CHECK_EQ(store_name_check("a/b", &why), -EINVAL);
+	CHECK_EQ(store_name_check(NULL, why, sizeof(why)), -EINVAL);
+	CHECK_EQ(store_name_check("a/b", why, sizeof(why)), -EINVAL);
 	CHECK(strstr(why, "'/'"));
-	CHECK_EQ(store_name_check("x\x01", &why), -EINVAL);
+	CHECK_EQ(store_name_check("x\x01", why, sizeof(why)), -EINVAL);
 	CHECK(strstr(why, "control"));
 
 	/* The command line says so with status 2, and makes nothing. */
@@ -144,9 +146,9 @@ static void test_names(void)
 
 /* ---- vm.conf ---- */
 
-static void sample_vm(struct store_vm *vm, const char *name)
+static void sample_vm(struct vmconfig *vm, const char *name)
 {
-	store_vm_init(vm, name);
+	vmconfig_init(vm, name);
 	vm->memory = 2ULL << 30;
 	vm->cpus = 4;
 	vm->expose_virt = true;
@@ -170,7 +172,7 @@ static void sample_vm(struct store_vm *vm, const char *name)
 
 static void test_config_round_trip(void)
 {
-	struct store_vm a, b;
+	struct vmconfig a, b;
 	char e[512];
 	char *text;
 
@@ -187,7 +189,7 @@ static void test_config_round_trip(void)
 
 static void expect_parse_error(const char *text, const char *want)
 {
-	struct store_vm vm;
+	struct vmconfig vm;
 	char e[1024];
 
 	if (store_parse(text, strlen(text), "/s/vm/vm.conf", &vm, e, sizeof(e)) != -EINVAL)
@@ -245,7 +247,7 @@ static void test_hand_edited_error(void)
 
 static void test_create_duplicate_and_list(void)
 {
-	struct store_vm vm;
+	struct vmconfig vm;
 	char **names, e[1200];
 	size_t n;
 
@@ -285,7 +287,7 @@ static void test_create_duplicate_and_list(void)
 static void test_disks_and_nics(void)
 {
 	char path[400], mac[24];
-	struct store_vm vm;
+	struct vmconfig vm;
 	struct stat st;
 	char e[1200];
 
@@ -309,7 +311,7 @@ static void test_disks_and_nics(void)
 	CHECK_STR(vm.nics[1].sw, "Internal");
 	CHECK_EQ(VM("set", "disks", "--store", root, "--nic", "1", "--mac", "52:54:00:aa:bb:cc", "--mac-spoofing", "on"), 0);
 	CHECK_EQ(store_load(root, "disks", &vm, e, sizeof(e)), 0);
-	CHECK_STR(store_fmt_mac(vm.nics[1].mac, mac, sizeof(mac)), "52:54:00:aa:bb:cc");
+	CHECK_STR(vmconfig_fmt_mac(vm.nics[1].mac, mac, sizeof(mac)), "52:54:00:aa:bb:cc");
 	CHECK(vm.nics[1].mac_spoofing && !vm.nics[0].mac_spoofing);
 	expect_err(VM("set", "disks", "--store", root, "--mac", "ff:ff:ff:ff:ff:ff"), 2, "not a unicast MAC");
 	CHECK_EQ(VM("remove", "disks", "--store", root, "--yes"), 0);
@@ -346,7 +348,7 @@ static void test_atomic_write_failure(void)
 				     io_fsync = { write, failing_fsync };
 	static const struct store_io *const bad[] = { &io_write, &io_short, &io_fsync };
 	const struct store_io *saved = store_io;
-	struct store_vm vm;
+	struct vmconfig vm;
 	char path[400], e[1200], *before, *after;
 	int r;
 
@@ -414,7 +416,7 @@ static void test_lock_contention(void)
 static void check_all_load(const char *when)
 {
 	char **names, e[1200];
-	struct store_vm vm;
+	struct vmconfig vm;
 	size_t n;
 
 	CHECK_EQ(store_list(root, &names, &n), 0);
@@ -430,7 +432,7 @@ static void test_kill_anywhere(void)
 {
 	static const char *const steps[] = { "create-dir", "create-disk", "save-written", "save-renamed",
 					     "create-config", "create-renamed", "set-loaded" };
-	struct store_vm vm;
+	struct vmconfig vm;
 	char e[1200];
 
 	CHECK_EQ(VM("new", "victim", "--store", root, "--kernel", kernel, "--memory", "256M"), 0);
@@ -497,12 +499,12 @@ static void fake_handler(void *opaque, const struct api_request *req, struct jso
 static void test_state_from_vmm(void)
 {
 	struct api_server *srv;
-	struct vmctl_state st;
+	struct vmm_state st;
 	char path[400];
 	int fd;
 
 	CHECK_EQ(VM("new", "runner", "--store", root, "--kernel", kernel, "--nic", "sw"), 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Off");
 	CHECK(st.last_exit[0] == 0);
 
@@ -510,11 +512,11 @@ static void test_state_from_vmm(void)
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_RUN_LOCK);
 	fd = open(path, O_RDWR | O_CREAT, 0644);
 	CHECK(fd >= 0 && flock(fd, LOCK_EX) == 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Starting");
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_API_SOCK);
 	CHECK_EQ(api_server_start(&srv, path, fake_handler, NULL), 0);
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Running");
 	CHECK_EQ(st.pid, 4242);
 	CHECK_EQ(st.memory_assigned, 768ULL << 20);     /* what vm show prints as MemoryAssigned */
@@ -538,7 +540,7 @@ static void test_state_from_vmm(void)
 	/* Dead without an exit record: Off, with the reason. */
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_PID);
 	write_file(path, "31337\n");
-	vmctl_state(root, "runner", &st);
+	vmm_state(root, "runner", &st);
 	CHECK_STR(st.state, "Off");
 	CHECK(strstr(st.last_exit, "pid 31337") && strstr(st.last_exit, "killed or crashed"));
 	snprintf(path, sizeof(path), "%s/runner/%s", root, STORE_EXIT);
@@ -556,7 +558,7 @@ static void test_state_from_vmm(void)
 
 static void test_nested_refuses_without_terminal(void)
 {
-	struct store_vm vm;
+	struct vmconfig vm;
 	char e[1200];
 
 	CHECK_EQ(VM("new", "nh1", "--store", root, "--kernel", kernel, "--memory", "256M", "--nic", "sw"), 0);
@@ -570,7 +572,7 @@ static void test_nested_refuses_without_terminal(void)
 
 static void test_nested_yes(void)
 {
-	struct store_vm vm;
+	struct vmconfig vm;
 	char e[1200];
 
 	CHECK_EQ(VM("new", "nh2", "--store", root, "--kernel", kernel, "--memory", "256M", "--nic", "sw"), 0);
@@ -631,7 +633,7 @@ static void test_nested_answers_on_terminal(void)
 {
 	static const char *const answers[] = { "maybe\n", "Y\n", "n\n", "yes\n", NULL };
 	static char buf[65536];
-	struct store_vm vm;
+	struct vmconfig vm;
 	char e[1200];
 	int r;
 
@@ -702,12 +704,6 @@ int main(void)
 	RUN(test_nested_yes);
 	RUN(test_nested_answers_on_terminal);
 	RUN(test_store_not_writable);
-	{
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", tmpdir);
-	}
+	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

@@ -501,20 +501,20 @@ static void test_switch_names(void)
 {
 	static const char *const ok[] = { "lan", "LAN-2", "a.b_c", "x" };
 	static const char *const no[] = { "", ".hidden", "-opt", "a/b", "a b", "..", "tab\t" };
-	const char *why;
+	char why[256];
 	char buf[256];
 
 	for (size_t i = 0; i < ARRAY_SIZE(ok); i++)
-		CHECK_EQ(switchd_name_check(ok[i], &why), 0);
+		CHECK_EQ(switchd_name_check(ok[i], why, sizeof(why)), 0);
 	for (size_t i = 0; i < ARRAY_SIZE(no); i++) {
-		CHECK_EQ(switchd_name_check(no[i], &why), -EINVAL);
-		CHECK(why && strstr(why, "switch name"));
+		CHECK_EQ(switchd_name_check(no[i], why, sizeof(why)), -EINVAL);
+		CHECK(strstr(why, "switch name"));
 	}
 	memset(buf, 'a', 65);
 	buf[65] = '\0';
-	CHECK_EQ(switchd_name_check(buf, &why), -EINVAL);
+	CHECK_EQ(switchd_name_check(buf, why, sizeof(why)), -EINVAL);
 	buf[64] = '\0';
-	CHECK_EQ(switchd_name_check(buf, &why), 0);
+	CHECK_EQ(switchd_name_check(buf, why, sizeof(why)), 0);
 	CHECK_EQ(switchd_path("/srv/store/", "lan", "ports.sock", buf, sizeof(buf)), 0);
 	CHECK_STR(buf, "/srv/store/switches/lan/ports.sock");
 	CHECK_EQ(switchd_path("/srv/store", "lan", NULL, buf, sizeof(buf)), 0);

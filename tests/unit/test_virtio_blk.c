@@ -129,7 +129,7 @@ static uint8_t blk_req(uint32_t type, uint64_t sector, uint64_t data_gpa, uint32
 
 static void make_image(void)
 {
-	CHECK_EQ(virtio_blk_image_create(img.path, IMAGE_SIZE, false), 0);
+	CHECK_EQ(util_create_image(img.path, IMAGE_SIZE, false), 0);
 }
 
 static void fill(uint64_t gpa, size_t len, uint8_t seed)
@@ -546,19 +546,19 @@ static void test_image_create(void)
 	struct stat st;
 
 	fx_base();
-	CHECK_EQ(virtio_blk_image_create(img.path, 1000, false), -EINVAL);
-	CHECK_EQ(virtio_blk_image_create(img.path, 0, false), -EINVAL);
+	CHECK_EQ(util_create_image(img.path, 1000, false), -EINVAL);
+	CHECK_EQ(util_create_image(img.path, 0, false), -EINVAL);
 	CHECK(access(img.path, F_OK) < 0);
-	CHECK_EQ(virtio_blk_image_create(img.path, 64ULL << 20, false), 0);
+	CHECK_EQ(util_create_image(img.path, 64ULL << 20, false), 0);
 	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 64ULL << 20);
 	CHECK((uint64_t)st.st_blocks * 512 < (1ULL << 20));     /* sparse */
 	/* Never over an existing file. */
-	CHECK_EQ(virtio_blk_image_create(img.path, 1ULL << 20, true), -EEXIST);
+	CHECK_EQ(util_create_image(img.path, 1ULL << 20, true), -EEXIST);
 	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 64ULL << 20);
 	unlink(img.path);
-	CHECK_EQ(virtio_blk_image_create(img.path, 8ULL << 20, true), 0);
+	CHECK_EQ(util_create_image(img.path, 8ULL << 20, true), 0);
 	CHECK_EQ(stat(img.path, &st), 0);
 	CHECK_EQ(st.st_size, 8ULL << 20);
 	CHECK((uint64_t)st.st_blocks * 512 >= (8ULL << 20));    /* allocated */

@@ -1,0 +1,60 @@
+/* nestvm's control API, a front end over the VMM: each request is one
+ * call into it, each reply the VMM's status. */
+#include "vmm.h"
+
+#include <errno.h>
+
+/* The reply: the VMM as it stands; dynamic memory's figures only with it. */
+static void vmm_api_status(struct vmm *v, struct json *j)
+{
+	struct vmm_status st;
+
+	vmm_status(v, &st);
+	json_kv_bool(j, "ok", true);
+	if (st.name)
+		json_kv_string(j, "name", st.name);
+	json_kv_string(j, "state", st.state);
+	json_kv_int(j, "pid", st.pid);
+	json_kv_uint(j, "uptimeSeconds", st.uptime_s);
+	if (st.have_memory) {
+		json_kv_uint(j, "memoryAssignedBytes", st.memory.assigned);
+		json_kv_uint(j, "memoryTargetBytes", st.memory.target);
+		if (st.memory.stats.has_avail)
+			json_kv_uint(j, "memoryAvailableBytes", st.memory.stats.avail);
+	}
+}
+
+void vmm_api_handler(void *opaque, const struct api_request *req, struct json *j)
+{
+	struct vmm *v = opaque;
+	uint64_t applied;
+	int r = 0;
+
+	switch (req->cmd) {
+	case API_PAUSE:
+		r = vmm_pause(v);
+		break;
+	case API_RESUME:
+		r = vmm_resume(v);
+		break;
+	case API_POWERBUTTON:
+		r = vmm_power_button(v);
+		break;
+	case API_STOP:
+		vmm_stop(v, "stopped through the control API");
+		break;
+	case API_SETMEMORY:
+		r = vmm_set_memory(v, req->bytes, &applied);
+		break;
+	case API_STATUS:
+		break;
+	}
+	if (r < 0) {
+		json_kv_bool(j, "ok", false);
+		json_kv_string(j, "error", r == -ENOTSUP ?
+			       "the VM does not have dynamic memory (nestvm vm set NAME --dynamic-memory on, or nestvm "
+			       "run --dynamic-memory)" : "the VM is between reboots; try again");
+		return;
+	}
+	vmm_api_status(v, j);
+}

@@ -1,0 +1,137 @@
+/* A stored VM's VMM seen from another process: its state, derived from its
+ * run lock, its records and its control API; calls into that API; waiting
+ * for it to end. */
+#include "vmm.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+/* A "key = value" of a small record file. */
+static void vmm_record(const char *text, const char *key, char *out, size_t len)
+{
+	size_t k = strlen(key);
+
+	out[0] = 0;
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+		if (!strncmp(p, key, k) && !strncmp(p + k, " = ", 3)) {
+			size_t n = strcspn(p + k + 3, "\n");
+
+			snprintf(out, len, "%.*s", (int)MIN(n, len - 1), p + k + 3);
+			return;
+		}
+	}
+}
+
+/* Why an Off VM's last VMM ended: its exit record, else its pid file. */
+static void vmm_last_exit(const char *root, const char *name, struct vmm_state *st)
+{
+	char path[STORE_PATH_MAX + 128];
+	uint8_t *data;
+	size_t len;
+
+	if (store_path(path, sizeof(path), root, name, STORE_EXIT) == 0 && util_read_file(path, &data, &len) == 0) {
+		char *text = strndup((const char *)data, len), reason[128], detail[1024], when[32];
+		time_t t;
+
+		free(data);
+		if (!text)
+			return;
+		vmm_record(text, "reason", reason, sizeof(reason));
+		vmm_record(text, "detail", detail, sizeof(detail));
+		vmm_record(text, "time", when, sizeof(when));
+		t = (time_t)strtoll(when, NULL, 10);
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		snprintf(st->last_exit, sizeof(st->last_exit), "%s%s%s (%s)", reason, detail[0] ? ": " : "", detail,
+			 when);
+		free(text);
+	} else if (store_path(path, sizeof(path), root, name, STORE_PID) == 0 &&
+		   util_read_file(path, &data, &len) == 0) {
+		snprintf(st->last_exit, sizeof(st->last_exit),
+			 "the VMM (pid %d) ended without an exit record: it was killed or crashed; see %s",
+			 atoi((const char *)data), STORE_CONSOLE_LOG);
+		free(data);
+	}
+}
+
+void vmm_state(const char *root, const char *name, struct vmm_state *st)
+{
+	char path[STORE_PATH_MAX + 128];
+	struct api_object *reply;
+	uint8_t *data;
+	size_t len;
+
+	memset(st, 0, sizeof(*st));
+	if (!store_vmm_alive(root, name)) {
+		snprintf(st->state, sizeof(st->state), "Off");
+		vmm_last_exit(root, name, st);
+		return;
+	}
+	snprintf(st->state, sizeof(st->state), "Starting");
+	reply = malloc(sizeof(*reply));
+	if (!reply || store_path(path, sizeof(path), root, name, STORE_API_SOCK) < 0) {
+		free(reply);
+		return;
+	}
+	if (api_call(path, "status", reply, 3000) == 0) {
+		const struct api_member *s = api_get(reply, "state"), *p = api_get(reply, "pid");
+		const struct api_member *mem = api_get(reply, "memoryAssignedBytes");
+
+		if (s && s->type == API_STRING)
+			snprintf(st->state, sizeof(st->state), "%.15s", s->str);
+		if (p && p->type == API_INT)
+			st->pid = (int)p->num;
+		if (mem && mem->type == API_INT && mem->num > 0)
+			st->memory_assigned = (uint64_t)mem->num;
+	}
+	free(reply);
+	if (!st->pid && store_path(path, sizeof(path), root, name, STORE_PID) == 0 &&
+	    util_read_file(path, &data, &len) == 0) {
+		st->pid = atoi((const char *)data);
+		free(data);
+	}
+}
+
+bool vmm_state_is_off(const struct vmm_state *st)
+{
+	return !strcmp(st->state, "Off");
+}
+
+bool vmm_wait_off(const char *root, const char *name, int timeout_ms)
+{
+	for (int waited = 0;; waited += 100) {
+		if (!store_vmm_alive(root, name))
+			return true;
+		if (waited >= timeout_ms)
+			return false;
+		nanosleep(&(struct timespec){ 0, 100 * 1000000 }, NULL);
+	}
+}
+
+int vmm_call(const char *root, const char *name, const char *cmd, struct api_object *reply, int timeout_ms)
+{
+	char path[STORE_PATH_MAX + 128];
+	const struct api_member *ok;
+	int r;
+
+	r = store_path(path, sizeof(path), root, name, STORE_API_SOCK);
+	if (r == 0)
+		r = api_call(path, cmd, reply, timeout_ms);
+	if (r < 0)
+		return r;
+	ok = api_get(reply, "ok");
+	return ok && ok->type == API_BOOL && ok->b ? 0 : -EPROTO;
+}
+
+int vmm_console_connect(const char *root, const char *name)
+{
+	char path[STORE_PATH_MAX + 128];
+
+	if (store_path(path, sizeof(path), root, name, STORE_CONSOLE_SOCK) < 0)
+		return -ENAMETOOLONG;
+	return util_unix_connect(path, SOCK_STREAM);
+}
