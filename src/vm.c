@@ -103,6 +103,11 @@ static int vm_build_kvm(struct vm *vm)
 	r = kvm_vm_create(&vm->sys, &vm->kvm);
 	if (r < 0)
 		return vm_kvm_err(vm, r, "creating the VM");
+	/* Exceptions pending with their payload (a #PF's CR2) are then kept
+	 * apart from those injected: a saved nested guest resumes exactly. */
+	if (kvm_vm_check_extension(&vm->kvm, KVM_CAP_EXCEPTION_PAYLOAD) > 0 &&
+	    kvm_vm_enable_cap(&vm->kvm, KVM_CAP_EXCEPTION_PAYLOAD, 1) < 0)
+		return vm_kvm_err(vm, -EINVAL, "enabling KVM_CAP_EXCEPTION_PAYLOAD");
 	r = kvm_get_supported_cpuid(&vm->sys, &vm->supported_cpuid);
 	if (r < 0)
 		return vm_kvm_err(vm, r, "reading supported CPUID");
@@ -434,7 +439,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = -EINVAL;
 		goto fail;
 	}
-	if (!cfg->payload && !cfg->kernel.size) {
+	if (!cfg->payload && !cfg->kernel.size && !cfg->restore) {
 		vm_errf(vm, "nothing to boot: no kernel");
 		r = -EINVAL;
 		goto fail;
@@ -450,9 +455,9 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = vm_build_devices(vm);
 	if (r >= 0)
 		r = vm_build_virtio(vm);
-	if (r >= 0 && !cfg->payload)
+	if (r >= 0 && !cfg->payload && !cfg->restore)
 		r = vm_build_acpi(vm);
-	if (r >= 0)
+	if (r >= 0 && !cfg->restore)
 		r = vm_build_boot(vm);
 	if (r >= 0)
 		return 0;
@@ -747,6 +752,13 @@ static void *vcpu_thread(void *arg)
 		int r;
 
 		if (atomic_load(&vm->paused)) {
+			/* Let KVM finish the instruction behind the last exit
+			 * first, running no guest code: a paused machine's
+			 * state can then be saved as it stands. */
+			vcpu->kvm.run->immediate_exit = 1;
+			if (kvm_vcpu_run(&vcpu->kvm) < 0) {
+				/* -EINTR is the expected answer */
+			}
 			vcpu_park(vcpu);
 			continue;
 		}

@@ -65,6 +65,9 @@ struct vm_config {
 	bool rng;                       /* virtio-rng */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */
+	/* The machine is to be restored from a saved state: no ACPI tables and
+	 * no boot image are written (the state brings memory), no kernel needed. */
+	bool restore;
 };
 
 enum vm_stop_reason {

@@ -3,6 +3,7 @@
  * reset pulse (command 0xfe) that "reboot=k" sends. */
 #include "devices/devices.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define I8042_STS_OBF   0x01
@@ -40,4 +41,26 @@ void i8042_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_w
 	} else if (!is_write) {
 		*v = 0xff;
 	}
+}
+
+void i8042_save(struct i8042 *k, struct snap_buf *b)
+{
+	snap_put_u8(b, k->cmd);
+	snap_put_u8(b, k->ctr);
+	snap_put_u8(b, k->out);
+	snap_put_u8(b, k->has_out);
+}
+
+int i8042_load(struct i8042 *k, struct snap_cur *c)
+{
+	uint8_t cmd = snap_get_u8(c), ctr = snap_get_u8(c), out = snap_get_u8(c);
+	bool has_out = snap_get_bool(c);
+
+	if (c->bad)
+		return -EINVAL;
+	k->cmd = cmd;
+	k->ctr = ctr;
+	k->out = out;
+	k->has_out = has_out;
+	return 0;
 }

@@ -42,7 +42,9 @@ struct virtio_net {
 	bool thread_started;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
+	pthread_cond_t resume;          /* held is over */
 	bool busy, stop;
+	bool held;                      /* for a save: the worker stands still */
 	unsigned int reset_gen;
 
 	/* The worker's own. */
@@ -290,6 +292,8 @@ static void *net_worker(void *arg)
 			(void)!read(n->kick_fd, &v, sizeof(v));
 
 		pthread_mutex_lock(&n->lock);
+		while (n->held && !n->stop)
+			pthread_cond_wait(&n->resume, &n->lock);
 		if (n->stop) {
 			pthread_mutex_unlock(&n->lock);
 			break;
@@ -349,6 +353,35 @@ static void net_reset(struct virtio_dev *dev)
 	net_kick(n);
 }
 
+/* For a save: the worker finishes its round and waits; a receive buffer it
+ * held for the next frame goes back to the ring, where the restored device
+ * finds it again. A frame held for a full backend is lost, as on a wire. */
+static void net_hold(struct virtio_dev *dev)
+{
+	struct virtio_net *n = to_net(dev);
+
+	pthread_mutex_lock(&n->lock);
+	n->held = true;
+	while (n->busy)
+		pthread_cond_wait(&n->idle, &n->lock);
+	if (n->rx_held)
+		virtq_unpop(&n->vdev.vqs[NET_RXQ], &n->rx);
+	n->rx_held = false;
+	n->rx_starved = false;
+	pthread_mutex_unlock(&n->lock);
+}
+
+static void net_release(struct virtio_dev *dev)
+{
+	struct virtio_net *n = to_net(dev);
+
+	pthread_mutex_lock(&n->lock);
+	n->held = false;
+	pthread_cond_broadcast(&n->resume);
+	pthread_mutex_unlock(&n->lock);
+	net_kick(n);
+}
+
 static void net_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
 {
 	struct virtio_net *n = to_net(dev);
@@ -375,6 +408,7 @@ static void net_destroy(struct virtio_dev *dev)
 	if (n->kick_fd >= 0)
 		close(n->kick_fd);
 	net_backend_close(&n->be);
+	pthread_cond_destroy(&n->resume);
 	pthread_cond_destroy(&n->idle);
 	pthread_mutex_destroy(&n->lock);
 	virtq_elem_free(&n->rx);
@@ -392,6 +426,8 @@ static const struct virtio_dev_ops net_ops = {
 	.notify = net_notify,
 	.reset = net_reset,
 	.destroy = net_destroy,
+	.hold = net_hold,
+	.release = net_release,
 };
 
 int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, char *err, size_t errlen)
@@ -427,6 +463,7 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 	memcpy(n->mac, mac, NET_MAC_LEN);
 	pthread_mutex_init(&n->lock, NULL);
 	pthread_cond_init(&n->idle, NULL);
+	pthread_cond_init(&n->resume, NULL);
 
 	r = net_backend_open(&n->be, &o->backend, err, errlen);
 	if (r < 0)

@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "guestmem.h"
+#include "snap.h"
 #include "util.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -135,6 +136,16 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Stops worker threads and frees the device, virtio_dev included. */
 	void (*destroy)(struct virtio_dev *dev);
+	/* Saving the device's state (all optional). hold: from here until
+	 * release the device touches neither its queues nor guest memory, and
+	 * it has given back (virtq_unpop) any chain it held without finishing;
+	 * devices served by a worker need none (the worker is held). save and
+	 * load: what the device keeps beyond its queues and features; load
+	 * checks every value it reads, the queues already restored. */
+	void (*hold)(struct virtio_dev *dev);
+	void (*release)(struct virtio_dev *dev);
+	void (*save)(struct virtio_dev *dev, struct snap_buf *b);
+	int (*load)(struct virtio_dev *dev, struct snap_cur *c);
 };
 
 /* How a device reaches its transport: an interrupt with ISR bits. */
@@ -195,6 +206,18 @@ void virtio_dev_reset(struct virtio_dev *dev);
 /* The guest kicked queue q: to the device's notify, or its worker. */
 void virtio_dev_notify(struct virtio_dev *dev, unsigned int q);
 
+/* Saving and restoring a device (its features, broken state, queues and
+ * own fields). Between hold and release the device stands still: nothing
+ * it does reaches its queues or guest memory. load is for a device fresh
+ * from its create, with guest memory in place; it checks every value. After
+ * a load, kick_all has the device look at every ready queue again, as
+ * kicks that were pending at the save are not saved. */
+void virtio_dev_hold(struct virtio_dev *dev);
+void virtio_dev_release(struct virtio_dev *dev);
+void virtio_dev_save(struct virtio_dev *dev, struct snap_buf *b);
+MUST_CHECK int virtio_dev_load(struct virtio_dev *dev, struct snap_cur *c);
+void virtio_dev_kick_all(struct virtio_dev *dev);
+
 /* A device's worker thread (worker.c). lock guards the fields below, and may
  * guard the device's own state too. */
 struct virtio_worker {
@@ -220,6 +243,10 @@ void virtio_worker_kick(struct virtio_worker *w, unsigned int q);
 void virtio_worker_quiesce(struct virtio_worker *w);
 /* From ops->destroy: stops and joins the thread; no-op if it never started. */
 void virtio_worker_stop(struct virtio_worker *w);
+/* Waits until fn is back in wait and keeps it there, kicks kept for later,
+ * until virtio_worker_release. */
+void virtio_worker_hold(struct virtio_worker *w);
+void virtio_worker_release(struct virtio_worker *w);
 
 /* For transports. size must be a power of two no larger than queue_max, and
  * each ring aligned and wholly in guest RAM: -EINVAL or -EFAULT otherwise. */
@@ -237,6 +264,8 @@ MUST_CHECK int virtq_pop(struct virtqueue *vq, struct virtq_elem *e);
 /* Returns a chain with len bytes written into its writable buffers. Dropped
  * if the queue was disabled or set up again since the pop. */
 void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len);
+/* Gives back the chain popped last, unused: the next pop takes it again. */
+void virtq_unpop(struct virtqueue *vq, const struct virtq_elem *e);
 /* Whether the driver wants an interrupt for what was pushed since the last
  * call (used_event with EVENT_IDX, else the avail NO_INTERRUPT flag). */
 bool virtq_should_notify(struct virtqueue *vq);
@@ -266,6 +295,12 @@ struct virtio_mmio;
  * bus_register(&vm->mmio, base, VIRTIO_MMIO_WINDOW, name, virtio_mmio_io, m). */
 MUST_CHECK int virtio_mmio_create(struct virtio_mmio **out, const struct guestmem *mem,
 				  struct irq_line irq, struct virtio_dev *dev);
+/* The transport's registers and the device behind it (see virtio_dev_save);
+ * hold the device first. load re-drives the interrupt line from the restored
+ * InterruptStatus: the irqchip's state must be in place before it. */
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_buf *b);
+MUST_CHECK int virtio_mmio_load(struct virtio_mmio *m, struct snap_cur *c);
+struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *m);
 bus_handler_fn virtio_mmio_io;
 /* Frees the transport, not the device: destroy that after, with the vCPUs stopped. */
 void virtio_mmio_destroy(struct virtio_mmio *m);

@@ -85,3 +85,18 @@ void virtio_worker_stop(struct virtio_worker *w)
 	pthread_mutex_destroy(&w->lock);
 	w->started = false;
 }
+
+void virtio_worker_hold(struct virtio_worker *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+}
+
+void virtio_worker_release(struct virtio_worker *w)
+{
+	if (w->started)
+		pthread_mutex_unlock(&w->lock);
+}
