@@ -111,6 +111,18 @@ payload_long_count:
 	hlt
 payload_long_count_end:
 
+/* 64-bit: a counter in guest memory at 0x8000, incremented and reported
+ * on the port for ever: it goes on from where it was only if memory and
+ * registers both come back. */
+	.globl payload_long_memcount, payload_long_memcount_end
+payload_long_memcount:
+	mov $0xe9, %dx
+1:	incq 0x8000
+	mov 0x8000, %eax
+	out %eax, %dx
+	jmp 1b
+payload_long_memcount_end:
+
 /* 64-bit: a reboot through the FADT reset register (0xcf9 <- 6). */
 	.globl payload_long_reset, payload_long_reset_end
 payload_long_reset:
