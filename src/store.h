@@ -25,6 +25,7 @@
 #define STORE_CONSOLE_LOG "console.log"
 #define STORE_PID        "vmm.pid"
 #define STORE_EXIT       "vmm.exit"     /* why the last VMM ended */
+#define STORE_SAVED      "saved.state"  /* the Saved VM's state: its next start resumes it */
 
 /* Host I/O that tests make fail (the write of vm.conf, its fsync). */
 struct store_io {

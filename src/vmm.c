@@ -5,6 +5,7 @@
 #include "console.h"
 #include "net/switch.h"
 #include "store.h"
+#include "vmstate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,6 +65,16 @@ struct vmm {
 	bool sig_started;
 	bool ended;
 	int pid_error;
+
+	/* Resuming a saved state: its head is read, the rest waits for the
+	 * machine. A stored VM's own saved state goes once it is resumed. */
+	struct vmstate_load *restore;
+	int restore_fd;
+	char restore_path[VMM_PATH_MAX];
+	bool restore_is_own;
+	/* The VM was saved and ends for that. */
+	bool saved;
+	char saved_path[VMM_PATH_MAX];
 };
 
 static int vmm_fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -123,7 +134,7 @@ int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_op
 		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
 	v->cfg = *cfg;
 	v->opt = *opt;
-	v->run_lock = v->log_fd = v->ready_fd = -1;
+	v->run_lock = v->log_fd = v->ready_fd = v->restore_fd = -1;
 	v->com1_fd = STDOUT_FILENO;
 	v->kernel = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
 	v->initrd = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
@@ -161,6 +172,78 @@ static int vmm_claim(struct vmm *v)
 	}
 	close(fd);
 	return -EALREADY;
+}
+
+/* Opens a saved state and reads its head; *cfg gets the configuration it
+ * carries. The loader stays with the VMM until the machine takes the rest. */
+static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmconfig *cfg, char *err, size_t errlen)
+{
+	char why[1024];
+	struct stat st;
+	int r;
+
+	snprintf(v->restore_path, sizeof(v->restore_path), "%s", path);
+	v->restore_is_own = own;
+	/* The store's own file is never a link; a file named by hand may be. */
+	v->restore_fd = open(path, O_RDONLY | O_CLOEXEC | (own ? O_NOFOLLOW : 0));
+	if (v->restore_fd < 0 || fstat(v->restore_fd, &st) < 0)
+		return vmm_fail(err, errlen, -errno, "saved state '%s': %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return vmm_fail(err, errlen, -EINVAL, "saved state '%s': not a regular file", path);
+	v->restore = calloc(1, sizeof(*v->restore));
+	if (!v->restore)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmstate_load_head(v->restore, v->restore_fd, why, sizeof(why));
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "saved state '%s': %s", path, why);
+	r = store_parse(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why, sizeof(why));
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "saved state '%s': its configuration: %s", path, why);
+	return 0;
+}
+
+int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt, char *err, size_t errlen)
+{
+	struct vmm probe = { .restore_fd = -1 };
+	struct vmconfig *cfg = calloc(1, sizeof(*cfg));
+	struct vmm_options o = *opt;
+	int r;
+
+	if (!cfg)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_open_state(&probe, path, false, cfg, err, errlen);
+	o.restore = path;
+	if (r == 0)
+		r = vmm_create(out, cfg, &o, err, errlen);
+	if (r == 0) {
+		(*out)->restore = probe.restore;
+		(*out)->restore_fd = probe.restore_fd;
+		memcpy((*out)->restore_path, probe.restore_path, sizeof(probe.restore_path));
+		probe.restore = NULL;
+		probe.restore_fd = -1;
+	}
+	if (probe.restore) {
+		vmstate_load_free(probe.restore);
+		free(probe.restore);
+	}
+	if (probe.restore_fd >= 0)
+		close(probe.restore_fd);
+	free(cfg);
+	return r;
+}
+
+/* A Saved VM resumes its state only into the machine it was saved from. */
+static int vmm_check_same_machine(const struct vmconfig *a, const struct vmconfig *b, char *err, size_t errlen)
+{
+	const char *what = a->memory != b->memory ? "memory" : a->cpus != b->cpus ? "processors" :
+			   a->expose_virt != b->expose_virt ? "the virtualization extensions" :
+			   a->dynamic_memory != b->dynamic_memory || a->memory_max != b->memory_max ? "dynamic memory" :
+			   a->ndisks != b->ndisks ? "disks" : a->nnics != b->nnics ? "network adapters" :
+			   a->no_rng != b->no_rng ? "the rng" : NULL;
+
+	if (!what)
+		return 0;
+	return vmm_fail(err, errlen, -EINVAL, "its %s changed since it was saved", what);
 }
 
 int vmm_create_stored(struct vmm **out, const char *name, const struct vmm_options *opt, char *err, size_t errlen)
@@ -202,8 +285,27 @@ int vmm_create_stored(struct vmm **out, const char *name, const struct vmm_optio
 	if (!v->opt.console_socket)
 		v->opt.console_socket = v->con_path;
 	r = vmm_claim(v);
-	if (r < 0)
+	if (r < 0) {
 		vmm_fail(err, errlen, r, "VM '%s' is already running", name);
+		goto out;
+	}
+	/* A Saved VM resumes where it was. */
+	if (!opt->restore) {
+		char path[VMM_PATH_MAX + 16];
+		struct vmconfig *saved;
+
+		snprintf(path, sizeof(path), "%s/%s", v->dir, STORE_SAVED);
+		if (access(path, F_OK) == 0) {
+			char why[1024];
+
+			saved = calloc(1, sizeof(*saved));
+			r = saved ? vmm_open_state(v, path, true, saved, err, errlen) : -ENOMEM;
+			if (r == 0 && vmm_check_same_machine(saved, cfg, why, sizeof(why)) < 0)
+				r = vmm_fail(err, errlen, -EINVAL, "VM '%s' is Saved, but %s: discard its saved state "
+					     "(nestvm vm discard-saved %s) to boot it anew", name, why, name);
+			free(saved);
+		}
+	}
 out:
 	store_unlock(lock);
 	free(cfg);
@@ -260,6 +362,15 @@ int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 	size_t n;
 	int r;
 
+	if (v->restore) {
+		char ignored[256];
+
+		/* The kernel serves only a later reboot: it may have gone. */
+		if (vmm_open_file("kernel", v->cfg.kernel, &v->kernel, ignored, sizeof(ignored)) == 0 &&
+		    v->cfg.initrd[0])
+			(void)vmm_open_file("initrd", v->cfg.initrd, &v->initrd, ignored, sizeof(ignored));
+		return v->opt.skip_probe ? 0 : vmm_probe(v, err, errlen);
+	}
 	r = vmm_open_file("kernel", v->cfg.kernel, &v->kernel, err, errlen);
 	if (r == 0 && v->cfg.initrd[0])
 		r = vmm_open_file("initrd", v->cfg.initrd, &v->initrd, err, errlen);
@@ -509,12 +620,31 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		.nics = v->nics, .nnics = v->cfg.nnics, .rng = !v->cfg.no_rng,
 		.console_out = v->com1_fd, .kvm_path = v->opt.kvm_path,
 	};
+	v->machine.restore = v->restore != NULL;
 	v->vm = calloc(1, sizeof(*v->vm));
 	if (!v->vm)
 		return vmm_fail_start(v, err, errlen, -ENOMEM, "out of memory");
 	r = vmm_build(v);
 	if (r < 0)
 		return vmm_fail_start(v, err, errlen, r, "%s", v->vm->err);
+	v->machine.restore = false;     /* a reboot boots the kernel */
+	if (v->restore) {
+		char why[1024];
+
+		r = vmstate_load_rest(v->restore, v->vm, why, sizeof(why));
+		vmstate_load_free(v->restore);
+		free(v->restore);
+		v->restore = NULL;
+		close(v->restore_fd);
+		v->restore_fd = -1;
+		if (r < 0) {
+			vmm_unbuild(v);
+			return vmm_fail_start(v, err, errlen, r, "saved state '%s': %s", v->restore_path, why);
+		}
+		/* The VM runs from it now: it is no longer Saved. */
+		if (v->restore_is_own)
+			unlink(v->restore_path);
+	}
 	if (v->opt.signals && pthread_create(&v->sig_thread, NULL, vmm_signal_thread, v) == 0)
 		v->sig_started = true;
 	if (v->opt.console_tty && console_tty_start(&v->tty, vmm_console_input, vmm_tty_quit, v) < 0)
@@ -539,7 +669,11 @@ static void vmm_note_stop(struct vmm *v, enum vm_stop_reason why, struct vmm_exi
 	ex->why = why;
 	ex->signal = why == VM_STOP_REQUEST ? sig : 0;
 	snprintf(ex->reason, sizeof(ex->reason), "%s", vm_stop_reason_name(why));
-	if (ex->signal)
+	if (why == VM_STOP_REQUEST && v->saved) {
+		ex->signal = 0;
+		snprintf(ex->reason, sizeof(ex->reason), "saved");
+		snprintf(ex->detail, sizeof(ex->detail), "to %.*s", (int)sizeof(ex->detail) - 4, v->saved_path);
+	} else if (ex->signal)
 		snprintf(ex->detail, sizeof(ex->detail), "signal %d (%s)", sig, strsignal(sig));
 	else
 		snprintf(ex->detail, sizeof(ex->detail), "%s", v->vm->diag);
@@ -593,6 +727,12 @@ void vmm_destroy(struct vmm *v)
 		close(v->ready_fd);
 	if (v->run_lock >= 0)
 		close(v->run_lock);
+	if (v->restore) {
+		vmstate_load_free(v->restore);
+		free(v->restore);
+	}
+	if (v->restore_fd >= 0)
+		close(v->restore_fd);
 	pthread_rwlock_destroy(&v->input);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
@@ -639,6 +779,97 @@ void vmm_stop(struct vmm *v, const char *why)
 		vm_resume(v->vm);
 	}
 	pthread_mutex_unlock(&v->lock);
+}
+
+/* fsync of the directory holding path, so that a rename in it lasts. */
+static int vmm_sync_dir_of(const char *path)
+{
+	char dir[VMM_PATH_MAX];
+	char *slash;
+	int fd, r = 0;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)sizeof(dir) - 1, path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
+	     char *err, size_t errlen)
+{
+	char own[VMM_PATH_MAX + 16], tmp[VMM_PATH_MAX + 48];
+	struct snap_writer w;
+	uint64_t t0 = util_now_ns();
+	bool was_paused;
+	char *text;
+	struct stat st;
+	int fd, r;
+
+	memset(info, 0, sizeof(*info));
+	if (!path) {
+		if (!v->stored)
+			return vmm_fail(err, errlen, -EINVAL, "a VM not in the store is saved to a file it is given");
+		snprintf(own, sizeof(own), "%s/%s", v->dir, STORE_SAVED);
+		path = own;
+	}
+	if (strlen(path) >= VMM_PATH_MAX)
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", path);
+	text = store_format(&v->cfg);
+	if (!text)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	pthread_mutex_lock(&v->lock);
+	if (!v->live || atomic_load(&v->stopping)) {
+		pthread_mutex_unlock(&v->lock);
+		free(text);
+		return vmm_fail(err, errlen, -EAGAIN, "the VM is %s; try again",
+				atomic_load(&v->stopping) ? "stopping" : "between reboots");
+	}
+	was_paused = vm_is_paused(v->vm);
+	vm_pause(v->vm);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		r = vmm_fail(err, errlen, -errno, "'%s': %s", tmp, strerror(errno));
+	} else {
+		snap_writer_init(&w, fd);
+		r = vmstate_save(v->vm, text, &w, err, errlen);
+		if (r >= 0 && fsync(fd) < 0)
+			r = vmm_fail(err, errlen, -errno, "'%s': fsync: %s", tmp, strerror(errno));
+		if (r >= 0 && fstat(fd, &st) == 0)
+			info->bytes = (uint64_t)st.st_size;
+		close(fd);
+		if (r >= 0 && rename(tmp, path) < 0)
+			r = vmm_fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+		if (r >= 0)
+			(void)vmm_sync_dir_of(path);
+		else
+			unlink(tmp);
+	}
+	free(text);
+	info->memory_bytes = r >= 0 ? w.page_bytes : 0;
+	info->ns = util_now_ns() - t0;
+	if (r >= 0 && !keep_running) {
+		/* Saved: the VM ends with the state on disk; nothing runs on. */
+		v->saved = true;
+		snprintf(v->saved_path, sizeof(v->saved_path), "%.*s", (int)sizeof(v->saved_path) - 1, path);
+		atomic_store(&v->stopping, true);
+		vm_request_stop(v->vm, VM_STOP_REQUEST, "saved");
+	}
+	/* A failed save leaves the VM running, as it was. */
+	if (!was_paused || (r >= 0 && !keep_running))
+		vm_resume(v->vm);
+	pthread_mutex_unlock(&v->lock);
+	return r;
 }
 
 int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied)

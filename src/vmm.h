@@ -35,6 +35,9 @@ struct vmm_options {
 	api_handler_fn api_handler;     /* which: vmm_api_handler, nestvm's control API */
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
+	/* Resume this saved state instead of booting the kernel. A stored VM
+	 * that is Saved resumes its own (STORE_SAVED) without being told. */
+	const char *restore;
 };
 
 /* Why a VMM ended, as its exit record says. */
@@ -61,6 +64,10 @@ struct vmm_status {
 
 struct vmm;
 
+/* A VMM that resumes the saved state at path, a machine of the
+ * configuration the state carries. */
+MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt,
+				   char *err, size_t errlen);
 /* A VMM for the machine cfg: validated, its adapters' sockets found. */
 MUST_CHECK int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_options *opt,
 			  char *err, size_t errlen);
@@ -100,6 +107,18 @@ MUST_CHECK int vmm_resume(struct vmm *v);
 MUST_CHECK int vmm_power_button(struct vmm *v);
 /* Stops the VM (why: for the exit record; NULL for the default). */
 void vmm_stop(struct vmm *v, const char *why);
+/* What a save wrote and how long it took. */
+struct vmm_save_info {
+	uint64_t bytes;                 /* the file's size */
+	uint64_t memory_bytes;          /* guest memory in it */
+	uint64_t ns;                    /* from pausing to the file being durable */
+};
+/* Saves the VM's whole state to path (NULL: a stored VM's own saved state,
+ * which makes it Saved), durably (a temporary file, fsync, rename). Then
+ * the VM ends ("saved"), or with keep_running it runs on as it was. The
+ * disks are flushed first. -EAGAIN between a reboot's two machines. */
+MUST_CHECK int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
+			char *err, size_t errlen);
 /* Dynamic memory's target, clamped to its bounds: -ENOTSUP without it. */
 MUST_CHECK int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied);
 void vmm_status(struct vmm *v, struct vmm_status *st);
@@ -121,10 +140,15 @@ struct vmm_state {
 };
 void vmm_state(const char *root, const char *name, struct vmm_state *st);
 bool vmm_state_is_off(const struct vmm_state *st);
+/* Off, its state saved (STORE_SAVED): starting it resumes that state. */
+bool vmm_state_is_saved(const struct vmm_state *st);
 /* Sends a control API command to the VM's VMM: 0 when it answered ok,
  * -EPROTO when it refused (reply holds the answer), else -errno. */
 MUST_CHECK int vmm_call(const char *root, const char *name, const char *cmd, struct api_object *reply,
 			int timeout_ms);
+/* The same for a request with its arguments (a save). */
+MUST_CHECK int vmm_call_request(const char *root, const char *name, const struct api_request *req,
+				struct api_object *reply, int timeout_ms);
 /* Connects to the VM's console socket (see console_attach): the fd. */
 MUST_CHECK int vmm_console_connect(const char *root, const char *name);
 /* Waits up to timeout_ms for the VM's VMM to end; true once it has. */

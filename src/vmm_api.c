@@ -24,6 +24,23 @@ static void vmm_api_status(struct vmm *v, struct json *j)
 	}
 }
 
+/* Saves the VM; the reply says what was written, or why nothing was. */
+static void vmm_api_save(struct vmm *v, const struct api_request *req, struct json *j)
+{
+	struct vmm_save_info info;
+	char err[1200];
+
+	if (vmm_save(v, req->path[0] ? req->path : NULL, req->keep_running, &info, err, sizeof(err)) < 0) {
+		json_kv_bool(j, "ok", false);
+		json_kv_string(j, "error", err);
+		return;
+	}
+	vmm_api_status(v, j);
+	json_kv_uint(j, "savedBytes", info.bytes);
+	json_kv_uint(j, "savedMemoryBytes", info.memory_bytes);
+	json_kv_uint(j, "saveMillis", info.ns / 1000000);
+}
+
 void vmm_api_handler(void *opaque, const struct api_request *req, struct json *j)
 {
 	struct vmm *v = opaque;
@@ -31,6 +48,9 @@ void vmm_api_handler(void *opaque, const struct api_request *req, struct json *j
 	int r = 0;
 
 	switch (req->cmd) {
+	case API_SAVE:
+		vmm_api_save(v, req, j);
+		return;
 	case API_PAUSE:
 		r = vmm_pause(v);
 		break;

@@ -416,6 +416,12 @@ static int vm_set(struct vm_ctx *c)
 		goto out;
 	store_crash_point("set-loaded");
 	vmm_state(c->root, c->name, &st);
+	if (needs_off && vmm_state_is_saved(&st)) {
+		cli_error("vm set: --%s needs VM %s to be Off; it is Saved (start it, or throw its saved state "
+			  "away: nestvm vm discard-saved %s)", needs_off, c->name, c->name);
+		r = 1;
+		goto out;
+	}
 	if (needs_off && !vmm_state_is_off(&st)) {
 		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
 			  needs_off, c->name, st.state, c->name);
@@ -617,7 +623,7 @@ static int vm_remove(struct vm_ctx *c)
 	/* A VM whose configuration is broken can still be removed. */
 	r = store_load(root, name, vm, err, sizeof(err));
 	vmm_state(root, name, &st);
-	if (!vmm_state_is_off(&st)) {
+	if (!vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
 		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
 		r = 1;
 		goto out;
@@ -655,8 +661,11 @@ static int vm_start(struct vm_ctx *c)
 	struct vmm_state st;
 	int r;
 
+	bool saved;
+
 	vmm_state(root, name, &st);
-	if (!vmm_state_is_off(&st)) {
+	saved = vmm_state_is_saved(&st);
+	if (!vmm_state_is_off(&st) && !saved) {
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
@@ -664,8 +673,98 @@ static int vm_start(struct vm_ctx *c)
 	if (r)
 		return r;
 	vmm_state(root, name, &st);
-	printf("Started VM %s (VMM pid %d); attach with: nestvm vm console %s\n", name, st.pid, name);
+	printf("%s VM %s (VMM pid %d); attach with: nestvm vm console %s\n",
+	       saved ? "Resumed" : "Started", name, st.pid, name);
 	return 0;
+}
+
+/* ---- save, discard-saved ---- */
+
+static int vm_save(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct api_request req = { .cmd = API_SAVE };
+	struct api_object *reply;
+	struct vmm_state st;
+	int r;
+
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("vm save: VM %s is %s; only a running or paused VM is saved", name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply)
+		return 1;
+	/* Guest memory goes to disk: minutes for a large guest on a slow disk. */
+	r = vmm_call_request(root, name, &req, reply, 3600 * 1000);
+	if (r == 0) {
+		const struct api_member *b = api_get(reply, "savedBytes"), *ms = api_get(reply, "saveMillis");
+		uint64_t bytes = b && b->type == API_INT ? (uint64_t)b->num : 0;
+		uint64_t millis = ms && ms->type == API_INT ? (uint64_t)ms->num : 0;
+
+		if (!vmm_wait_off(root, name, 30000)) {
+			cli_error("vm save: VM %s was saved, but its VMM has not ended yet", name);
+			r = 1;
+		} else {
+			printf("Saved VM %s (%.1f MiB in %llu.%03llu s); nestvm vm start %s resumes it\n", name,
+			       (double)bytes / (1 << 20), (unsigned long long)(millis / 1000),
+			       (unsigned long long)(millis % 1000), name);
+		}
+	} else if (r == -EPROTO) {
+		const struct api_member *e = api_get(reply, "error");
+
+		cli_error("vm save: VM %s: %s", name, e && e->type == API_STRING ? e->str : "refused");
+		r = 1;
+	} else {
+		cli_error("vm save: VM %s: its VMM did not answer: %s", name, strerror(-r));
+		r = 1;
+	}
+	free(reply);
+	return r;
+}
+
+static int vm_discard_saved(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	char path[STORE_PATH_MAX + 128];
+	struct vmm_state st;
+	int r, lock;
+
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_saved(&st)) {
+		cli_error("vm discard-saved: VM %s is %s, not Saved: it has no saved state", name, st.state);
+		r = 1;
+		goto out;
+	}
+	if (!c->o->yes) {
+		if (!isatty(STDIN_FILENO)) {
+			cli_error("vm discard-saved: not asking without a terminal: add --yes to throw away the "
+				  "saved state of VM %s", name);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		r = vmctl_ask("Throw away the saved state of VM %s? Its next start boots it anew", name);
+		if (r != 1) {
+			printf("VM %s stays Saved\n", name);
+			r = 1;
+			goto out;
+		}
+	}
+	r = store_path(path, sizeof(path), root, name, STORE_SAVED);
+	if (r == 0 && unlink(path) < 0)
+		r = -errno;
+	if (r < 0) {
+		cli_error("vm discard-saved: %s/%s/%s: %s", root, name, STORE_SAVED, strerror(-r));
+		r = 1;
+		goto out;
+	}
+	printf("VM %s is Off; its saved state is gone\n", name);
+out:
+	store_unlock(lock);
+	return r;
 }
 
 static int vm_stop(struct vm_ctx *c)
@@ -745,10 +844,12 @@ static void vm_usage(FILE *out)
 	      "Commands:\n"
 	      "  new NAME       create a VM (memory, processors, kernel, disks, network adapters)\n"
 	      "  set NAME       change its settings\n"
-	      "  list           the VMs and their states (Off, Starting, Running, Paused, Stopping)\n"
+	      "  list           the VMs and their states (Off, Saved, Starting, Running, Paused, Stopping)\n"
 	      "  show NAME      one VM's settings and state\n"
-	      "  remove NAME    delete a VM that is Off, with its disks\n"
-	      "  start NAME     boot it in the background\n"
+	      "  remove NAME    delete a VM that is Off or Saved, with its disks\n"
+	      "  start NAME     boot it in the background, or resume it if Saved\n"
+	      "  save NAME      save its whole state to disk and end it: it is Saved\n"
+	      "  discard-saved NAME  throw a Saved VM's state away: it is Off\n"
 	      "  console NAME   attach to its serial console (Ctrl-] detaches)\n"
 	      "  stop NAME      shut it down (ACPI power button); --force turns it off\n"
 	      "  pause NAME     pause its processors\n"
@@ -781,13 +882,23 @@ static const struct vm_sub vm_subs[] = {
 	  "is reported with its file and line.",
 	  list_table, VM_NAMED | VM_LOADED, vm_show },
 	{ "remove", "nestvm vm remove NAME [--yes]",
-	  "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
+	  "Delete the VM NAME with its directory and disks. It must be Off or Saved. On a\n"
 	  "terminal it asks first; elsewhere --yes is required.",
 	  remove_table, VM_NAMED, vm_remove },
 	{ "start", "nestvm vm start NAME",
 	  "Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
 	  "its console in console.log of the VM's directory and on nestvm vm console NAME.",
 	  start_table, VM_NAMED | VM_LOADED, vm_start },
+	{ "save", "nestvm vm save NAME",
+	  "Save the whole state of the running or paused VM NAME (memory, processors with\n"
+	  "the state of their own VMs, devices; its disks flushed) to saved.state in its\n"
+	  "directory, and end its VMM. The VM is then Saved: nestvm vm start resumes it where\n"
+	  "it was, and settings that need it Off are refused until then.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_save },
+	{ "discard-saved", "nestvm vm discard-saved NAME [--yes]",
+	  "Throw away the saved state of the Saved VM NAME: it is Off, and its next start\n"
+	  "boots it anew. On a terminal it asks first; elsewhere --yes is required.",
+	  remove_table, VM_NAMED, vm_discard_saved },
 	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
 	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
 	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"

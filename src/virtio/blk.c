@@ -271,11 +271,22 @@ static void blk_destroy(struct virtio_dev *dev)
 	free(b);
 }
 
+/* For a save: with the worker held nothing is in flight; what it wrote
+ * reaches the disk, so that the saved state and the image agree. */
+static void blk_hold(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	if (!b->read_only && fdatasync(b->fd) < 0)
+		virtio_dev_warn(dev, "flushing the image for a save: %s", strerror(errno));
+}
+
 static const struct virtio_dev_ops blk_ops = {
 	.device_id = VIRTIO_ID_BLOCK,
 	.nqueues = 1,
 	.config_read = blk_config_read,
 	.destroy = blk_destroy,
+	.hold = blk_hold,
 };
 
 /* Which fallocate modes the image's filesystem has, tried past the end of
