@@ -313,13 +313,15 @@ const struct api_member *api_get(const struct api_object *o, const char *key)
 	return NULL;
 }
 
-static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory", "save" };
-#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory, save"
+static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory", "save",
+					"checkpoint" };
+#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory, save, checkpoint"
 
 /* The members each command takes besides "cmd". */
 static const char *const api_args[][3] = {
 	[API_SETMEMORY] = { "bytes" },
 	[API_SAVE] = { "path", "keepRunning" },
+	[API_CHECKPOINT] = { "dir" },
 };
 
 static bool api_takes(enum api_cmd c, const char *key)
@@ -367,9 +369,19 @@ int api_parse_request(const char *s, size_t len, struct api_request *req, char *
 		if (strcmp(o->m[k].key, "cmd") && !api_takes(req->cmd, o->m[k].key)) {
 			snprintf(err, errlen, "unknown member \"%s\" (\"%s\" takes %s)", o->m[k].key, api_cmds[i],
 				 req->cmd == API_SETMEMORY ? "\"cmd\" and \"bytes\"" :
-				 req->cmd == API_SAVE ? "\"cmd\", \"path\" and \"keepRunning\"" : "only \"cmd\"");
+				 req->cmd == API_SAVE ? "\"cmd\", \"path\" and \"keepRunning\"" :
+				 req->cmd == API_CHECKPOINT ? "\"cmd\" and \"dir\"" : "only \"cmd\"");
 			goto out;
 		}
+	if (req->cmd == API_CHECKPOINT) {
+		const struct api_member *d = api_get(o, "dir");
+
+		if (!d || d->type != API_STRING || d->str[0] != '/') {
+			snprintf(err, errlen, "checkpoint needs \"dir\" with an absolute directory name");
+			goto out;
+		}
+		snprintf(req->path, sizeof(req->path), "%s", d->str);
+	}
 	if (req->cmd == API_SAVE) {
 		const struct api_member *p = api_get(o, "path"), *k = api_get(o, "keepRunning");
 
@@ -606,17 +618,21 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 	if (r->cmd == API_SETMEMORY) {
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bytes\":%llu}\n", api_cmd_name(r->cmd),
 			 (unsigned long long)r->bytes);
-	} else if (r->cmd == API_SAVE) {
+	} else if (r->cmd == API_SAVE || r->cmd == API_CHECKPOINT) {
 		struct json j;
 		char *line;
 		int rc;
 
 		json_init(&j, NULL, false);
 		json_object_begin(&j);
-		json_kv_string(&j, "cmd", "save");
-		if (r->path[0])
-			json_kv_string(&j, "path", r->path);
-		json_kv_bool(&j, "keepRunning", r->keep_running);
+		json_kv_string(&j, "cmd", api_cmd_name(r->cmd));
+		if (r->cmd == API_CHECKPOINT) {
+			json_kv_string(&j, "dir", r->path);
+		} else {
+			if (r->path[0])
+				json_kv_string(&j, "path", r->path);
+			json_kv_bool(&j, "keepRunning", r->keep_running);
+		}
 		json_object_end(&j);
 		line = json_finish(&j) == 0 ? malloc(strlen(json_buf(&j)) + 2) : NULL;
 		if (line)

@@ -2,6 +2,7 @@
  * hub, control API, signals, detaching and a stored VM's run lock and
  * records. One struct vmm per running VM; nothing in file statics. */
 #include "vmm.h"
+#include "checkpoint.h"
 #include "console.h"
 #include "net/switch.h"
 #include "store.h"
@@ -196,7 +197,8 @@ static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmco
 	r = vmstate_load_head(v->restore, v->restore_fd, why, sizeof(why));
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "saved state '%s': %s", path, why);
-	r = store_parse(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why, sizeof(why));
+	r = store_parse_machine(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why,
+				sizeof(why));
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "saved state '%s': its configuration: %s", path, why);
 	return 0;
@@ -804,16 +806,60 @@ static int vmm_sync_dir_of(const char *path)
 	return r;
 }
 
+/* Writes the paused machine's state to path durably: a temporary file
+ * beside it, fsync, rename, fsync of the directory. */
+static int vmm_write_state(struct vmm *v, const char *path, const char *text, struct vmm_save_info *info,
+			   char *err, size_t errlen)
+{
+	char tmp[VMM_PATH_MAX + 48];
+	struct snap_writer w;
+	struct stat st;
+	int fd, r;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return vmm_fail(err, errlen, -errno, "'%s': %s", tmp, strerror(errno));
+	snap_writer_init(&w, fd);
+	r = vmstate_save(v->vm, text, &w, err, errlen);
+	if (r >= 0 && fsync(fd) < 0)
+		r = vmm_fail(err, errlen, -errno, "'%s': fsync: %s", tmp, strerror(errno));
+	if (r >= 0 && fstat(fd, &st) == 0)
+		info->bytes = (uint64_t)st.st_size;
+	close(fd);
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = vmm_fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+	if (r >= 0)
+		(void)vmm_sync_dir_of(path);
+	else
+		unlink(tmp);
+	info->memory_bytes = r >= 0 ? w.page_bytes : 0;
+	return r;
+}
+
+/* The live machine paused and locked for a save: 0 with *was_paused, or
+ * -EAGAIN (unlocked) when there is none to save. */
+static int vmm_hold_for_save(struct vmm *v, bool *was_paused, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&v->lock);
+	if (!v->live || atomic_load(&v->stopping)) {
+		pthread_mutex_unlock(&v->lock);
+		return vmm_fail(err, errlen, -EAGAIN, "the VM is %s; try again",
+				atomic_load(&v->stopping) ? "stopping" : "between reboots");
+	}
+	*was_paused = vm_is_paused(v->vm);
+	vm_pause(v->vm);
+	return 0;
+}
+
 int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
 	     char *err, size_t errlen)
 {
-	char own[VMM_PATH_MAX + 16], tmp[VMM_PATH_MAX + 48];
-	struct snap_writer w;
+	char own[VMM_PATH_MAX + 16];
 	uint64_t t0 = util_now_ns();
 	bool was_paused;
 	char *text;
-	struct stat st;
-	int fd, r;
+	int r;
 
 	memset(info, 0, sizeof(*info));
 	if (!path) {
@@ -827,36 +873,13 @@ int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save
 	text = store_format(&v->cfg);
 	if (!text)
 		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
-	pthread_mutex_lock(&v->lock);
-	if (!v->live || atomic_load(&v->stopping)) {
-		pthread_mutex_unlock(&v->lock);
+	r = vmm_hold_for_save(v, &was_paused, err, errlen);
+	if (r < 0) {
 		free(text);
-		return vmm_fail(err, errlen, -EAGAIN, "the VM is %s; try again",
-				atomic_load(&v->stopping) ? "stopping" : "between reboots");
+		return r;
 	}
-	was_paused = vm_is_paused(v->vm);
-	vm_pause(v->vm);
-	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0) {
-		r = vmm_fail(err, errlen, -errno, "'%s': %s", tmp, strerror(errno));
-	} else {
-		snap_writer_init(&w, fd);
-		r = vmstate_save(v->vm, text, &w, err, errlen);
-		if (r >= 0 && fsync(fd) < 0)
-			r = vmm_fail(err, errlen, -errno, "'%s': fsync: %s", tmp, strerror(errno));
-		if (r >= 0 && fstat(fd, &st) == 0)
-			info->bytes = (uint64_t)st.st_size;
-		close(fd);
-		if (r >= 0 && rename(tmp, path) < 0)
-			r = vmm_fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
-		if (r >= 0)
-			(void)vmm_sync_dir_of(path);
-		else
-			unlink(tmp);
-	}
+	r = vmm_write_state(v, path, text, info, err, errlen);
 	free(text);
-	info->memory_bytes = r >= 0 ? w.page_bytes : 0;
 	info->ns = util_now_ns() - t0;
 	if (r >= 0 && !keep_running) {
 		/* Saved: the VM ends with the state on disk; nothing runs on. */
@@ -867,6 +890,39 @@ int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save
 	}
 	/* A failed save leaves the VM running, as it was. */
 	if (!was_paused || (r >= 0 && !keep_running))
+		vm_resume(v->vm);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, char *err, size_t errlen)
+{
+	char path[VMM_PATH_MAX + 16];
+	uint64_t t0 = util_now_ns();
+	bool was_paused;
+	char *text;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (strlen(dir) >= VMM_PATH_MAX)
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_STATE);
+	text = store_format(&v->cfg);
+	if (!text)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_hold_for_save(v, &was_paused, err, errlen);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	/* Memory and disks of one moment: both while the VM stands still
+	 * (the save flushes the disks first). */
+	r = vmm_write_state(v, path, text, info, err, errlen);
+	if (r >= 0)
+		r = checkpoint_copy_disks(&v->cfg, NULL, dir, err, errlen);
+	free(text);
+	info->ns = util_now_ns() - t0;
+	if (!was_paused)
 		vm_resume(v->vm);
 	pthread_mutex_unlock(&v->lock);
 	return r;

@@ -119,6 +119,10 @@ struct vmm_save_info {
  * disks are flushed first. -EAGAIN between a reboot's two machines. */
 MUST_CHECK int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
 			char *err, size_t errlen);
+/* A checkpoint of the running VM: paused, its state saved to
+ * dir/CHECKPOINT_STATE and its disks copied into dir (see checkpoint.h),
+ * then running on as it was. */
+MUST_CHECK int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, char *err, size_t errlen);
 /* Dynamic memory's target, clamped to its bounds: -ENOTSUP without it. */
 MUST_CHECK int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied);
 void vmm_status(struct vmm *v, struct vmm_status *st);

@@ -30,7 +30,10 @@ static void vmm_api_save(struct vmm *v, const struct api_request *req, struct js
 	struct vmm_save_info info;
 	char err[1200];
 
-	if (vmm_save(v, req->path[0] ? req->path : NULL, req->keep_running, &info, err, sizeof(err)) < 0) {
+	int r = req->cmd == API_CHECKPOINT ? vmm_checkpoint(v, req->path, &info, err, sizeof(err)) :
+		vmm_save(v, req->path[0] ? req->path : NULL, req->keep_running, &info, err, sizeof(err));
+
+	if (r < 0) {
 		json_kv_bool(j, "ok", false);
 		json_kv_string(j, "error", err);
 		return;
@@ -49,6 +52,7 @@ void vmm_api_handler(void *opaque, const struct api_request *req, struct json *j
 
 	switch (req->cmd) {
 	case API_SAVE:
+	case API_CHECKPOINT:
 		vmm_api_save(v, req, j);
 		return;
 	case API_PAUSE:

@@ -2,6 +2,7 @@
  * read definitions under the VM's lock; start, stop, console, pause and
  * resume talk to the VM's VMM through its sockets. */
 #include "cli/cli.h"
+#include "checkpoint.h"
 #include "cli/opts.h"
 #include "cli/vmopts.h"
 #include "cli/vmctl.h"
@@ -107,6 +108,12 @@ static const struct opt list_table[] = {
 	{ 0 },
 };
 
+static const struct opt checkpoint_table[] = {
+	VO("json", 0, OPT_FLAG, json, NULL, "list: as one JSON document", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
 static const struct opt remove_table[] = {
 	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before deleting the VM and its disks", 0, 0, NULL),
 	VO_STORE,
@@ -140,6 +147,8 @@ struct vm_ctx {
 	const char *cmd;                /* "vm set", for messages */
 	struct vm_opts *o;
 	uint64_t given;
+	char **args;                    /* VM_ARGS: the positional arguments */
+	int nargs;
 	const char *name;
 	char root[STORE_PATH_MAX];
 	struct vmconfig vm;
@@ -148,6 +157,7 @@ struct vm_ctx {
 enum {
 	VM_NAMED = 1u << 0,             /* one positional NAME */
 	VM_LOADED = 1u << 1,            /* the VM is loaded before run (else the subcommand loads it) */
+	VM_ARGS = 1u << 2,              /* the subcommand reads its positional arguments itself */
 };
 
 struct vm_sub {
@@ -653,6 +663,203 @@ out:
 	return r;
 }
 
+/* ---- checkpoints ---- */
+
+static int vm_checkpoint_create(struct vm_ctx *c, const char *ckpt)
+{
+	const char *root = c->root, *name = c->name;
+	char dir[STORE_PATH_MAX + 300], err[1400], auto_name[VMCONFIG_NAME_MAX + 1];
+	struct vmm_state st;
+	uint64_t t0 = util_now_ns(), millis;
+	int r, lock;
+
+	if (!ckpt) {
+		time_t now = time(NULL);
+
+		strftime(auto_name, sizeof(auto_name), "%Y%m%d-%H%M%S", localtime(&now));
+		ckpt = auto_name;
+	}
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused") && !vmm_state_is_off(&st) &&
+	    !vmm_state_is_saved(&st)) {
+		cli_error("vm checkpoint: VM %s is %s; try again once it is Running, Paused, Off or Saved", name,
+			  st.state);
+		r = 1;
+		goto out;
+	}
+	r = checkpoint_begin(root, name, ckpt, dir, sizeof(dir), err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint: %s", err);
+		r = r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	if (!vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
+		/* Running: its VMM pauses it, saves it and copies its disks. */
+		struct api_request req = { .cmd = API_CHECKPOINT };
+		struct api_object *reply = malloc(sizeof(*reply));
+
+		char abs[PATH_MAX];
+
+		/* The VMM may have another working directory. */
+		snprintf(req.path, sizeof(req.path), "%.*s", (int)sizeof(req.path) - 1, realpath(dir, abs) ? abs : dir);
+		r = reply ? vmm_call_request(root, name, &req, reply, 3600 * 1000) : -ENOMEM;
+		if (r == -EPROTO) {
+			const struct api_member *e = api_get(reply, "error");
+
+			snprintf(err, sizeof(err), "%s", e && e->type == API_STRING ? e->str : "refused");
+		} else if (r < 0) {
+			snprintf(err, sizeof(err), "its VMM did not answer: %s", strerror(-r));
+		}
+		free(reply);
+	} else {
+		/* Off or Saved: the disks (and a saved state) as they lie. */
+		char path[sizeof(dir) + 16], saved[STORE_PATH_MAX + 160], vmdir[STORE_PATH_MAX + 80];
+
+		r = store_path(vmdir, sizeof(vmdir), root, name, NULL);
+		if (r == 0)
+			r = checkpoint_copy_disks(&c->vm, vmdir, dir, err, sizeof(err));
+		if (r == 0 && vmm_state_is_saved(&st)) {
+			snprintf(saved, sizeof(saved), "%s/%s", vmdir, STORE_SAVED);
+			snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_STATE);
+			r = util_copy_file(saved, path, NULL);
+			if (r < 0)
+				snprintf(err, sizeof(err), "copying its saved state: %s", strerror(-r));
+		}
+	}
+	if (r < 0) {
+		checkpoint_abandon(dir);
+		cli_error("vm checkpoint: VM %s: %s", name, err);
+		r = 1;
+		goto out;
+	}
+	millis = (util_now_ns() - t0) / 1000000;
+	r = checkpoint_finish(root, name, ckpt, dir, st.state, millis, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint: VM %s: %s", name, err);
+		r = 1;
+		goto out;
+	}
+	printf("Checkpoint %s of VM %s (%s) taken in %llu.%03llu s\n", ckpt, name, st.state,
+	       (unsigned long long)(millis / 1000), (unsigned long long)(millis % 1000));
+out:
+	store_unlock(lock);
+	return r;
+}
+
+static int vm_checkpoint_list(struct vm_ctx *c)
+{
+	struct checkpoint *list;
+	size_t n;
+	int r = checkpoint_list(c->root, c->name, &list, &n);
+
+	if (r < 0) {
+		cli_error("vm checkpoint list: VM %s: %s", c->name, strerror(-r));
+		return 1;
+	}
+	if (c->o->json) {
+		struct json j;
+
+		json_init(&j, stdout, true);
+		json_array_begin(&j);
+		for (size_t i = 0; i < n; i++) {
+			json_object_begin(&j);
+			json_kv_string(&j, "name", list[i].name);
+			json_kv_int(&j, "created", list[i].created);
+			json_kv_string(&j, "from", list[i].from);
+			json_kv_bool(&j, "withState", list[i].has_state);
+			json_kv_uint(&j, "bytes", list[i].bytes);
+			json_kv_uint(&j, "millis", list[i].millis);
+			json_object_end(&j);
+		}
+		json_array_end(&j);
+		r = json_finish(&j);
+	} else {
+		printf("%-24s %-19s %-8s %10s %9s\n", "CHECKPOINT", "CREATED", "FROM", "SIZE", "TOOK");
+		for (size_t i = 0; i < n; i++) {
+			char when[32], size[32];
+			time_t t = (time_t)list[i].created;
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			snprintf(size, sizeof(size), "%.1fM", (double)list[i].bytes / (1 << 20));
+			printf("%-24s %-19s %-8s %10s %7llu.%01llus\n", list[i].name, when, list[i].from, size,
+			       (unsigned long long)(list[i].millis / 1000),
+			       (unsigned long long)(list[i].millis % 1000 / 100));
+		}
+	}
+	free(list);
+	return r < 0 ? 1 : 0;
+}
+
+static int vm_checkpoint_restore_remove(struct vm_ctx *c, const char *ckpt, bool restore)
+{
+	const char *what = restore ? "restore" : "remove";
+	struct vmm_state st;
+	char err[1400];
+	int r, lock;
+
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(c->root, c->name, &st);
+	if (restore && !vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
+		cli_error("vm checkpoint restore: VM %s is %s: stop it first (nestvm vm stop %s); restoring a "
+			  "checkpoint replaces its disks", c->name, st.state, c->name);
+		r = 1;
+		goto out;
+	}
+	r = restore ? checkpoint_restore(c->root, c->name, ckpt, err, sizeof(err)) :
+		      checkpoint_remove(c->root, c->name, ckpt, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint %s: %s", what, err);
+		r = r == -ENOENT || r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	if (restore) {
+		vmm_state(c->root, c->name, &st);
+		printf("VM %s is back at checkpoint %s: %s\n", c->name, ckpt,
+		       vmm_state_is_saved(&st) ? "Saved there; nestvm vm start resumes it" : "Off");
+	} else {
+		printf("Removed checkpoint %s of VM %s\n", ckpt, c->name);
+	}
+out:
+	store_unlock(lock);
+	return r;
+}
+
+/* vm checkpoint [create] NAME [CHECKPOINT] | list NAME | restore NAME CHECKPOINT | remove NAME CHECKPOINT */
+static int vm_checkpoint(struct vm_ctx *c)
+{
+	static const char *const actions[] = { "create", "list", "restore", "remove", NULL };
+	const char *action = "create";
+	char why[160];
+	int a = 0, want, r;
+
+	if (c->nargs > 0)
+		for (int i = 0; actions[i]; i++)
+			if (!strcmp(c->args[0], actions[i])) {
+				action = actions[i];
+				a = 1;
+			}
+	want = !strcmp(action, "list") ? 1 : !strcmp(action, "create") ? -1 : 2;
+	if (c->nargs - a < 1 || (want > 0 && c->nargs - a != want) || (want < 0 && c->nargs - a > 2)) {
+		cli_error("vm checkpoint: usage: %s", c->sub->usage);
+		return EXIT_USAGE;
+	}
+	c->name = c->args[a];
+	if (store_name_check(c->name, why, sizeof(why)) < 0) {
+		cli_error("vm checkpoint: '%s': %s", c->name, why);
+		return EXIT_USAGE;
+	}
+	if ((r = vmctl_load(c->cmd, c->root, c->name, &c->vm)))
+		return r;
+	if (!strcmp(action, "list"))
+		return vm_checkpoint_list(c);
+	if (!strcmp(action, "create"))
+		return vm_checkpoint_create(c, c->nargs - a == 2 ? c->args[a + 1] : NULL);
+	return vm_checkpoint_restore_remove(c, c->args[a + 1], !strcmp(action, "restore"));
+}
+
 /* ---- start, stop, pause, resume ---- */
 
 static int vm_start(struct vm_ctx *c)
@@ -850,6 +1057,7 @@ static void vm_usage(FILE *out)
 	      "  start NAME     boot it in the background, or resume it if Saved\n"
 	      "  save NAME      save its whole state to disk and end it: it is Saved\n"
 	      "  discard-saved NAME  throw a Saved VM's state away: it is Off\n"
+	      "  checkpoint NAME [CHECKPOINT]  take a checkpoint; checkpoint list|restore|remove ...\n"
 	      "  console NAME   attach to its serial console (Ctrl-] detaches)\n"
 	      "  stop NAME      shut it down (ACPI power button); --force turns it off\n"
 	      "  pause NAME     pause its processors\n"
@@ -899,6 +1107,16 @@ static const struct vm_sub vm_subs[] = {
 	  "Throw away the saved state of the Saved VM NAME: it is Off, and its next start\n"
 	  "boots it anew. On a terminal it asks first; elsewhere --yes is required.",
 	  remove_table, VM_NAMED, vm_discard_saved },
+	{ "checkpoint", "nestvm vm checkpoint [create] NAME [CHECKPOINT] | list NAME [--json] | "
+	  "restore NAME CHECKPOINT | remove NAME CHECKPOINT",
+	  "Checkpoints of the VM NAME: its disks, configuration and, if it runs, its whole state\n"
+	  "(its own VMs' included) as they are now, kept in checkpoints/ of its directory; the\n"
+	  "disks are reflinked where the file system can, else copied sparse. A running VM is\n"
+	  "paused while it is taken and runs on. CHECKPOINT defaults to the date and time.\n"
+	  "list shows each with the VM's state then, its size on disk and how long it took.\n"
+	  "restore brings disks, settings and state back (the VM must not run): a VM that ran\n"
+	  "then is Saved there and nestvm vm start resumes it; one that was Off is Off.",
+	  checkpoint_table, VM_ARGS, vm_checkpoint },
 	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
 	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
 	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
@@ -925,6 +1143,13 @@ static int vm_front(const struct vm_sub *sub, int argc, char **argv, struct vm_c
 	r = cli_parse(c->cmd, sub->table, sub->usage, sub->summary, argc, argv, c->o, &npos, &c->given);
 	if (r >= 0)
 		return r;
+	if (sub->flags & VM_ARGS) {
+		c->args = argv;
+		c->nargs = npos;
+		if ((r = vmctl_root(c->o->store, c->root, sizeof(c->root))))
+			return r;
+		return sub->run(c);
+	}
 	if ((sub->flags & VM_NAMED) && npos == 0) {
 		cli_error("%s: which VM? (usage: %s)", c->cmd, sub->usage);
 		return EXIT_USAGE;

@@ -2,7 +2,8 @@
 # the store and starting it again (Hyper-V's Save-VM and Start-VM). A guest
 # counting on its console goes on from the next number after the resume; a
 # NestedHost whose NestedVM counts is saved while NestedVM runs, and
-# NestedVM goes on from its next number, with no KVM warning in NestedHost.
+# NestedVM goes on from its next number, with no KVM warning in NestedHost;
+# a checkpoint brings memory and disk back together.
 export NESTVM_STORE=/tmp/snap-store
 
 # sn NESTVM-ARGS...: runs nestvm, its command and output appended to $out.
@@ -111,5 +112,63 @@ case_save_nested() {
 	sn_expect save_nested 0 vm stop NestedHost --force && pass save_nested
 }
 
+# A checkpoint of a running VM that counts on its console and on its disk;
+# after it has counted on and stopped, restoring the checkpoint brings back
+# the disk as it was and the count from there.
+case_checkpoint() {
+	rm -rf "$NESTVM_STORE"
+	: >"$out"
+	printf '%s\n' 'i=0' 'while :; do' '	i=$((i + 1))' '	echo "count $i"' \
+		'	echo "$i" | dd of=/dev/vda bs=512 count=1 conv=sync,fsync 2>/dev/null' '	sleep 1' 'done' \
+		>/tmp/counter-disk.sh
+	sh scripts/nested-initrd /tmp/ck.img image /tmp/counter-disk.sh:e2e/counter-disk.sh ||
+		{ fail checkpoint "nested-initrd failed"; return; }
+	sn_expect checkpoint 0 vm new ck --memory 256M --disk 1M --kernel image/vmlinuz --initrd /tmp/ck.img \
+		--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/counter-disk.sh" || return
+	sn_expect checkpoint 0 vm checkpoint ck before || return
+	expect checkpoint '^Checkpoint before of VM ck \(Off\)' || return
+	sn_expect checkpoint 0 vm start ck || return
+	wait_count ck count 4 || { fail checkpoint "the guest did not count to 4"; return; }
+	sn_expect checkpoint 0 vm checkpoint ck first || return
+	expect checkpoint '^Checkpoint first of VM ck \(Running\)' || return
+	at=$(head -c 16 "$NESTVM_STORE/ck/checkpoints/first/disk0.img" | tr -dc 0-9)
+	wait_count ck count $((at + 4)) || { fail checkpoint "the guest did not count on after the checkpoint"; return; }
+	sn_expect checkpoint 0 vm stop ck --force || return
+	reached=$(last_count ck count)
+	sn_expect checkpoint 0 vm checkpoint list ck || return
+	expect checkpoint '^before +[-0-9: ]+ Off ' &&
+	expect checkpoint '^first +[-0-9: ]+ Running +[0-9.]+M ' || return
+	sn_expect checkpoint 2 vm checkpoint restore ck nosuch || return
+	sn_expect checkpoint 0 vm checkpoint restore ck first || return
+	expect checkpoint 'is back at checkpoint first: Saved there' || return
+	cmp -s "$NESTVM_STORE/ck/disk0.img" "$NESTVM_STORE/ck/checkpoints/first/disk0.img" ||
+		{ fail checkpoint "the disk is not as it was at the checkpoint"; return; }
+	lines=$(wc -l <"$NESTVM_STORE/ck/console.log")
+	sn_expect checkpoint 0 vm start ck || return
+	expect checkpoint '^Resumed VM ck' || return
+	t=0 first=
+	while [ $t -lt 60 ] && [ -z "$first" ]; do
+		sleep 1
+		t=$((t + 1))
+		first=$(tail -n +"$((lines + 1))" "$NESTVM_STORE/ck/console.log" | grep -o 'count [0-9]*' |
+			head -n 1 | cut -d' ' -f2)
+	done
+	echo "checkpoint at disk count $at, stopped at $reached, resumed at $first" >>"$out"
+	[ -n "$first" ] && [ "$first" -ge $((at + 1)) ] && [ "$first" -le $((at + 2)) ] ||
+		{ fail checkpoint "after restoring the count went on at $first, not from the checkpoint ($at)"; return; }
+	sn_expect checkpoint 0 vm stop ck --force || return
+	# Back to before it ever ran: Off, the disk empty again.
+	sn_expect checkpoint 0 vm checkpoint restore ck before || return
+	expect checkpoint 'is back at checkpoint before: Off' || return
+	[ -z "$(head -c 16 "$NESTVM_STORE/ck/disk0.img" | tr -d '\000')" ] ||
+		{ fail checkpoint "restoring 'before' left data on the disk"; return; }
+	sn_expect checkpoint 0 vm checkpoint remove ck first &&
+	sn_expect checkpoint 0 vm checkpoint list ck --json || return
+	sed -n '/checkpoint list ck --json/,$p' "$out" | grep -q '"name": "first"' &&
+		{ fail checkpoint "the removed checkpoint is still listed"; return; }
+	pass checkpoint
+}
+
 e2e_case case_save_start
 e2e_case case_save_nested
+e2e_case case_checkpoint
