@@ -22,6 +22,7 @@ const char *snap_type_name(uint32_t type)
 	case SNAP_REC_VCPU: return "vCPU";
 	case SNAP_REC_DEVICE: return "device";
 	case SNAP_REC_PAGES: return "pages";
+	case SNAP_REC_DISK: return "disk";
 	case SNAP_REC_END: return "end";
 	}
 	return "unknown";
@@ -493,7 +494,7 @@ int snap_read_record(struct snap_reader *r, struct snap_record *rec, snap_page_t
 			r->nrecords++;
 		return e;
 	}
-	if (!((type >= SNAP_REC_MACHINE && type < SNAP_REC_PAGES) || type == SNAP_REC_END))
+	if (!((type >= SNAP_REC_MACHINE && type < SNAP_REC_PAGES) || type == SNAP_REC_DISK || type == SNAP_REC_END))
 		return snap_rerr(r, -EPROTO, "a record of type %u at byte %llu, which this nestvm does not know "
 				 "(saved by a newer one?)", type, (unsigned long long)rec->offset);
 	if (len > SNAP_RECORD_MAX)

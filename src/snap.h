@@ -34,6 +34,7 @@ enum snap_type {
 	SNAP_REC_VCPU,          /* one vCPU, nested state included */
 	SNAP_REC_DEVICE,        /* one device: its name, then its own fields */
 	SNAP_REC_PAGES,         /* a run of guest pages */
+	SNAP_REC_DISK,          /* a piece of a disk (a migration carries them) */
 	SNAP_REC_END = 0xffff,  /* how many records came before */
 };
 const char *snap_type_name(uint32_t type);

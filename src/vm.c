@@ -717,6 +717,48 @@ int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied)
 	return 0;
 }
 
+static int vm_slots_flags(struct vm *vm, uint32_t flags)
+{
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct guestmem_region *g = &vm->mem.regions[i];
+		int r = kvm_vm_set_memory_flags(&vm->kvm, i, g->gpa, g->size, g->host, flags);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vm_dirty_log_start(struct vm *vm)
+{
+	int r = guestmem_log_start(&vm->mem);
+
+	if (r >= 0)
+		r = vm_slots_flags(vm, KVM_MEM_LOG_DIRTY_PAGES);
+	if (r < 0)
+		vm_dirty_log_stop(vm);
+	return r;
+}
+
+void vm_dirty_log_stop(struct vm *vm)
+{
+	(void)vm_slots_flags(vm, 0);
+	guestmem_log_stop(&vm->mem);
+}
+
+int vm_dirty_log_take(struct vm *vm, unsigned int region, uint64_t *bitmap)
+{
+	int r;
+
+	if (region >= vm->mem.nregions)
+		return -EINVAL;
+	r = kvm_vm_get_dirty_log(&vm->kvm, region, bitmap);
+	if (r < 0)
+		return r;
+	guestmem_log_take(&vm->mem, region, bitmap);
+	return 0;
+}
+
 /* A vCPU waits here while the VM is paused. */
 static void vcpu_park(struct vcpu *vcpu)
 {

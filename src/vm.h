@@ -149,6 +149,14 @@ uint64_t vm_memory_touched(struct vm *vm);
 MUST_CHECK int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info);
 MUST_CHECK int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied);
 
+/* Dirty page logging for a migration: KVM's log of every memory slot and
+ * the log of the pages the VMM's devices write. take fills bitmap (a bit
+ * per 4 KiB page of region i, (size / 4096 + 63) / 64 words) with the pages
+ * written since the last take, and starts over. */
+MUST_CHECK int vm_dirty_log_start(struct vm *vm);
+void vm_dirty_log_stop(struct vm *vm);
+MUST_CHECK int vm_dirty_log_take(struct vm *vm, unsigned int region, uint64_t *bitmap);
+
 /* Exit decoding and dispatch, apart so tests can feed made-up exits. */
 enum vcpu_exit_kind {
 	VCPU_EXIT_IO,

@@ -69,13 +69,13 @@ static unsigned int vs_devices(struct vm *vm, struct vs_device *d)
 	return n;
 }
 
-static void vs_hold(struct vm *vm)
+void vmstate_hold_devices(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nvirtio; i++)
 		virtio_dev_hold(vm->vdev[i]);
 }
 
-static void vs_release(struct vm *vm)
+void vmstate_release_devices(struct vm *vm)
 {
 	for (unsigned int i = vm->nvirtio; i-- > 0;)
 		virtio_dev_release(vm->vdev[i]);
@@ -263,11 +263,11 @@ int vmstate_save(struct vm *vm, const char *config_text, struct snap_writer *w, 
 		return r;
 	/* Devices stand still from before memory is read to after their own
 	 * state: what they last wrote to guest memory is in it. */
-	vs_hold(vm);
+	vmstate_hold_devices(vm);
 	r = vmstate_put_memory(vm, w, err, errlen);
 	if (r >= 0)
 		r = vmstate_put_devices(vm, w, err, errlen);
-	vs_release(vm);
+	vmstate_release_devices(vm);
 	if (r >= 0 && snap_write_end(w) < 0)
 		r = vs_write_err(w, err, errlen);
 	return r;
@@ -500,7 +500,7 @@ static int vs_apply_devices(struct vs_records *s, struct vm *vm, char *err, size
 	if (s->ndev != ndev)
 		return vs_err(err, errlen, -EINVAL, "it holds %u devices where this machine has %u: its "
 			      "configuration differs", s->ndev, ndev);
-	vs_hold(vm);
+	vmstate_hold_devices(vm);
 	for (unsigned int i = 0; i < ndev && r >= 0; i++) {
 		unsigned int k;
 		struct snap_cur c;
@@ -518,7 +518,7 @@ static int vs_apply_devices(struct vs_records *s, struct vm *vm, char *err, size
 			r = vs_err(err, errlen, -EINVAL, "device %s: %s", dev[i].name,
 				   c.why[0] ? c.why : "its state does not load");
 	}
-	vs_release(vm);
+	vmstate_release_devices(vm);
 	return r;
 }
 
@@ -555,6 +555,31 @@ static int vs_apply_vcpus(struct vs_records *s, struct vm *vm, const struct vmst
 	return 0;
 }
 
+/* A piece of a disk: its index, offset and length, then its bytes. */
+static int vs_disk(struct vmstate_load *l, const struct snap_record *rec, char *err, size_t errlen)
+{
+	struct snap_cur c;
+	uint32_t index, len;
+	uint64_t off;
+	int r;
+
+	if (!l->disk)
+		return vs_err(err, errlen, -EINVAL, "disk data at byte %llu, which only a migration carries",
+			      (unsigned long long)rec->offset);
+	snap_cur_init(&c, rec->payload, rec->len);
+	index = snap_get_u32(&c);
+	off = snap_get_u64(&c);
+	len = snap_get_u32(&c);
+	if (c.bad || len != rec->len - c.off)
+		return vs_err(err, errlen, -EINVAL, "a disk record at byte %llu whose length does not match",
+			      (unsigned long long)rec->offset);
+	r = l->disk(l->disk_opaque, index, off, rec->payload + c.off, len);
+	if (r < 0)
+		return vs_err(err, errlen, r, "writing %u bytes at %llu of disk %u: %s", len,
+			      (unsigned long long)off, index, strerror(-r));
+	return 0;
+}
+
 int vmstate_load_rest(struct vmstate_load *l, struct vm *vm, char *err, size_t errlen)
 {
 	struct vs_records s = { 0 };
@@ -571,6 +596,13 @@ int vmstate_load_rest(struct vmstate_load *l, struct vm *vm, char *err, size_t e
 	while ((r = snap_read_record(&l->rd, &rec, vs_page_target, vm)) == 0) {
 		if (rec.type == SNAP_REC_PAGES)
 			continue;
+		if (rec.type == SNAP_REC_DISK) {
+			r = vs_disk(l, &rec, err, errlen);
+			free(rec.payload);
+			if (r < 0)
+				goto out;
+			continue;
+		}
 		r = vs_file(&s, vm, &rec, err, errlen);
 		free(rec.payload);
 		if (r < 0)

@@ -39,11 +39,18 @@ MUST_CHECK int vmstate_put_memory(struct vm *vm, struct snap_writer *w, char *er
 MUST_CHECK int vmstate_put_devices(struct vm *vm, struct snap_writer *w, char *err, size_t errlen);
 MUST_CHECK int vmstate_save(struct vm *vm, const char *config_text, struct snap_writer *w,
 			    char *err, size_t errlen);
+/* The machine's devices held still (see virtio_dev_hold), and let go. */
+void vmstate_hold_devices(struct vm *vm);
+void vmstate_release_devices(struct vm *vm);
 
 struct vmstate_load {
 	struct snap_reader rd;
 	struct vmstate_machine machine;
 	char *config_text;              /* malloc'd, NUL-terminated */
+	/* Where a migration's disk records go (a saved state has none): the
+	 * bytes of disk index at offset. -errno refuses them. */
+	int (*disk)(void *opaque, uint32_t index, uint64_t offset, const void *data, uint32_t len);
+	void *disk_opaque;
 };
 
 /* The header, the machine record and the configuration record of the state

@@ -163,10 +163,13 @@ static void balloon_release(struct virtio_balloon *b, uint64_t pfn, uint64_t n)
 	/* Private anonymous memory: the host frees it, and the guest finds
 	 * zeroes if it touches the page again. Inside a transparent huge page
 	 * the kernel splits it and frees the 4 KiB pieces on its own time. */
-	if (b->can_release && madvise(p, n * VIRTIO_BALLOON_PAGE, MADV_DONTNEED) == 0)
+	if (b->can_release && madvise(p, n * VIRTIO_BALLOON_PAGE, MADV_DONTNEED) == 0) {
 		atomic_fetch_add(&b->released, n);
-	else
+		/* Now zero: a migration must carry that too. */
+		guestmem_mark(b->vdev.mem, p, n * VIRTIO_BALLOON_PAGE);
+	} else {
 		atomic_fetch_add(&b->refused, n);
+	}
 }
 
 /* The PFNs of one inflate request, contiguous runs released together. */

@@ -318,6 +318,16 @@ struct virtio_blk_opts {
  * process holds it; -EINVAL: bad options or an image under 512 bytes. */
 MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
 
+/* A migration's view of a disk: writes tracked in chunks of
+ * VIRTIO_BLK_CHUNK while track is on, the chunks written since the last
+ * take ORed into bitmap and cleared; its image's fd and size to read from. */
+#define VIRTIO_BLK_CHUNK (64ULL << 10)
+MUST_CHECK int virtio_blk_track(struct virtio_dev *dev, bool on);
+uint64_t virtio_blk_chunks(struct virtio_dev *dev);
+void virtio_blk_take_dirty(struct virtio_dev *dev, uint64_t *bitmap);
+int virtio_blk_image_fd(struct virtio_dev *dev);
+uint64_t virtio_blk_bytes(struct virtio_dev *dev);
+
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);
 

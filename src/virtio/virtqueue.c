@@ -531,6 +531,7 @@ static int virtq_pop_locked(struct virtqueue *vq, struct virtq_elem *e)
 		/* Ask for a kick at the next entry, then look again: a driver that
 		 * added one before it could see avail_event would not kick. */
 		__atomic_store_n(virtq_avail_event(vq), vq->last_avail_idx, __ATOMIC_RELAXED);
+		guestmem_mark(dev->mem, virtq_avail_event(vq), sizeof(uint16_t));
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
 		if (avail_idx == vq->last_avail_idx)
@@ -585,6 +586,11 @@ void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len)
 		/* Release: the element and the data written into the buffers are
 		 * visible before the index that publishes them. */
 		__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+		/* A migration must carry what the device wrote: the buffers and
+		 * the used ring. */
+		for (unsigned int i = e->nout; len && i < e->nout + e->nin; i++)
+			guestmem_mark(vq->dev->mem, e->iov[i].iov_base, e->iov[i].iov_len);
+		guestmem_mark(vq->dev->mem, vq->used, VIRTQ_USED_BYTES(vq->size));
 	}
 	pthread_mutex_unlock(&vq->lock);
 }
