@@ -314,14 +314,15 @@ const struct api_member *api_get(const struct api_object *o, const char *key)
 }
 
 static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory", "save",
-					"checkpoint" };
-#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory, save, checkpoint"
+					"checkpoint", "migrate" };
+#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory, save, checkpoint, migrate"
 
 /* The members each command takes besides "cmd". */
 static const char *const api_args[][3] = {
 	[API_SETMEMORY] = { "bytes" },
 	[API_SAVE] = { "path", "keepRunning" },
 	[API_CHECKPOINT] = { "dir" },
+	[API_MIGRATE] = { "to" },
 };
 
 static bool api_takes(enum api_cmd c, const char *key)
@@ -370,9 +371,19 @@ int api_parse_request(const char *s, size_t len, struct api_request *req, char *
 			snprintf(err, errlen, "unknown member \"%s\" (\"%s\" takes %s)", o->m[k].key, api_cmds[i],
 				 req->cmd == API_SETMEMORY ? "\"cmd\" and \"bytes\"" :
 				 req->cmd == API_SAVE ? "\"cmd\", \"path\" and \"keepRunning\"" :
-				 req->cmd == API_CHECKPOINT ? "\"cmd\" and \"dir\"" : "only \"cmd\"");
+				 req->cmd == API_CHECKPOINT ? "\"cmd\" and \"dir\"" :
+				 req->cmd == API_MIGRATE ? "\"cmd\" and \"to\"" : "only \"cmd\"");
 			goto out;
 		}
+	if (req->cmd == API_MIGRATE) {
+		const struct api_member *t = api_get(o, "to");
+
+		if (!t || t->type != API_STRING || !t->str[0]) {
+			snprintf(err, errlen, "migrate needs \"to\" with an address (unix:PATH or tcp:HOST:PORT)");
+			goto out;
+		}
+		snprintf(req->path, sizeof(req->path), "%s", t->str);
+	}
 	if (req->cmd == API_CHECKPOINT) {
 		const struct api_member *d = api_get(o, "dir");
 
@@ -618,7 +629,7 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 	if (r->cmd == API_SETMEMORY) {
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bytes\":%llu}\n", api_cmd_name(r->cmd),
 			 (unsigned long long)r->bytes);
-	} else if (r->cmd == API_SAVE || r->cmd == API_CHECKPOINT) {
+	} else if (r->cmd == API_SAVE || r->cmd == API_CHECKPOINT || r->cmd == API_MIGRATE) {
 		struct json j;
 		char *line;
 		int rc;
@@ -628,6 +639,8 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 		json_kv_string(&j, "cmd", api_cmd_name(r->cmd));
 		if (r->cmd == API_CHECKPOINT) {
 			json_kv_string(&j, "dir", r->path);
+		} else if (r->cmd == API_MIGRATE) {
+			json_kv_string(&j, "to", r->path);
 		} else {
 			if (r->path[0])
 				json_kv_string(&j, "path", r->path);

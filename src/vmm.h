@@ -16,9 +16,11 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "migrate.h"
 #include "store.h"
 #include "vm.h"
 #include "vmconfig.h"
+#include "vmstate.h"
 
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
 
@@ -38,6 +40,11 @@ struct vmm_options {
 	/* Resume this saved state instead of booting the kernel. A stored VM
 	 * that is Saved resumes its own (STORE_SAVED) without being told. */
 	const char *restore;
+	/* Or take a migrating VM: its stream on incoming_fd, whose head is
+	 * read. vmm_create_stored takes both over when it succeeds, and boot
+	 * answers the source on the fd. */
+	struct vmstate_load *incoming;
+	int incoming_fd;
 };
 
 /* Why a VMM ended, as its exit record says. */
@@ -52,6 +59,14 @@ struct vmm_exit {
 	char warning[STORE_PATH_MAX + 160];     /* a stored VM's pid or exit record not written; "" */
 };
 
+/* A migration out of this VMM, as it goes. */
+struct vmm_migration {
+	const char *state;              /* NULL: none yet; running, failed */
+	unsigned int round;
+	uint64_t sent, memory, disk, dirty, rate, dirty_rate;
+	char error[512];
+};
+
 /* A running VM as it stands now. */
 struct vmm_status {
 	const char *name;               /* NULL for a VM not in the store */
@@ -60,6 +75,7 @@ struct vmm_status {
 	uint64_t uptime_s;
 	bool have_memory;               /* with dynamic memory: the balloon's figures */
 	struct virtio_balloon_info memory;
+	struct vmm_migration migration;
 };
 
 struct vmm;
@@ -123,6 +139,11 @@ MUST_CHECK int vmm_save(struct vmm *v, const char *path, bool keep_running, stru
  * dir/CHECKPOINT_STATE and its disks copied into dir (see checkpoint.h),
  * then running on as it was. */
 MUST_CHECK int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, char *err, size_t errlen);
+/* Starts migrating the running VM live to the address to (unix:PATH or
+ * tcp:HOST:PORT, where nestvm vm receive listens), on a thread of its own;
+ * vmm_status says how it goes. Once the destination has it, the VM ends here
+ * ("migrated"); if anything fails before, it runs on here as it was. */
+MUST_CHECK int vmm_migrate(struct vmm *v, const char *to, char *err, size_t errlen);
 /* Dynamic memory's target, clamped to its bounds: -ENOTSUP without it. */
 MUST_CHECK int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied);
 void vmm_status(struct vmm *v, struct vmm_status *st);

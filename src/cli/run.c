@@ -281,7 +281,7 @@ int run_stored(const char *cmd, const char *store, const char *name, const struc
 		.kvm_path = ro->kvm, .skip_probe = ro->skip_probe, .on_reboot = (enum vmm_on_reboot)ro->on_reboot,
 		.store = store, .console_log = ro->console_log, .console_socket = ro->console_socket,
 		.api_socket = ro->api_socket, .api_handler = vmm_api_handler, .console_tty = !ro->detach,
-		.signals = true,
+		.signals = true, .incoming = ro->incoming, .incoming_fd = ro->incoming ? ro->incoming_fd : -1,
 	};
 	struct vmm *v;
 	char err[1400];

@@ -11,13 +11,17 @@
 #include "store.h"
 #include "console.h"
 #include "vmm.h"
+#include "migrate.h"
+#include "vmstate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long a command waits for another one on the same VM: 10 s, or
@@ -41,6 +45,7 @@ struct vm_opts {
 	/* the rest */
 	bool json, yes, force, skip_probe;
 	unsigned int timeout;
+	const char *to, *listen;        /* migrate, receive */
 };
 
 #define VO(name, s, type, field, meta, help, ...) \
@@ -104,6 +109,24 @@ static const struct vmconfig_names vm_names = {
 
 static const struct opt list_table[] = {
 	VO("json", 0, OPT_FLAG, json, NULL, "print JSON", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt migrate_table[] = {
+	VO("to", 0, OPT_STR, to, "ADDRESS", "where nestvm vm receive listens: unix:PATH or tcp:HOST:PORT "
+	   "(required)", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt receive_table[] = {
+	VO("listen", 0, OPT_STR, listen, "ADDRESS", "where to wait: unix:PATH or tcp:HOST:PORT (required)",
+	   0, 0, NULL),
+	VO("timeout", 't', OPT_UINT, timeout, "SECS", "give up after SECS without a migration (default: wait)",
+	   0, 86400, NULL),
+	VO("skip-probe", 0, OPT_FLAG, skip_probe, NULL, "take it even where KVM emulates guest code slowly",
+	   0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -860,6 +883,232 @@ static int vm_checkpoint(struct vm_ctx *c)
 	return vm_checkpoint_restore_remove(c, c->args[a + 1], !strcmp(action, "restore"));
 }
 
+/* ---- live migration ---- */
+
+static uint64_t vm_reply_uint(const struct api_object *o, const char *key)
+{
+	const struct api_member *m = api_get(o, key);
+
+	return m && m->type == API_INT && m->num > 0 ? (uint64_t)m->num : 0;
+}
+
+static int vm_migrate(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct api_request req = { .cmd = API_MIGRATE };
+	struct api_object *reply;
+	struct vmm_state st;
+	long last_round = -1;
+	int r;
+
+	if (!c->o->to) {
+		cli_error("vm migrate: where to? --to unix:PATH or tcp:HOST:PORT (see --help)");
+		return EXIT_USAGE;
+	}
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("vm migrate: VM %s is %s; only a running or paused VM migrates", name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply)
+		return 1;
+	snprintf(req.path, sizeof(req.path), "%s", c->o->to);
+	r = vmm_call_request(root, name, &req, reply, 10000);
+	if (r < 0) {
+		const struct api_member *e = r == -EPROTO ? api_get(reply, "error") : NULL;
+
+		cli_error("vm migrate: VM %s: %s", name, e && e->type == API_STRING ? e->str : strerror(-r));
+		free(reply);
+		return r == -EPROTO && e && strstr(e->str, "address is") ? EXIT_USAGE : 1;
+	}
+	printf("Migrating VM %s to %s\n", name, c->o->to);
+	fflush(stdout);
+	for (;;) {
+		const struct api_member *s, *e;
+
+		nanosleep(&(struct timespec){ 0, 300 * 1000000 }, NULL);
+		if (!store_vmm_alive(root, name)) {
+			vmm_state(root, name, &st);
+			if (!strncmp(st.last_exit, "migrated", 8)) {
+				printf("Migrated VM %s %s\n", name, st.last_exit + 10);
+				r = 0;
+			} else {
+				cli_error("vm migrate: VM %s ended during the migration: %s", name, st.last_exit);
+				r = 1;
+			}
+			break;
+		}
+		if (vmm_call(root, name, "status", reply, 5000) < 0)
+			continue;       /* busy with the last round */
+		s = api_get(reply, "migrationState");
+		if (s && s->type == API_STRING && !strcmp(s->str, "failed")) {
+			e = api_get(reply, "migrationError");
+			cli_error("vm migrate: VM %s stays here, running: %s", name,
+				  e && e->type == API_STRING ? e->str : "the migration failed");
+			r = 1;
+			break;
+		}
+		if ((long)vm_reply_uint(reply, "migrationRound") != last_round) {
+			last_round = (long)vm_reply_uint(reply, "migrationRound");
+			printf("  round %ld: sent %.1f MiB (memory %.1f, disk %.1f) at %.1f MiB/s; "
+			       "%.1f MiB dirty, dirtied at %.1f MiB/s\n", last_round,
+			       (double)vm_reply_uint(reply, "migrationSentBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationMemoryBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDiskBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationRate") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDirtyBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDirtyRate") / (1 << 20));
+			fflush(stdout);
+		}
+	}
+	free(reply);
+	return r;
+}
+
+/* The VM a migration brings, as this store keeps it: its disks file names
+ * in its directory, at the sizes they had. */
+static void vm_receive_config(struct vmconfig *cfg, const char *name)
+{
+	snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		const char *base = strrchr(cfg->disks[i].path, '/');
+
+		memmove(cfg->disks[i].path, base ? base + 1 : cfg->disks[i].path,
+			strlen(base ? base + 1 : cfg->disks[i].path) + 1);
+		cfg->disks[i].fixed = false;
+	}
+}
+
+/* A disk the migration fills anew: empty (all holes), at its size. */
+static int vm_receive_blank_disk(const char *root, const char *name, const struct vmconfig_disk *d)
+{
+	char path[STORE_PATH_MAX + 160];
+	int fd, r = 0;
+
+	if (store_path(path, sizeof(path), root, name, d->path) < 0)
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)d->size) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int vm_receive(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct vmconfig *cfg = NULL, *have = NULL;
+	struct vmstate_load *l = NULL;
+	struct migrate_addr a;
+	struct vmm_state st;
+	char err[1400], why[1200];
+	bool created = false;
+	int lfd, fd = -1, r;
+
+	if (!c->o->listen) {
+		cli_error("vm receive: where to wait? --listen unix:PATH or tcp:HOST:PORT (see --help)");
+		return EXIT_USAGE;
+	}
+	if (migrate_parse_addr(c->o->listen, &a, err, sizeof(err)) < 0) {
+		cli_error("vm receive: %s", err);
+		return EXIT_USAGE;
+	}
+	lfd = migrate_listen(&a, err, sizeof(err));
+	if (lfd < 0) {
+		cli_error("vm receive: %s", err);
+		return 1;
+	}
+	printf("Waiting for VM %s on %s\n", name, c->o->listen);
+	fflush(stdout);
+	fd = migrate_accept(lfd, c->o->timeout ? (int)c->o->timeout * 1000 : -1, err, sizeof(err));
+	close(lfd);
+	if (!a.tcp)
+		unlink(a.path);
+	r = -EIO;
+	if (fd < 0)
+		goto fail;
+	l = calloc(1, sizeof(*l));
+	cfg = calloc(1, sizeof(*cfg));
+	have = calloc(1, sizeof(*have));
+	if (!l || !cfg || !have) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (vmstate_load_head(l, fd, why, sizeof(why)) < 0) {
+		snprintf(err, sizeof(err), "the migration stream: %s", why);
+		goto fail;
+	}
+	if (store_parse_machine(l->config_text, strlen(l->config_text), "the migration stream", cfg, why,
+				sizeof(why)) < 0) {
+		snprintf(err, sizeof(err), "its configuration: %s", why);
+		goto fail;
+	}
+	vm_receive_config(cfg, name);
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (!cfg->disks[i].size) {
+			snprintf(err, sizeof(err), "the source did not say how large disk %u is", i);
+			goto fail;
+		}
+	if (store_load(root, name, have, why, sizeof(why)) == 0) {
+		/* It is here already: the same machine, off, and its disks filled anew. */
+		vmm_state(root, name, &st);
+		if (!vmm_state_is_off(&st)) {
+			snprintf(err, sizeof(err), "VM %s is %s here; only one that is Off takes a migration", name,
+				 st.state);
+			goto fail;
+		}
+		if (have->cpus != cfg->cpus || have->memory != cfg->memory || have->ndisks != cfg->ndisks ||
+		    have->nnics != cfg->nnics || have->expose_virt != cfg->expose_virt ||
+		    have->dynamic_memory != cfg->dynamic_memory || have->no_rng != cfg->no_rng) {
+			snprintf(err, sizeof(err), "VM %s here is another machine than the one coming (processors, "
+				 "memory, devices or extensions differ)", name);
+			goto fail;
+		}
+		for (unsigned int i = 0; i < cfg->ndisks; i++)
+			if (vm_receive_blank_disk(root, name, &have->disks[i]) < 0 ||
+			    have->disks[i].size != cfg->disks[i].size) {
+				snprintf(err, sizeof(err), "disk %u of VM %s here cannot take the one coming", i, name);
+				goto fail;
+			}
+	} else {
+		if (store_create(root, cfg, why, sizeof(why)) < 0) {
+			snprintf(err, sizeof(err), "%s", why);
+			goto fail;
+		}
+		created = true;
+	}
+	r = run_stored(c->cmd, root, name, &(struct run_stored_opts){
+		.skip_probe = c->o->skip_probe, .detach = true, .incoming = l, .incoming_fd = fd });
+	if (r == 0) {
+		vmm_state(root, name, &st);
+		printf("Received VM %s; it runs here now (VMM pid %d)\n", name, st.pid);
+	} else if (created && store_remove(root, name, why, sizeof(why)) < 0) {
+		cli_error("vm receive: %s", why);
+	}
+	/* On success the VMM has the stream and its fd; a failed start
+	 * answered the source itself. */
+	free(cfg);
+	free(have);
+	return r;
+fail:
+	cli_error("vm receive: VM %s: %s", name, err);
+	if (fd >= 0) {
+		migrate_send_ack(fd, err);
+		close(fd);
+	}
+	if (created)
+		(void)!store_remove(root, name, why, sizeof(why));
+	if (l)
+		vmstate_load_free(l);
+	free(l);
+	free(cfg);
+	free(have);
+	return 1;
+}
+
 /* ---- start, stop, pause, resume ---- */
 
 static int vm_start(struct vm_ctx *c)
@@ -1058,6 +1307,8 @@ static void vm_usage(FILE *out)
 	      "  save NAME      save its whole state to disk and end it: it is Saved\n"
 	      "  discard-saved NAME  throw a Saved VM's state away: it is Off\n"
 	      "  checkpoint NAME [CHECKPOINT]  take a checkpoint; checkpoint list|restore|remove ...\n"
+	      "  migrate NAME --to ADDRESS      move it, live, to a nestvm vm receive\n"
+	      "  receive NAME --listen ADDRESS  take a VM that migrates here\n"
 	      "  console NAME   attach to its serial console (Ctrl-] detaches)\n"
 	      "  stop NAME      shut it down (ACPI power button); --force turns it off\n"
 	      "  pause NAME     pause its processors\n"
@@ -1117,6 +1368,20 @@ static const struct vm_sub vm_subs[] = {
 	  "restore brings disks, settings and state back (the VM must not run): a VM that ran\n"
 	  "then is Saved there and nestvm vm start resumes it; one that was Off is Off.",
 	  checkpoint_table, VM_ARGS, vm_checkpoint },
+	{ "migrate", "nestvm vm migrate NAME --to ADDRESS",
+	  "Move the running VM NAME, live, to the nestvm vm receive that listens at ADDRESS\n"
+	  "(unix:PATH, or tcp:HOST:PORT with a numeric host): its disks and memory go while it\n"
+	  "runs, round after round of what it wrote meanwhile, then it stops for the last of\n"
+	  "them and its devices and processors, its own VMs' state included. Each round is\n"
+	  "shown. Once the destination has it all it runs there and ends here (Off, with\n"
+	  "the reason); if anything fails before, it runs on here as it was. The stream is\n"
+	  "neither encrypted nor authenticated: use it inside a trusted network.",
+	  migrate_table, VM_NAMED | VM_LOADED, vm_migrate },
+	{ "receive", "nestvm vm receive NAME --listen ADDRESS [--timeout SECS]",
+	  "Wait at ADDRESS for a VM that nestvm vm migrate sends, and run it here as NAME\n"
+	  "(created with its configuration and disks, or an Off VM NAME of the same machine,\n"
+	  "whose disks it replaces). Returns once the VM runs here.",
+	  receive_table, VM_NAMED, vm_receive },
 	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
 	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
 	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"

@@ -445,14 +445,15 @@ uint64_t virtio_blk_chunks(struct virtio_dev *dev)
 	return (b->capacity * BLK_SECTOR + VIRTIO_BLK_CHUNK - 1) / VIRTIO_BLK_CHUNK;
 }
 
+/* Word by word, atomically, beside a worker that may be marking: what it
+ * marks after a word was taken is taken next time. Called with the device
+ * held or not; track is never called meanwhile. */
 void virtio_blk_take_dirty(struct virtio_dev *dev, uint64_t *bitmap)
 {
 	struct virtio_blk *b = to_blk(dev);
 
-	virtio_worker_hold(&b->worker);
 	for (uint64_t w = 0; b->dirty && w < (b->chunks + 63) / 64; w++)
 		bitmap[w] |= atomic_exchange_explicit(&b->dirty[w], 0, memory_order_relaxed);
-	virtio_worker_release(&b->worker);
 }
 
 int virtio_blk_image_fd(struct virtio_dev *dev)

@@ -320,7 +320,9 @@ MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_bl
 
 /* A migration's view of a disk: writes tracked in chunks of
  * VIRTIO_BLK_CHUNK while track is on, the chunks written since the last
- * take ORed into bitmap and cleared; its image's fd and size to read from. */
+ * take ORed into bitmap and cleared (take works whether or not the device
+ * is held; track only while it is not); its image's fd and size to read
+ * from. */
 #define VIRTIO_BLK_CHUNK (64ULL << 10)
 MUST_CHECK int virtio_blk_track(struct virtio_dev *dev, bool on);
 uint64_t virtio_blk_chunks(struct virtio_dev *dev);
