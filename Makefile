@@ -130,12 +130,14 @@ uninstall:
 
 # The Debian package, built by debian/rules in a build folder of its own;
 # the .deb lands in $(B)/deb/. DEB_IMAGE is the guest image it carries.
-DEB_IMAGE ?= $(CURDIR)/$(IMAGE)
+# debian/rules is a make of its own: this make's variables stay out of it.
+DEB_IMAGE ?= $(IMAGE)
+DEB_DIR := $(abspath $(B)/deb)
 deb:
-	rm -rf $(B)/deb && mkdir -p $(B)/deb
-	NESTVM_IMAGE=$(abspath $(DEB_IMAGE)) NESTVM_DEB_DIR=$(CURDIR)/$(B)/deb dpkg-buildpackage -b -us -uc \
-		--buildinfo-option=-u$(CURDIR)/$(B)/deb --changes-option=-u$(CURDIR)/$(B)/deb \
-		--buildinfo-file=$(CURDIR)/$(B)/deb/nestvm.buildinfo --changes-file=$(CURDIR)/$(B)/deb/nestvm.changes
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL NESTVM_IMAGE=$(abspath $(DEB_IMAGE)) NESTVM_DEB_DIR=$(DEB_DIR) \
+		dpkg-buildpackage -b -us -uc --buildinfo-option=-u$(DEB_DIR) --changes-option=-u$(DEB_DIR) \
+		--buildinfo-file=$(DEB_DIR)/nestvm.buildinfo --changes-file=$(DEB_DIR)/nestvm.changes
 
 clean:
 	rm -rf $(B)/obj $(B)/san $(B)/tests $(B)/fuzz $(B)/nestvm $(B)/nestvm-static
