@@ -72,6 +72,7 @@ struct vmconfig {
 	struct vmconfig_disk disks[VMCONFIG_MAX_DISKS];
 	struct vmconfig_nic nics[VMCONFIG_MAX_NICS];
 	bool no_rng;                            /* no virtio-rng (there is one by default) */
+	bool autostart;                         /* started with the host (nestvm autostart start) */
 };
 
 /* A new VM's defaults: 512M, one processor, console=ttyS0. */
