@@ -145,6 +145,12 @@ static const struct opt remove_table[] = {
 	{ 0 },
 };
 
+static const struct opt discard_table[] = {
+	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before throwing the saved state away", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
 static const struct opt start_table[] = {
 	VO("skip-probe", 0, OPT_FLAG, skip_probe, NULL, "start even where KVM emulates guest code slowly", 0, 0, NULL),
 	VO_STORE,
@@ -1324,7 +1330,7 @@ static const struct vm_sub vm_subs[] = {
 	{ "discard-saved", "nestvm vm discard-saved NAME [--yes]",
 	  "Throw away the saved state of the Saved VM NAME: it is Off, and its next start\n"
 	  "boots it anew. On a terminal it asks first; elsewhere --yes is required.",
-	  remove_table, VM_NAMED, vm_discard_saved },
+	  discard_table, VM_NAMED, vm_discard_saved },
 	{ "checkpoint", "nestvm vm checkpoint [create] NAME [CHECKPOINT] | list NAME [--json] | "
 	  "restore NAME CHECKPOINT | remove NAME CHECKPOINT",
 	  "Checkpoints of the VM NAME: its disks, configuration and, if it runs, its whole state\n"
