@@ -94,8 +94,12 @@ fuzz-run: fuzz
 demo: all $(B)/nestvm-static
 	scripts/demo
 
+# Every benchmark, each against QEMU in the same run (an hour or more).
 bench: $(B)/nestvm-static
 	bench/boot
+	bench/nested
+	bench/io
+	bench/snapshot
 
 # Where make install puts things; the binary finds the guest image in
 # $(BINDIR)/../share/nestvm or /usr/share/nestvm. IMAGE is the guest image
