@@ -197,12 +197,13 @@ static int vm_build_devices(struct vm *vm)
 	struct power_sink power = { vm_power_event, vm };
 	struct irq_line com1_irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_COM1_IRQ };
 	struct irq_line sci = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_SCI_IRQ };
+	struct irq_line kbd_irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_I8042_IRQ };
 	int r;
 
 	r = serial_init(&vm->com1, com1_irq, vm->cfg.console_out);
 	if (r < 0)
 		return r;
-	vm->i8042.power = power;
+	i8042_init(&vm->i8042, kbd_irq, power);
 	rtc_init(&vm->rtc, vm->mem.regions[0].size, vm->mem.nregions > 1 ? vm->mem.regions[1].size : 0);
 	acpi_pm_init(&vm->pm, sci, power);
 
@@ -668,6 +669,19 @@ bool vm_is_paused(struct vm *vm)
 void vm_power_button(struct vm *vm)
 {
 	acpi_pm_power_button(&vm->pm);
+}
+
+void vm_ctrl_alt_del(struct vm *vm)
+{
+	i8042_ctrl_alt_del(&vm->i8042);
+}
+
+int vm_swap_disk(struct vm *vm, unsigned int i, const char *path)
+{
+	/* Disks are the first virtio devices, in order. */
+	if (i >= vm->cfg.ndisks || i >= vm->nvirtio)
+		return -EINVAL;
+	return virtio_blk_swap(vm->vdev[i], path);
 }
 
 void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)

@@ -134,6 +134,11 @@ void vm_resume(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);
+/* Types Ctrl-Alt-Del on the keyboard: a Linux guest reboots. */
+void vm_ctrl_alt_del(struct vm *vm);
+/* Puts the image at path behind disk i (in the order of cfg.disks) while
+ * the machine runs: -EINVAL for no such disk, else as virtio_blk_swap. */
+MUST_CHECK int vm_swap_disk(struct vm *vm, unsigned int i, const char *path);
 /* Console input: bytes typed at COM1, waiting while its FIFO is full; it
  * returns early once vm_console_close_input() has run (a stop, a reboot). */
 void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);

@@ -629,6 +629,33 @@ int vmm_power_button(struct vmm *v)
 	return vmm_on_live(v, vm_power_button);
 }
 
+int vmm_ctrl_alt_del(struct vmm *v)
+{
+	return vmm_on_live(v, vm_ctrl_alt_del);
+}
+
+int vmm_swap_disk(struct vmm *v, unsigned int i, const char *path, char *err, size_t errlen)
+{
+	int r;
+
+	if (i >= v->cfg.ndisks)
+		return vmm_fail(err, errlen, -EINVAL, "no disk %u: the VM has %u", i, v->cfg.ndisks);
+	if (strlen(path) >= sizeof(v->cfg.disks[i].path))
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "disk '%.64s...': path too long", path);
+	pthread_mutex_lock(&v->lock);
+	r = v->live ? vm_swap_disk(v->vm, i, path) : -EAGAIN;
+	if (r == 0)
+		snprintf(v->cfg.disks[i].path, sizeof(v->cfg.disks[i].path), "%s", path);
+	pthread_mutex_unlock(&v->lock);
+	if (r == -EAGAIN)
+		return vmm_fail(err, errlen, r, "the VM is between two machines (rebooting): try again");
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "disk '%s': %s", path,
+				r == -EBUSY ? "in use by another VM (locked)" :
+				r == -EINVAL ? "not a usable raw image (empty or under 512 bytes)" : strerror(-r));
+	return 0;
+}
+
 void vmm_stop(struct vmm *v, const char *why)
 {
 	pthread_mutex_lock(&v->lock);

@@ -35,6 +35,7 @@ struct vmm_options {
 	api_handler_fn api_handler;     /* which: vmm_api_handler, nestvm's control API */
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
+	bool no_seccomp;                /* no system-call filter (nestvm firecracker --no-seccomp) */
 };
 
 /* Why a VMM ended, as its exit record says. */
@@ -98,6 +99,13 @@ void vmm_destroy(struct vmm *v);
 MUST_CHECK int vmm_pause(struct vmm *v);
 MUST_CHECK int vmm_resume(struct vmm *v);
 MUST_CHECK int vmm_power_button(struct vmm *v);
+/* Ctrl-Alt-Del on the guest's keyboard. */
+MUST_CHECK int vmm_ctrl_alt_del(struct vmm *v);
+/* Puts the raw image at path behind disk i of the running VM (a backing
+ * file swapped, as container engines do to hot-plug a drive); the VM keeps
+ * it across a reboot. -EINVAL for no such disk, -EAGAIN between a reboot's
+ * two machines, else why the image did not open, with err. */
+MUST_CHECK int vmm_swap_disk(struct vmm *v, unsigned int i, const char *path, char *err, size_t errlen);
 /* Stops the VM (why: for the exit record; NULL for the default). */
 void vmm_stop(struct vmm *v, const char *why);
 /* Dynamic memory's target, clamped to its bounds: -ENOTSUP without it. */

@@ -282,6 +282,10 @@ struct virtio_blk_opts {
 /* -ENOENT, -EACCES...: the image could not be opened; -EBUSY: another
  * process holds it; -EINVAL: bad options or an image under 512 bytes. */
 MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
+/* Puts the image at path behind a running disk, read-only as before, and
+ * tells the driver its new capacity (a configuration change). On failure
+ * the old image stays. -errno as virtio_blk_create. */
+MUST_CHECK int virtio_blk_swap(struct virtio_dev *dev, const char *path);
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);

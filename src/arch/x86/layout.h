@@ -32,6 +32,7 @@
 #define LAYOUT_COM1_PORT       0x3f8
 #define LAYOUT_COM1_IRQ        4
 #define LAYOUT_I8042_PORT      0x60           /* data 0x60, command/status 0x64 */
+#define LAYOUT_I8042_IRQ       1
 #define LAYOUT_RTC_PORT        0x70
 #define LAYOUT_RTC_IRQ         8
 #define LAYOUT_PM1A_EVT_PORT   0x600          /* PM1 status (2) + enable (2) */
