@@ -257,7 +257,7 @@ static int vm_build_virtio(struct vm *vm)
 	int r;
 
 	r = vmconfig_check_devices(vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng, vm->cfg.dynamic_memory,
-				   vm->err, sizeof(vm->err));
+				   vm->cfg.vsock_cid != 0, vm->err, sizeof(vm->err));
 	if (r < 0)
 		return r;
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
@@ -308,6 +308,21 @@ static int vm_build_virtio(struct vm *vm)
 			r = vm_add_virtio(vm, dev);
 		if (r < 0) {
 			vm_errf(vm, "virtio-rng: %s", strerror(-r));
+			return r;
+		}
+	}
+	if (vm->cfg.vsock_cid) {
+		struct virtio_vsock_opts vo = { .guest_cid = vm->cfg.vsock_cid, .uds_path = vm->cfg.vsock_uds };
+		char err[256];
+
+		r = virtio_vsock_create(&dev, &vo, err, sizeof(err));
+		if (r < 0) {
+			vm_errf(vm, "vsock: %s", err);
+			return r;
+		}
+		r = vm_add_virtio(vm, dev);
+		if (r < 0) {
+			vm_errf(vm, "vsock: %s", strerror(-r));
 			return r;
 		}
 	}

@@ -63,6 +63,8 @@ struct vm_config {
 	const struct vm_nic *nics;      /* virtio-net: eth0, eth1, ... */
 	unsigned int nnics;
 	bool rng;                       /* virtio-rng */
+	uint64_t vsock_cid;             /* virtio-vsock's guest CID; 0: none */
+	const char *vsock_uds;          /* and its host socket */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */
 };

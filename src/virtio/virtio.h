@@ -23,6 +23,7 @@
 #define VIRTIO_ID_BLOCK         2
 #define VIRTIO_ID_RNG           4
 #define VIRTIO_ID_BALLOON       5
+#define VIRTIO_ID_VSOCK         19
 
 /* Device status bits (2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE      1u
@@ -286,6 +287,40 @@ MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_bl
  * tells the driver its new capacity (a configuration change). On failure
  * the old image stays. -errno as virtio_blk_create. */
 MUST_CHECK int virtio_blk_swap(struct virtio_dev *dev, const char *path);
+
+/* virtio-vsock, stream sockets, its host side on Unix sockets (Firecracker's
+ * hybrid vsock): host programs connect to uds_path and write "CONNECT
+ * <port>\n"; the guest connecting to host port P reaches "<uds_path>_P". */
+#define VIRTIO_VSOCK_HOST_CID   2
+#define VIRTIO_VSOCK_PATH_MAX   1024
+#define VIRTIO_VSOCK_BUF_SIZE   (64 * 1024)     /* per connection, each way: the credit */
+#define VIRTIO_VSOCK_MAX_CONNS  64
+
+struct virtio_vsock_opts {
+	const char *name;               /* NULL: "virtio-vsock" */
+	uint64_t guest_cid;             /* 3 to 2^32 - 2 */
+	const char *uds_path;           /* listened on (a stale socket replaced); removed at the end */
+	uint32_t buf_size;              /* 0: VIRTIO_VSOCK_BUF_SIZE */
+	unsigned int max_conns;         /* 0: VIRTIO_VSOCK_MAX_CONNS */
+};
+
+struct virtio_vsock_stats {
+	uint64_t rx_packets, rx_bytes;  /* to the guest */
+	uint64_t tx_packets, tx_bytes;  /* from the guest */
+	uint64_t conns_opened, conns_refused;
+	uint64_t credit_violations;     /* connections reset for sending past their credit */
+	uint64_t dropped;               /* packets with a wrong address or length */
+};
+
+static inline bool virtio_vsock_cid_ok(uint64_t cid)
+{
+	return cid >= 3 && cid <= 0xfffffffeULL;
+}
+
+/* -EINVAL for a bad CID or path, else why the socket or thread failed; err says it. */
+MUST_CHECK int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts *opts,
+				   char *err, size_t errlen);
+void virtio_vsock_get_stats(struct virtio_dev *dev, struct virtio_vsock_stats *st);
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);

@@ -1,0 +1,304 @@
+/* Tier 1: virtio-vsock behind the virtio-mmio transport, driven as a guest
+ * driver does, with its host side on real Unix sockets: connections both
+ * ways, data both ways, credit, shutdown, and a guest that sends past its
+ * credit or to nowhere. */
+#include "virtio_fixture.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+HARNESS_DEFINE;
+
+#define RXBUF(i)  (MEM_GPA + 0x20000 + (uint64_t)(i) * 0x1000)
+#define TXBUF(i)  (MEM_GPA + 0x40000 + (uint64_t)(i) * 0x1000)
+#define GUEST_CID 42
+#define HDR 44
+
+enum { OP_REQUEST = 1, OP_RESPONSE, OP_RST, OP_SHUTDOWN, OP_RW, OP_CREDIT_UPDATE, OP_CREDIT_REQUEST };
+
+struct hdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+static char dir[64], uds[128];
+static unsigned int tx_next;
+
+static void setup(uint32_t buf_size)
+{
+	struct virtio_vsock_opts o = { .guest_cid = GUEST_CID, .uds_path = uds, .buf_size = buf_size, .max_conns = 4 };
+	struct virtio_dev *dev;
+	char err[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/nestvm-vsock-XXXXXX");
+	CHECK(mkdtemp(dir));
+	snprintf(uds, sizeof(uds), "%s/v.sock", dir);
+	fx_map();
+	CHECK_EQ(virtio_vsock_create(&dev, &o, err, sizeof(err)), 0);
+	fx_attach(dev, 22);
+	wr(R_STATUS, 0);
+	CHECK_EQ(rd(R_DEVICE_ID), VIRTIO_ID_VSOCK);
+	fx_features(~0ULL);
+	fx_queue(0);
+	fx_queue(1);
+	fx_queue(2);
+	fx_driver_ok();
+	tx_next = 0;
+	for (unsigned int i = 0; i < 8; i++) {
+		fx_desc(0, i, RXBUF(i), 4096, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(0, (uint16_t)i);
+	}
+}
+
+static void teardown(void)
+{
+	fx_release();
+	harness_remove_tree(dir);
+}
+
+/* The next packet the device gives the guest; its payload into data. */
+static struct hdr rx_packet(void *data, size_t cap)
+{
+	struct virtq_used_elem u;
+	struct hdr h;
+
+	if (!fx_wait_used(0, 3000, &u))
+		FAILF("no packet for the guest within 3 s");
+	CHECK(u.len >= HDR);
+	memcpy(&h, host(RXBUF(u.id)), HDR);
+	CHECK_EQ(u.len, HDR + h.len);
+	if (data)
+		memcpy(data, host(RXBUF(u.id)) + HDR, MIN(cap, (size_t)h.len));
+	fx_post(0, (uint16_t)u.id);     /* the buffer goes back */
+	return h;
+}
+
+static void tx_packet(uint32_t src_port, uint32_t dst_port, uint16_t op, uint32_t flags, const void *data,
+		      uint32_t len, uint32_t fwd_cnt)
+{
+	struct hdr h = { GUEST_CID, 2, src_port, dst_port, len, 1, op, flags, 65536, fwd_cnt };
+	unsigned int i = tx_next++ % QSZ;
+
+	memcpy(host(TXBUF(i)), &h, HDR);
+	if (len)
+		memcpy(host(TXBUF(i)) + HDR, data, len);
+	fx_desc(1, i, TXBUF(i), HDR + len, 0, 0);
+	fx_post(1, (uint16_t)i);
+	if (!fx_wait_used(1, 3000, NULL))
+		FAILF("the device did not take a packet within 3 s");
+}
+
+static int listen_at(uint32_t port)
+{
+	char path[160];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s_%u", uds, port);
+	fd = util_unix_listen(path, SOCK_STREAM, 4);
+	CHECK(fd >= 0);
+	return fd;
+}
+
+static ssize_t recv_wait(int fd, void *buf, size_t len)
+{
+	struct pollfd p = { fd, POLLIN, 0 };
+
+	if (poll(&p, 1, 3000) != 1)
+		return -ETIMEDOUT;
+	return recv(fd, buf, len, 0);
+}
+
+static void test_config_and_guest_connects(void)
+{
+	uint64_t cid = 0;
+	char buf[64];
+	struct hdr h;
+	int lfd, fd;
+
+	setup(0);
+	virtio_mmio_io(fx.m, R_CONFIG, &cid, 8, false);
+	CHECK_EQ(cid, GUEST_CID);
+	lfd = listen_at(5000);
+	tx_packet(1234, 5000, OP_REQUEST, 0, NULL, 0, 0);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RESPONSE);
+	CHECK_EQ(h.src_cid, 2);
+	CHECK_EQ(h.dst_cid, GUEST_CID);
+	CHECK_EQ(h.src_port, 5000);
+	CHECK_EQ(h.dst_port, 1234);
+	CHECK_EQ(h.buf_alloc, VIRTIO_VSOCK_BUF_SIZE);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	tx_packet(1234, 5000, OP_RW, 0, "hello", 5, 0);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 5);
+	CHECK(!memcmp(buf, "hello", 5));
+	CHECK_EQ(send(fd, "world!", 6, 0), 6);
+	h = rx_packet(buf, sizeof(buf));
+	CHECK_EQ(h.op, OP_RW);
+	CHECK_EQ(h.len, 6);
+	CHECK(!memcmp(buf, "world!", 6));
+	/* The guest hangs up: the host reads the end, the guest gets RST. */
+	tx_packet(1234, 5000, OP_SHUTDOWN, 3, NULL, 0, 6);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 0);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RST);
+	close(fd);
+	close(lfd);
+	teardown();
+}
+
+static void test_host_connects(void)
+{
+	char buf[64];
+	unsigned int port;
+	struct hdr h;
+	int fd;
+
+	setup(0);
+	fd = util_unix_connect(uds, SOCK_STREAM);
+	CHECK(fd >= 0);
+	CHECK_EQ(send(fd, "CONNECT 52\n", 11, 0), 11);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_REQUEST);
+	CHECK_EQ(h.dst_port, 52);
+	CHECK(h.src_port >= (1u << 30));
+	port = h.src_port;
+	tx_packet(52, port, OP_RESPONSE, 0, NULL, 0, 0);
+	memset(buf, 0, sizeof(buf));
+	CHECK(recv_wait(fd, buf, sizeof(buf)) > 0);
+	snprintf(buf + 32, 32, "OK %u\n", port);
+	CHECK_STR(buf, buf + 32);
+	CHECK_EQ(send(fd, "ping", 4, 0), 4);
+	h = rx_packet(buf, sizeof(buf));
+	CHECK_EQ(h.op, OP_RW);
+	CHECK_EQ(h.len, 4);
+	CHECK_EQ(h.dst_port, 52);
+	/* The host closes: the guest is told with SHUTDOWN, answers RST. */
+	close(fd);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_SHUTDOWN);
+	tx_packet(52, port, OP_RST, 0, NULL, 0, 0);
+	teardown();
+}
+
+/* A host program that says something else is hung up on; the device goes on. */
+static void test_bad_connect_line(void)
+{
+	char buf[16];
+	int fd;
+
+	setup(0);
+	fd = util_unix_connect(uds, SOCK_STREAM);
+	CHECK(fd >= 0);
+	CHECK_EQ(send(fd, "CONNECT x52\n", 12, 0), 12);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 0);
+	close(fd);
+	fd = util_unix_connect(uds, SOCK_STREAM);
+	CHECK(fd >= 0);
+	memset(buf, 'A', sizeof(buf));
+	for (int i = 0; i < 4; i++)
+		(void)send(fd, buf, sizeof(buf), MSG_NOSIGNAL);        /* no newline, too long */
+	{
+		ssize_t n = recv_wait(fd, buf, sizeof(buf));    /* closed, unread bytes and all */
+
+		CHECK(n == 0 || (n < 0 && errno == ECONNRESET));
+	}
+	close(fd);
+	teardown();
+}
+
+/* Nobody listens at the port, an unknown connection, a wrong source: RST or nothing. */
+static void test_refusals(void)
+{
+	struct virtio_vsock_stats st;
+	struct hdr h;
+
+	setup(0);
+	tx_packet(1000, 7777, OP_REQUEST, 0, NULL, 0, 0);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RST);
+	CHECK_EQ(h.dst_port, 1000);
+	tx_packet(1001, 7778, OP_RW, 0, "x", 1, 0);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RST);
+	{
+		struct hdr bad = { 99, 2, 1, 2, 0, 1, OP_REQUEST, 0, 0, 0 };
+
+		memcpy(host(TXBUF(15)), &bad, HDR);
+		fx_desc(1, 15, TXBUF(15), HDR, 0, 0);
+		fx_post(1, 15);
+		CHECK(fx_wait_used(1, 3000, NULL));
+	}
+	/* A length past what the buffer holds. */
+	{
+		struct hdr bad = { GUEST_CID, 2, 1, 2, 4000, 1, OP_RW, 0, 0, 0 };
+
+		memcpy(host(TXBUF(14)), &bad, HDR);
+		fx_desc(1, 14, TXBUF(14), HDR + 10, 0, 0);
+		fx_post(1, 14);
+		CHECK(fx_wait_used(1, 3000, NULL));
+	}
+	virtio_vsock_get_stats(fx.dev, &st);
+	CHECK_EQ(st.dropped, 2);
+	CHECK_EQ(st.conns_refused, 1);
+	CHECK(!virtio_dev_is_broken(fx.dev));
+	teardown();
+}
+
+/* The guest sends past the credit it was given while the host reads
+ * nothing: its connection is reset, the others go on. */
+static void test_credit_enforced(void)
+{
+	struct virtio_vsock_stats st;
+	static char blob[1024];
+	struct hdr h;
+	int lfd, fd;
+
+	setup(2048);
+	lfd = listen_at(6000);
+	tx_packet(2000, 6000, OP_REQUEST, 0, NULL, 0, 0);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RESPONSE);
+	CHECK_EQ(h.buf_alloc, 2048);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	{
+		int small = 1;          /* the smallest send buffer: the host socket fills */
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
+	memset(blob, 'z', sizeof(blob));
+	for (int i = 0; i < 400; i++) {
+		virtio_vsock_get_stats(fx.dev, &st);
+		if (st.credit_violations)
+			break;
+		tx_packet(2000, 6000, OP_RW, 0, blob, sizeof(blob), 0);
+	}
+	virtio_vsock_get_stats(fx.dev, &st);
+	CHECK_EQ(st.credit_violations, 1);
+	for (;;) {
+		h = rx_packet(NULL, 0);
+		if (h.op == OP_RST)
+			break;
+		CHECK_EQ(h.op, OP_CREDIT_UPDATE);
+	}
+	close(fd);
+	close(lfd);
+	teardown();
+}
+
+int main(void)
+{
+	RUN(test_config_and_guest_connects);
+	RUN(test_host_connects);
+	RUN(test_bad_connect_line);
+	RUN(test_refusals);
+	RUN(test_credit_enforced);
+	return HARNESS_END();
+}
