@@ -6,6 +6,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -378,6 +379,48 @@ static int vm_build_acpi(struct vm *vm)
 	return 0;
 }
 
+/* Step 6b: the MP table, for kernels that read no ACPI. It says what the
+ * MADT says: the SCI and the virtio windows are level-triggered. */
+static int vm_build_mptable(struct vm *vm)
+{
+	struct mptable_config mc = {
+		.ncpus = vm->cfg.ncpus, .lapic_addr = LAYOUT_LAPIC_ADDR, .ioapic_addr = LAYOUT_IOAPIC_ADDR,
+		.ioapic_id = (uint8_t)vm->cfg.ncpus, .ioapic_pins = LAYOUT_IOAPIC_PINS,
+		.level_pins = 1u << LAYOUT_SCI_IRQ,
+	};
+	void *buf = guestmem_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_SIZE);
+	ssize_t n;
+
+	for (unsigned int i = 0; i < vm->nvirtio; i++)
+		mc.level_pins |= 1u << vm->acpi_mmio[i].gsi;
+	n = buf ? mptable_build(buf, LAYOUT_MPTABLE_SIZE, LAYOUT_MPTABLE_ADDR, &mc) : -ENOMEM;
+	if (n < 0) {
+		vm_errf(vm, "building the MP table: %s", strerror((int)-n));
+		return (int)n;
+	}
+	return 0;
+}
+
+/* The command line the kernel gets: with acpi=off it also names the virtio
+ * windows, as Firecracker's guests expect (virtio_mmio.device=). */
+static int vm_boot_cmdline(struct vm *vm, const char **out)
+{
+	const char *cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "";
+	size_t len = strlen(cmdline) + 64 * (size_t)vm->nvirtio + 1;
+
+	*out = cmdline;
+	if (!boot_cmdline_acpi_off(cmdline) || !vm->nvirtio)
+		return 0;
+	vm->cmdline_buf = malloc(len);
+	if (!vm->cmdline_buf || boot_cmdline_mmio_devices(cmdline, vm->acpi_mmio, vm->nvirtio,
+							  vm->cmdline_buf, len) < 0) {
+		vm_errf(vm, "out of memory");
+		return -ENOMEM;
+	}
+	*out = vm->cmdline_buf;
+	return 0;
+}
+
 /* Step 7: the boot image and the boot vCPU's registers. */
 static int vm_build_boot(struct vm *vm)
 {
@@ -409,10 +452,11 @@ static int vm_build_boot(struct vm *vm)
 		return 0;
 	}
 	struct boot_linux bl = {
-		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd,
-		.cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "",
-		.rsdp_addr = LAYOUT_ACPI_ADDR,
+		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd, .rsdp_addr = LAYOUT_ACPI_ADDR,
 	};
+	r = vm_boot_cmdline(vm, &bl.cmdline);
+	if (r < 0)
+		return r;
 	r = boot_load_linux(&vm->mem, &bl, &entry, why, sizeof(why));
 	if (r < 0) {
 		vm_errf(vm, "kernel: %s", why);
@@ -468,6 +512,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = vm_build_virtio(vm);
 	if (r >= 0 && !cfg->payload)
 		r = vm_build_acpi(vm);
+	if (r >= 0 && !cfg->payload)
+		r = vm_build_mptable(vm);
 	if (r >= 0)
 		r = vm_build_boot(vm);
 	if (r >= 0)
@@ -498,6 +544,8 @@ void vm_destroy(struct vm *vm)
 	guestmem_free(&vm->mem);
 	kvm_vm_destroy(&vm->kvm);
 	kvm_sys_close(&vm->sys);
+	free(vm->cmdline_buf);
+	vm->cmdline_buf = NULL;
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 }

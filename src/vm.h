@@ -116,6 +116,7 @@ struct vm {
 	_Atomic bool paused;            /* vCPUs are to park until resumed */
 	unsigned int parked;            /* vCPUs parked, under lock */
 	pthread_cond_t park_change;
+	char *cmdline_buf;              /* the command line with device arguments, or NULL */
 	char diag[1024];                /* why it stopped, for faults */
 	char err[512];                  /* why vm_create failed */
 };

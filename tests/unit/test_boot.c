@@ -212,8 +212,27 @@ static void test_guestmem_bounds(void)
 	guestmem_free(&m);
 }
 
+static void test_cmdline_devices(void)
+{
+	static const struct acpi_mmio_dev devs[] = {
+		{ 0xd0000000, 0x1000, 16, "LNRO0005" }, { 0xd0001000, 0x1000, 17, "LNRO0005" },
+	};
+	char out[256];
+
+	CHECK(boot_cmdline_acpi_off("console=ttyS0 acpi=off"));
+	CHECK(boot_cmdline_acpi_off("acpi=off pci=off"));
+	CHECK(!boot_cmdline_acpi_off("console=ttyS0"));
+	CHECK(!boot_cmdline_acpi_off("acpi=offline"));
+	CHECK(!boot_cmdline_acpi_off("xacpi=off"));
+	CHECK_EQ(boot_cmdline_mmio_devices("console=ttyS0 acpi=off", devs, 2, out, sizeof(out)), 0);
+	CHECK_STR(out, "console=ttyS0 acpi=off virtio_mmio.device=4K@0xd0000000:16 "
+		       "virtio_mmio.device=4K@0xd0001000:17");
+	CHECK_EQ(boot_cmdline_mmio_devices("console=ttyS0 acpi=off", devs, 2, out, 40), -ENOSPC);
+}
+
 int main(void)
 {
+	RUN(test_cmdline_devices);
 	RUN(test_parse_good_image);
 	RUN(test_parse_rejects_bad_images);
 	RUN(test_setup_sects_zero_means_four);

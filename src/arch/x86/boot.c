@@ -246,3 +246,34 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 	out->initrd_addr = initrd_addr;
 	return 0;
 }
+
+bool boot_cmdline_acpi_off(const char *cmdline)
+{
+	const char *p = cmdline;
+
+	while ((p = strstr(p, "acpi=off"))) {
+		bool starts = p == cmdline || p[-1] == ' ' || p[-1] == '\t';
+		char after = p[8];
+
+		if (starts && (after == 0 || after == ' ' || after == '\t'))
+			return true;
+		p += 8;
+	}
+	return false;
+}
+
+int boot_cmdline_mmio_devices(const char *cmdline, const struct acpi_mmio_dev *devs, unsigned int n, char *out,
+			      size_t len)
+{
+	size_t used = (size_t)snprintf(out, len, "%s", cmdline);
+
+	if (used >= len)
+		return -ENOSPC;
+	for (unsigned int i = 0; i < n; i++) {
+		used += (size_t)snprintf(out + used, len - used, " virtio_mmio.device=%uK@0x%llx:%u",
+					 devs[i].size >> 10, (unsigned long long)devs[i].base, devs[i].gsi);
+		if (used >= len)
+			return -ENOSPC;
+	}
+	return 0;
+}

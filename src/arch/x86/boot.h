@@ -4,9 +4,11 @@
 #ifndef NESTVM_ARCH_X86_BOOT_H
 #define NESTVM_ARCH_X86_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/x86/acpi.h"
 #include "guestmem.h"
 
 struct bzimage {
@@ -51,6 +53,14 @@ struct boot_linux {
 	const char *cmdline;
 	uint64_t rsdp_addr;
 };
+
+/* Whether the command line turns ACPI off: "acpi=off" as a word. */
+bool boot_cmdline_acpi_off(const char *cmdline);
+/* cmdline with " virtio_mmio.device=<size>@<base>:<irq>" appended for each
+ * device, which is how a kernel that reads no ACPI finds them. 0, or
+ * -ENOSPC if out (len bytes) is too small. */
+MUST_CHECK int boot_cmdline_mmio_devices(const char *cmdline, const struct acpi_mmio_dev *devs, unsigned int n,
+					 char *out, size_t len);
 
 struct boot_entry {
 	uint64_t rip;

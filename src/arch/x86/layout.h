@@ -14,6 +14,8 @@
 #define LAYOUT_CMDLINE_ADDR    0x00020000ULL
 #define LAYOUT_CMDLINE_MAX     0x00010000ULL
 #define LAYOUT_EBDA_ADDR       0x0009fc00ULL  /* end of conventional RAM */
+#define LAYOUT_MPTABLE_ADDR    LAYOUT_EBDA_ADDR /* the last KiB of base memory, which Linux scans */
+#define LAYOUT_MPTABLE_SIZE    (LAYOUT_ACPI_ADDR - LAYOUT_MPTABLE_ADDR)
 #define LAYOUT_ACPI_ADDR       0x000e0000ULL  /* RSDP first: the BIOS area Linux scans */
 #define LAYOUT_ACPI_SIZE       0x00020000ULL
 #define LAYOUT_HIGH_MEM_ADDR   0x00100000ULL  /* the protected-mode kernel loads here */
