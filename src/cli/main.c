@@ -20,6 +20,7 @@ static void usage(FILE *out)
 	      "  switch     virtual switches: new, start, stop, show, list, remove (nestvm switch help)\n"
 	      "  status     can this host and its VMs run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
+	      "  firecracker  serve Firecracker's API (also as a link named firecracker)\n"
 	      "  version    print the version\n"
 	      "  help       show this help\n", out);
 }
@@ -33,11 +34,17 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_cmd main_cmds[] = {
 	{ "run", cmd_run }, { "vm", cmd_vm }, { "nested", cmd_nested }, { "switch", cmd_switch },
-	{ "status", cmd_status }, { "probe", cmd_probe }, { "version", cmd_version }, { "--version", cmd_version },
+	{ "status", cmd_status }, { "probe", cmd_probe }, { "firecracker", cmd_firecracker }, { "version", cmd_version }, { "--version", cmd_version },
 	{ 0 },
 };
 
 int main(int argc, char **argv)
 {
+	const char *self = argc > 0 ? strrchr(argv[0], '/') : NULL;
+
+	/* Started as Firecracker by a launcher that knows only its binary. */
+	self = self ? self + 1 : argc > 0 ? argv[0] : "";
+	if (!strcmp(self, "firecracker"))
+		return cmd_firecracker(argc - 1, argv + 1);
 	return cli_dispatch("", main_cmds, usage, argc - 1, argv + 1);
 }
