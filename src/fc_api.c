@@ -729,7 +729,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 	json_init(&j, NULL, false);
 	json_object_begin(&j);
 	json_key(&j, "balloon");
-	json_null(&j);
+	json_nil(&j);
 	json_key(&j, "drives");
 	json_array_begin(&j);
 	for (unsigned int i = 0; i < fc->ndrives; i++) {
@@ -755,7 +755,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 		json_kv_string(&j, "boot_args", fc->have_boot_args ? fc->boot_args : FC_DEFAULT_BOOT_ARGS);
 		json_object_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	json_key(&j, "logger");
 	if (fc->log_path[0]) {
@@ -764,7 +764,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 		json_kv_string(&j, "level", fc->log_level);
 		json_object_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	json_key(&j, "machine-config");
 	fc_machine_json(fc, &j);
@@ -774,7 +774,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 		json_kv_string(&j, "metrics_path", fc->metrics_path);
 		json_object_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	json_kv_null(&j, "mmds-config");
 	json_key(&j, "network-interfaces");
@@ -796,7 +796,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 		json_kv_string(&j, "uds_path", fc->vsock_uds);
 		json_object_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	json_key(&j, "entropy");
 	if (fc->entropy) {
@@ -804,7 +804,7 @@ static int fc_get_config(struct fc *fc, struct fc_response *resp)
 		json_kv_null(&j, "rate_limiter");
 		json_object_end(&j);
 	} else {
-		json_null(&j);
+		json_nil(&j);
 	}
 	json_object_end(&j);
 	fc_answer_json(resp, 200, &j);
@@ -1043,8 +1043,13 @@ int fc_load_config(struct fc *fc, const char *text, size_t len, char *err, size_
 	int r;
 
 	r = fc_body_parse(text, len, &doc, err, errlen);
-	if (r < 0)
+	if (r < 0) {
+		char why[400];
+
+		snprintf(why, sizeof(why), "%s", err + MIN(strlen(err), strlen(FC_BODY_ERR)));
+		snprintf(err, errlen, "not JSON: %s", why);
 		return r;
+	}
 	r = -EINVAL;
 	if (!fc_body_is_object(doc)) {
 		snprintf(err, errlen, "the configuration must be a JSON object");
