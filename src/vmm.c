@@ -255,7 +255,6 @@ static int vmm_probe(struct vmm *v, char *err, size_t errlen)
 int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 {
 	uint8_t hdr[BOOT_HDR_BYTES];
-	struct bzimage bz;
 	const char *why;
 	size_t n;
 	int r;
@@ -269,7 +268,7 @@ int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 	r = boot_blob_read(&v->kernel, 0, hdr, n);
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "kernel '%s': %s", v->cfg.kernel, strerror(-r));
-	if (boot_parse_bzimage(hdr, n, v->kernel.size, &bz, &why) < 0)
+	if (boot_check_kernel(hdr, n, v->kernel.size, &why) < 0)
 		return vmm_fail(err, errlen, -EINVAL, "kernel '%s': %s", v->cfg.kernel, why);
 	if (v->initrd.size >= v->cfg.memory)
 		return vmm_fail(err, errlen, -EINVAL,
