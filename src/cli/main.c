@@ -21,6 +21,7 @@ static void usage(FILE *out)
 	      "  status     can this host and its VMs run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
 	      "  firecracker  serve Firecracker's API (also as a link named firecracker)\n"
+	      "  vsock      inside a guest: connect or listen on a vsock port (nestvm vsock --help)\n"
 	      "  version    print the version\n"
 	      "  help       show this help\n", out);
 }
@@ -34,7 +35,8 @@ static int cmd_version(int argc, char **argv)
 
 static const struct cli_cmd main_cmds[] = {
 	{ "run", cmd_run }, { "vm", cmd_vm }, { "nested", cmd_nested }, { "switch", cmd_switch },
-	{ "status", cmd_status }, { "probe", cmd_probe }, { "firecracker", cmd_firecracker }, { "version", cmd_version }, { "--version", cmd_version },
+	{ "status", cmd_status }, { "probe", cmd_probe }, { "firecracker", cmd_firecracker },
+	{ "vsock", cmd_vsock }, { "version", cmd_version }, { "--version", cmd_version },
 	{ 0 },
 };
 

@@ -38,7 +38,6 @@
 #define VSOCK_BUDGET            128     /* packets per queue per round */
 #define VSOCK_LINE_MAX          32      /* "CONNECT 4294967295\n" and some */
 #define VSOCK_CONNECT_MS        10000   /* a host connection's CONNECT line and the guest's answer */
-#define VSOCK_CLOSE_MS          2000    /* the guest's RST after our SHUTDOWN */
 #define VSOCK_EPHEMERAL_BASE    (1u << 30)
 
 struct vsock_hdr {
@@ -57,7 +56,7 @@ enum vsock_state {
 	VS_LINE,                /* host side: reading "CONNECT <port>\n" */
 	VS_REQUESTED,           /* host side: REQUEST sent or due, no answer yet */
 	VS_OPEN,
-	VS_CLOSING,             /* SHUTDOWN sent: waiting for the guest's RST */
+	VS_CLOSING,             /* an RST is owed to the guest, then it goes */
 };
 
 /* Control packets a connection owes the guest. */
@@ -75,7 +74,7 @@ struct vsock_conn {
 	char line[VSOCK_LINE_MAX];
 	unsigned int line_len;
 	unsigned int pending;           /* P_* */
-	uint64_t deadline_ns;           /* VS_LINE, VS_REQUESTED, VS_CLOSING */
+	uint64_t deadline_ns;           /* VS_LINE, VS_REQUESTED */
 	bool readable;                  /* the host socket has data (or its end) */
 	bool host_eof;
 	bool peer_done;                 /* the guest sends no more: half-close once written */
@@ -292,7 +291,7 @@ static bool conn_send_control(struct virtio_vsock *vs, struct vsock_conn *c)
 		c->pending &= ~(P_RESPONSE | P_CREDIT);
 		c->fwd_told = c->fwd_cnt;
 	} else if (p & P_SHUTDOWN) {
-		hdr_for(vs, c, &h, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND, 0);
+		hdr_for(vs, c, &h, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_SEND, 0);
 		c->pending &= ~P_SHUTDOWN;
 	} else {
 		hdr_for(vs, c, &h, VSOCK_OP_CREDIT_UPDATE, 0, 0);
@@ -321,11 +320,10 @@ static void conn_send_data(struct virtio_vsock *vs, struct vsock_conn *c)
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 		return;
 	if (n <= 0) {
-		/* The host side is done: the guest reads to the end, then closes. */
+		/* The host side sends no more: the guest reads to the end and may
+		 * still send (a half-close), until it closes or a write fails. */
 		c->host_eof = true;
 		c->pending |= P_SHUTDOWN;
-		c->state = VS_CLOSING;
-		c->deadline_ns = util_now_ns() + VSOCK_CLOSE_MS * 1000000ULL;
 		return;
 	}
 	hdr_for(vs, c, &h, VSOCK_OP_RW, 0, (uint32_t)n);
@@ -425,9 +423,8 @@ static void vsock_guest_data(struct virtio_vsock *vs, struct vsock_conn *c, cons
 	uint32_t cap = vs->opts.buf_size;
 	uint32_t tail;
 
-	if (c->state != VS_OPEN && !(c->state == VS_CLOSING && c->fd >= 0)) {
-		return;         /* after our RST or its end: dropped */
-	}
+	if (c->state != VS_OPEN)
+		return;         /* after our RST: dropped */
 	if (len > cap - c->buf_len) {
 		virtio_dev_warn(&vs->vdev, "port %u: the guest sent %u bytes with %u of credit left; "
 				"connection reset", c->local_port, len, cap - c->buf_len);
@@ -626,7 +623,7 @@ static void conn_timeouts(struct virtio_vsock *vs, uint64_t now)
 			continue;
 		if (c->state == VS_LINE)
 			conn_free(c);
-		else if (c->state == VS_REQUESTED || (c->state == VS_CLOSING && !(c->pending & P_RST)))
+		else if (c->state == VS_REQUESTED)
 			conn_reset(c, !(c->pending & P_REQUEST));
 		c->deadline_ns = 0;
 	}

@@ -179,11 +179,21 @@ static void test_host_connects(void)
 	CHECK_EQ(h.op, OP_RW);
 	CHECK_EQ(h.len, 4);
 	CHECK_EQ(h.dst_port, 52);
-	/* The host closes: the guest is told with SHUTDOWN, answers RST. */
-	close(fd);
+	/* The host half-closes: the guest is told it gets no more, and may
+	 * still send; then it shuts down both ways and gets RST. */
+	shutdown(fd, SHUT_WR);
 	h = rx_packet(NULL, 0);
 	CHECK_EQ(h.op, OP_SHUTDOWN);
-	tx_packet(52, port, OP_RST, 0, NULL, 0, 0);
+	CHECK_EQ(h.flags, 2);                           /* SEND: no more from the host */
+	tx_packet(52, port, OP_RW, 0, "pong", 4, 4);
+	memset(buf, 0, sizeof(buf));
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 4);
+	CHECK(!memcmp(buf, "pong", 4));
+	tx_packet(52, port, OP_SHUTDOWN, 3, NULL, 0, 4);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RST);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 0);
+	close(fd);
 	teardown();
 }
 
