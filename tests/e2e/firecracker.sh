@@ -47,11 +47,12 @@ has() {
 	return 1
 }
 
-# console_until PATTERN SECONDS: the guest's console shows a line matching PATTERN.
+# console_until PATTERN SECONDS: the guest's console shows a line matching
+# PATTERN (its carriage returns dropped).
 console_until() {
 	i=0
 	while [ $i -lt "$2" ]; do
-		grep -Eq "$1" $con 2>/dev/null && return 0
+		tr -d '\r' <$con 2>/dev/null | grep -Eq "$1" && return 0
 		sleep 1
 		i=$((i + 1))
 	done
@@ -72,6 +73,13 @@ wait_exit() {
 	fi
 	wait "$2"
 	rc=$?
+}
+
+# abort NAME WHY: the VMM killed, its console kept with the case's output.
+abort() {
+	kill -9 $fcpid 2>/dev/null
+	sed 's/^/console| /' $con >>"$out"
+	fail "$1" "$2"
 }
 
 # start_fc ID: firecracker in the background, its console in $con.
@@ -128,36 +136,36 @@ case_fc_life() {
 	has fc_life 'not supported after starting the microVM' || { kill -9 $fcpid; return; }
 
 	if ! console_until '^fc-guest: sent to the host' 400; then
-		kill -9 $fcpid; cat $con >>"$out"; fail fc_life "the guest sent nothing over vsock"; return
+		abort fc_life "the guest sent nothing over vsock"; return
 	fi
-	grep -q 'hello from the guest' /tmp/from-guest.txt || { kill -9 $fcpid; fail fc_life "the host did not get the guest's line"; return; }
-	console_until '^fc-guest: listening on 52' 60 || { kill -9 $fcpid; fail fc_life "the guest did not listen"; return; }
+	grep -q 'hello from the guest' /tmp/from-guest.txt || { abort fc_life "the host did not get the guest's line"; return; }
+	console_until '^fc-guest: listening on 52' 60 || { abort fc_life "the guest did not listen"; return; }
 	printf 'CONNECT 52\nping from the host\n' | $fcc/run socat -t 20 - UNIX-CONNECT:/tmp/v.sock >/tmp/host-got.txt 2>&1
 	cat /tmp/host-got.txt >>"$out"
 	grep -Eq '^OK [0-9]+$' /tmp/host-got.txt && grep -q 'pong from the guest' /tmp/host-got.txt ||
-		{ kill -9 $fcpid; fail fc_life "no OK and pong from the guest's port 52"; return; }
-	console_until '^fc-guest: got ping from the host' 60 || { kill -9 $fcpid; fail fc_life "the guest did not get the ping"; return; }
+		{ abort fc_life "no OK and pong from the guest's port 52"; return; }
+	console_until '^fc-guest: got ping from the host' 60 || { abort fc_life "the guest did not get the ping"; return; }
 
-	console_until '^fc-guest: tick 1$' 120 || { kill -9 $fcpid; fail fc_life "the guest does not tick"; return; }
+	console_until '^fc-guest: tick 1$' 120 || { abort fc_life "the guest does not tick"; return; }
 	api fc_life PATCH /vm 204 '{"state":"Paused"}' && api fc_life GET / 200 && has fc_life '"state":"Paused"' ||
 		{ kill -9 $fcpid; return; }
 	sleep 1
 	before=$(grep -c '^fc-guest: tick' $con)
 	sleep 4
 	after=$(grep -c '^fc-guest: tick' $con)
-	[ "$before" = "$after" ] || { kill -9 $fcpid; fail fc_life "the guest ticked while paused ($before, then $after)"; return; }
+	[ "$before" = "$after" ] || { abort fc_life "the guest ticked while paused ($before, then $after)"; return; }
 	api fc_life PATCH /vm 204 '{"state":"Resumed"}' && api fc_life GET / 200 && has fc_life '"state":"Running"' ||
 		{ kill -9 $fcpid; return; }
-	console_until "^fc-guest: tick $after\$" 120 || { kill -9 $fcpid; fail fc_life "no tick after resuming"; return; }
+	console_until "^fc-guest: tick $after\$" 120 || { abort fc_life "no tick after resuming"; return; }
 
 	api fc_life PATCH /drives/scratch 204 '{"drive_id":"scratch","path_on_host":"/tmp/two.img"}' &&
 	api fc_life PATCH /drives/scratch 400 '{"drive_id":"scratch","path_on_host":"/nonexistent.img"}' &&
 	api fc_life PUT /actions 204 '{"action_type":"FlushMetrics"}' || { kill -9 $fcpid; return; }
 	console_until '^fc-guest: vdb now says disk-two \(4096 sectors\)' 120 ||
-		{ kill -9 $fcpid; cat $con >>"$out"; fail fc_life "the guest did not see the swapped drive"; return; }
-	grep -q utc_timestamp_ms /tmp/fc.metrics || { kill -9 $fcpid; fail fc_life "no metrics flushed"; return; }
+		{ abort fc_life "the guest did not see the swapped drive"; return; }
+	grep -q utc_timestamp_ms /tmp/fc.metrics || { abort fc_life "no metrics flushed"; return; }
 
-	console_until '^fc-guest: waiting for ctrl-alt-del' 60 || { kill -9 $fcpid; fail fc_life "the guest did not get there"; return; }
+	console_until '^fc-guest: waiting for ctrl-alt-del' 60 || { abort fc_life "the guest did not get there"; return; }
 	api fc_life PUT /actions 204 '{"action_type":"SendCtrlAltDel"}' || { kill -9 $fcpid; return; }
 	wait_exit fc_life $fcpid 180 || return
 	cat $con >>"$out"
