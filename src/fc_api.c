@@ -142,12 +142,10 @@ static int fc_check(const struct fc_body *b, const struct fc_field *f, struct fc
 	return 0;
 }
 
-#define fc_str fc_body_str
-
 /* A string member into buf (cap bytes, NUL included); absent: untouched. */
 static int fc_copy(const struct fc_body *o, const char *key, char *buf, size_t cap, struct fc_response *resp)
 {
-	const char *s = fc_str(o, key);
+	const char *s = fc_body_str(o, key);
 
 	if (!s)
 		return 0;
@@ -194,15 +192,13 @@ static int fc_check_file(const char *what, const char *path, bool write, struct 
 }
 
 /* How many virtio devices the configuration has, against the windows there are. */
-static int fc_check_room(struct fc *fc, unsigned int drives, unsigned int ifaces, bool vsock, bool rng,
-			 struct fc_response *resp)
+static int fc_check_room(unsigned int drives, unsigned int ifaces, bool vsock, bool rng, struct fc_response *resp)
 {
 	char err[256];
 
 	if (vmconfig_check_devices(drives, ifaces, rng, false, vsock, err, sizeof(err)) < 0)
 		return fc_fail(resp, 400, "Too many devices: %s (nestvm has %d virtio-mmio windows).", err,
 			       VMCONFIG_MAX_DEVICES);
-	(void)fc;
 	return 0;
 }
 
@@ -237,9 +233,9 @@ static int fc_put_machine(struct fc *fc, const struct fc_body *b, bool patch, st
 		dirty = fc_body_bool(b, "track_dirty_pages");
 	if (fc_body_has(b, "nested_virtualization"))
 		nested = fc_body_bool(b, "nested_virtualization");
-	if ((s = fc_str(b, "cpu_template")) && strcmp(s, "None"))
+	if ((s = fc_body_str(b, "cpu_template")) && strcmp(s, "None"))
 		return fc_fail(resp, 400, "CPU template '%.32s' is not supported by nestvm: only \"None\".", s);
-	if ((s = fc_str(b, "huge_pages")) && strcmp(s, "None"))
+	if ((s = fc_body_str(b, "huge_pages")) && strcmp(s, "None"))
 		return fc_fail(resp, 400, "huge_pages '%.32s' is not supported by nestvm: only \"None\" (guest "
 			       "memory is 2 MiB aligned for transparent huge pages anyway).", s);
 	if (vcpus < 1 || vcpus > FC_MAX_VCPUS)
@@ -307,7 +303,7 @@ static struct fc_drive *fc_find_drive(struct fc *fc, const char *id)
 /* The body's id must be the path's. */
 static int fc_same_id(const struct fc_body *b, const char *key, const char *id, struct fc_response *resp)
 {
-	const char *s = fc_str(b, key);
+	const char *s = fc_body_str(b, key);
 
 	if (!s || strcmp(s, id))
 		return fc_fail(resp, 400, "The id from the path does not match the id from the body!");
@@ -329,9 +325,9 @@ static int fc_put_drive(struct fc *fc, const char *id, const struct fc_body *b, 
 		return -1;
 	if (fc_body_has(b, "socket"))
 		return fc_fail(resp, 400, "vhost-user block devices (`socket`) are not supported by nestvm.");
-	if ((s = fc_str(b, "cache_type")) && strcmp(s, "Unsafe") && strcmp(s, "Writeback"))
+	if ((s = fc_body_str(b, "cache_type")) && strcmp(s, "Unsafe") && strcmp(s, "Writeback"))
 		return fc_fail(resp, 400, FC_BODY_ERR "unknown variant `%.32s`, expected `Unsafe` or `Writeback`.", s);
-	if ((s = fc_str(b, "io_engine")) && strcmp(s, "Sync") && strcmp(s, "Async"))
+	if ((s = fc_body_str(b, "io_engine")) && strcmp(s, "Sync") && strcmp(s, "Async"))
 		return fc_fail(resp, 400, FC_BODY_ERR "unknown variant `%.32s`, expected `Sync` or `Async`.", s);
 	snprintf(d.id, sizeof(d.id), "%s", id);
 	if (fc_copy(b, "path_on_host", d.path, sizeof(d.path), resp) < 0 ||
@@ -342,7 +338,7 @@ static int fc_put_drive(struct fc *fc, const char *id, const struct fc_body *b, 
 	for (unsigned int i = 0; i < fc->ndrives; i++)
 		if (d.root && fc->drives[i].root && &fc->drives[i] != old)
 			return fc_fail(resp, 400, "A root block device already exists!");
-	if (!old && fc_check_room(fc, fc->ndrives + 1, fc->nifaces, fc->have_vsock, fc->entropy, resp) < 0)
+	if (!old && fc_check_room(fc->ndrives + 1, fc->nifaces, fc->have_vsock, fc->entropy, resp) < 0)
 		return -1;
 	if (fc_check_file("The block device backing file", d.path, !d.read_only, resp) < 0)
 		return -1;
@@ -391,7 +387,7 @@ static int fc_put_iface(struct fc *fc, const char *id, const struct fc_body *b, 
 		return -1;
 	if (!n.tap[0])
 		return fc_fail(resp, 400, "`host_dev_name` must name a TAP device.");
-	if ((mac = fc_str(b, "guest_mac"))) {
+	if ((mac = fc_body_str(b, "guest_mac"))) {
 		if (vmconfig_parse_mac(mac, n.mac) < 0)
 			return fc_fail(resp, 400, "`guest_mac` '%.32s' is not a unicast MAC address (xx:xx:xx:xx:xx:xx).",
 				       mac);
@@ -406,7 +402,7 @@ static int fc_put_iface(struct fc *fc, const char *id, const struct fc_body *b, 
 		else if (!memcmp(fc->ifaces[i].mac, n.mac, 6))
 			return fc_fail(resp, 400, "The MAC address is already in use: %.32s.", mac ? mac : "");
 	}
-	if (!old && fc_check_room(fc, fc->ndrives, fc->nifaces + 1, fc->have_vsock, fc->entropy, resp) < 0)
+	if (!old && fc_check_room(fc->ndrives, fc->nifaces + 1, fc->have_vsock, fc->entropy, resp) < 0)
 		return -1;
 	if (!old)
 		old = &fc->ifaces[fc->nifaces++];
@@ -427,7 +423,7 @@ static int fc_put_vsock(struct fc *fc, const struct fc_body *b, struct fc_respon
 	cid = fc_body_uint(b, "guest_cid");
 	if (vmconfig_check_vsock(cid, uds, err, sizeof(err)) < 0)
 		return fc_fail(resp, 400, "Invalid vsock configuration: %s.", err);
-	if (!fc->have_vsock && fc_check_room(fc, fc->ndrives, fc->nifaces, true, fc->entropy, resp) < 0)
+	if (!fc->have_vsock && fc_check_room(fc->ndrives, fc->nifaces, true, fc->entropy, resp) < 0)
 		return -1;
 	fc->vsock_cid = cid;
 	memcpy(fc->vsock_uds, uds, sizeof(uds));
@@ -441,7 +437,7 @@ static int fc_put_entropy(struct fc *fc, const struct fc_body *b, struct fc_resp
 
 	if (fc_check(b, f, resp) < 0 || fc_no_limiter(b, "rate_limiter", resp) < 0)
 		return -1;
-	if (!fc->entropy && fc_check_room(fc, fc->ndrives, fc->nifaces, fc->have_vsock, true, resp) < 0)
+	if (!fc->entropy && fc_check_room(fc->ndrives, fc->nifaces, fc->have_vsock, true, resp) < 0)
 		return -1;
 	fc->entropy = true;
 	return fc_ok(resp);
@@ -468,7 +464,7 @@ static int fc_put_logger(struct fc *fc, const struct fc_body *b, struct fc_respo
 	};
 	static const char *const levels[] = { "Error", "Warning", "Info", "Debug", "Trace", "Off" };
 	char path[VMCONFIG_PATH_MAX] = "";
-	const char *level = fc_str(b, "level");
+	const char *level = fc_body_str(b, "level");
 	size_t i;
 
 	if (fc_check(b, f, resp) < 0 || fc_copy(b, "log_path", path, sizeof(path), resp) < 0)
@@ -636,7 +632,7 @@ static int fc_put_action(struct fc *fc, const struct fc_body *b, struct fc_respo
 
 	if (fc_check(b, f, resp) < 0)
 		return -1;
-	a = fc_str(b, "action_type");
+	a = fc_body_str(b, "action_type");
 	if (!strcmp(a, "InstanceStart")) {
 		if (fc->started)
 			return fc_fail(resp, 400, FC_ERR_AFTER_START);
@@ -663,7 +659,7 @@ static int fc_patch_vm(struct fc *fc, const struct fc_body *b, struct fc_respons
 
 	if (fc_check(b, f, resp) < 0)
 		return -1;
-	s = fc_str(b, "state");
+	s = fc_body_str(b, "state");
 	if (strcmp(s, "Paused") && strcmp(s, "Resumed"))
 		return fc_fail(resp, 400, FC_BODY_ERR "unknown variant `%.32s`, expected `Paused` or `Resumed`.", s);
 	r = !strcmp(s, "Paused") ? vmm_pause(fc->vmm) : vmm_resume(fc->vmm);
@@ -977,7 +973,7 @@ static int fc_config_item(struct fc *fc, const char *method, const char *path, c
 		if (!resp.body || fc_body_parse(resp.body, strlen(resp.body), &fault, err, errlen) < 0)
 			fault = NULL;
 		snprintf(err, errlen, "%s: %s", path,
-			 fault && fc_str(fault, "fault_message") ? fc_str(fault, "fault_message") : "failed");
+			 fault && fc_body_str(fault, "fault_message") ? fc_body_str(fault, "fault_message") : "failed");
 		fc_body_free(fault);
 	}
 	fc_response_free(&resp);
@@ -1011,7 +1007,7 @@ static int fc_config_list(struct fc *fc, const struct fc_body *list, const char 
 	}
 	for (long i = 0; i < n; i++) {
 		const struct fc_body *item = fc_body_array_at(list, (size_t)i);
-		const char *id = fc_body_is_object(item) ? fc_str(item, idkey) : NULL;
+		const char *id = fc_body_is_object(item) ? fc_body_str(item, idkey) : NULL;
 		int r;
 
 		if (!id || strlen(id) > FC_ID_MAX) {

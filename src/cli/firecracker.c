@@ -82,7 +82,8 @@ static int fc_cli_put(struct fc *fc, const char *path, const char *body)
 	return status >= 300 ? -EINVAL : 0;
 }
 
-/* A JSON string's quoted text, or NULL if it would need escapes. */
+/* --log-path and --level as PUT /logger; paths that would need escaping
+ * in JSON are refused. */
 static int fc_cli_logger(struct fc *fc, const struct fc_opts *o)
 {
 	char body[1200];
