@@ -222,6 +222,36 @@ void virtio_worker_quiesce(struct virtio_worker *w);
 /* From ops->destroy: stops and joins the thread; no-op if it never started. */
 void virtio_worker_stop(struct virtio_worker *w);
 
+/* A device worker that polls file descriptors of its own beside the queues
+ * (virtio-net's backend, virtio-vsock's sockets): kicks and resets arrive
+ * on kick_fd, an eventfd it polls with them. Its loop: poll (kick_fd
+ * included), virtio_poller_begin, serve, virtio_poller_end. */
+struct virtio_poller {
+	int kick_fd;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;           /* guards the fields below */
+	pthread_cond_t idle;
+	bool busy, stop;
+	unsigned int reset_gen, seen_reset_gen;
+};
+
+/* The eventfd and the lock; -errno. On failure p needs only virtio_poller_stop. */
+MUST_CHECK int virtio_poller_init(struct virtio_poller *p);
+MUST_CHECK int virtio_poller_start(struct virtio_poller *p, void *(*fn)(void *), void *arg, const char *name);
+/* From ops->notify, on a vCPU: never blocks. */
+void virtio_poller_kick(struct virtio_poller *p);
+/* From ops->reset: waits until the worker is between rounds, then kicks it;
+ * its next round begins with *reset true. */
+void virtio_poller_reset(struct virtio_poller *p);
+/* After the worker's poll: drains the eventfd if kicked said so. false once
+ * stopped; else the round begins, *reset saying whether the driver reset the
+ * device since the last one (what the worker held is the old rings'). */
+bool virtio_poller_begin(struct virtio_poller *p, bool kicked, bool *reset);
+void virtio_poller_end(struct virtio_poller *p);
+/* Stops and joins the worker (if it started) and frees the rest. */
+void virtio_poller_stop(struct virtio_poller *p);
+
 /* For transports. size must be a power of two no larger than queue_max, and
  * each ring aligned and wholly in guest RAM: -EINVAL or -EFAULT otherwise. */
 MUST_CHECK int virtq_setup(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa,

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,17 +90,10 @@ struct virtio_vsock {
 	struct virtio_dev vdev;         /* first: the ops get this pointer */
 	struct virtio_vsock_opts opts;
 	char uds[VIRTIO_VSOCK_PATH_MAX];
-	int listen_fd, kick_fd;
-
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	bool busy, stop;
-	unsigned int reset_gen;
+	int listen_fd;
+	struct virtio_poller worker;    /* polls the sockets and the kicks */
 
 	/* The worker's own. */
-	unsigned int seen_reset_gen;
 	struct virtq_elem rx, tx;
 	bool rx_held, rx_starved;
 	struct iovec *iov;
@@ -660,10 +652,10 @@ static void *vsock_worker(void *arg)
 	if (!p)
 		return NULL;
 	for (;;) {
-		uint64_t v;
+		bool reset;
 		int np = 2;
 
-		p[0] = (struct pollfd){ vs->kick_fd, POLLIN, 0 };
+		p[0] = (struct pollfd){ vs->worker.kick_fd, POLLIN, 0 };
 		p[1] = (struct pollfd){ vs->listen_fd, POLLIN, 0 };
 		for (unsigned int i = 0; i < max; i++) {
 			struct vsock_conn *c = &vs->conns[i];
@@ -682,23 +674,14 @@ static void *vsock_worker(void *arg)
 		if (poll(p, max + 2, poll_timeout(vs, more)) < 0 && errno != EINTR)
 			for (unsigned int i = 0; i < max + 2; i++)
 				p[i].revents = 0;
-		if (p[0].revents & POLLIN)
-			(void)!read(vs->kick_fd, &v, sizeof(v));
-
-		pthread_mutex_lock(&vs->lock);
-		if (vs->stop) {
-			pthread_mutex_unlock(&vs->lock);
+		if (!virtio_poller_begin(&vs->worker, p[0].revents & POLLIN, &reset))
 			break;
-		}
-		vs->busy = true;
-		if (vs->seen_reset_gen != vs->reset_gen) {
+		if (reset) {
 			/* The driver reset the device: its connections are gone. */
-			vs->seen_reset_gen = vs->reset_gen;
 			vs->rx_held = vs->rx_starved = false;
 			vsock_drop_all(vs);
 			memset(p + 2, 0, max * sizeof(*p));
 		}
-		pthread_mutex_unlock(&vs->lock);
 
 		if (p[0].revents & POLLIN)
 			vs->rx_starved = false;
@@ -726,10 +709,7 @@ static void *vsock_worker(void *arg)
 		more = vsock_tx(vs);
 		more |= vsock_rx(vs);
 		conn_timeouts(vs, util_now_ns());
-		pthread_mutex_lock(&vs->lock);
-		vs->busy = false;
-		pthread_cond_broadcast(&vs->idle);
-		pthread_mutex_unlock(&vs->lock);
+		virtio_poller_end(&vs->worker);
 	}
 	free(p);
 	return NULL;
@@ -737,29 +717,15 @@ static void *vsock_worker(void *arg)
 
 /* ---- the device ---- */
 
-static void vsock_kick(struct virtio_vsock *vs)
-{
-	uint64_t one = 1;
-
-	(void)!write(vs->kick_fd, &one, sizeof(one));
-}
-
 static void vsock_notify(struct virtio_dev *dev, unsigned int q)
 {
 	(void)q;
-	vsock_kick(to_vsock(dev));
+	virtio_poller_kick(&to_vsock(dev)->worker);
 }
 
 static void vsock_reset(struct virtio_dev *dev)
 {
-	struct virtio_vsock *vs = to_vsock(dev);
-
-	pthread_mutex_lock(&vs->lock);
-	vs->reset_gen++;
-	while (vs->busy)
-		pthread_cond_wait(&vs->idle, &vs->lock);
-	pthread_mutex_unlock(&vs->lock);
-	vsock_kick(vs);
+	virtio_poller_reset(&to_vsock(dev)->worker);
 }
 
 static void vsock_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
@@ -773,13 +739,7 @@ static void vsock_destroy(struct virtio_dev *dev)
 {
 	struct virtio_vsock *vs = to_vsock(dev);
 
-	if (vs->thread_started) {
-		pthread_mutex_lock(&vs->lock);
-		vs->stop = true;
-		pthread_mutex_unlock(&vs->lock);
-		vsock_kick(vs);
-		pthread_join(vs->thread, NULL);
-	}
+	virtio_poller_stop(&vs->worker);
 	if (vs->conns) {
 		vsock_drop_all(vs);
 		free(vs->conns);
@@ -788,10 +748,6 @@ static void vsock_destroy(struct virtio_dev *dev)
 		close(vs->listen_fd);
 		unlink(vs->uds);
 	}
-	if (vs->kick_fd >= 0)
-		close(vs->kick_fd);
-	pthread_cond_destroy(&vs->idle);
-	pthread_mutex_destroy(&vs->lock);
 	virtq_elem_free(&vs->rx);
 	virtq_elem_free(&vs->tx);
 	free(vs->iov);
@@ -835,12 +791,12 @@ int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts 
 		vs->opts.max_conns = VIRTIO_VSOCK_MAX_CONNS;
 	snprintf(vs->uds, sizeof(vs->uds), "%s", o->uds_path);
 	vs->opts.uds_path = vs->uds;
-	vs->listen_fd = vs->kick_fd = -1;
+	vs->listen_fd = -1;
 	vs->next_port = VSOCK_EPHEMERAL_BASE;
-	pthread_mutex_init(&vs->lock, NULL);
-	pthread_cond_init(&vs->idle, NULL);
-	r = virtio_dev_init(&vs->vdev, &vsock_ops, o->name ? o->name : "virtio-vsock", 0, VSOCK_QUEUE,
-			    VSOCK_CONFIG_SIZE);
+	r = virtio_poller_init(&vs->worker);
+	if (r == 0)
+		r = virtio_dev_init(&vs->vdev, &vsock_ops, o->name ? o->name : "virtio-vsock", 0, VSOCK_QUEUE,
+				    VSOCK_CONFIG_SIZE);
 	if (r == 0)
 		r = virtq_elem_init(&vs->rx, VSOCK_QUEUE);
 	if (r == 0)
@@ -856,21 +812,15 @@ int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts 
 	}
 	for (unsigned int i = 0; i < vs->opts.max_conns; i++)
 		vs->conns[i].fd = -1;
-	vs->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (vs->kick_fd < 0) {
-		r = -errno;
-		goto fail;
-	}
 	vs->listen_fd = util_unix_listen(vs->uds, SOCK_STREAM | SOCK_NONBLOCK, 16);
 	if (vs->listen_fd < 0) {
 		r = vs->listen_fd;
 		snprintf(err, errlen, "host socket '%s': %s", vs->uds, strerror(-r));
 		goto fail_quiet;
 	}
-	r = util_start_worker(&vs->thread, vsock_worker, vs, "nestvm-vsock");
+	r = virtio_poller_start(&vs->worker, vsock_worker, vs, "nestvm-vsock");
 	if (r < 0)
 		goto fail;
-	vs->thread_started = true;
 	*out = &vs->vdev;
 	return 0;
 fail:
