@@ -225,9 +225,7 @@ struct fc_client {
 };
 
 struct fc_server {
-	int fd;
-	int wake[2];
-	pthread_t thread;
+	struct util_server srv;
 	struct fc *fc;
 	struct fc_client clients[FC_MAX_CLIENTS];
 };
@@ -346,7 +344,7 @@ static void *fc_server_thread(void *arg)
 
 		for (int i = 0; i < FC_MAX_CLIENTS; i++)
 			fds[i] = s->clients[i].fd;
-		if (util_serve_wait(s->wake[0], s->fd, fds, FC_MAX_CLIENTS, &fd, ready) < 0)
+		if (util_serve_wait(s->srv.wake[0], s->srv.fd, fds, FC_MAX_CLIENTS, &fd, ready) < 0)
 			return NULL;
 		if (fd >= 0)
 			fc_accept(s, fd);
@@ -364,44 +362,23 @@ int fc_server_start(struct fc_server **out, const char *path, struct fc *fc)
 	if (!s)
 		return -ENOMEM;
 	s->fc = fc;
-	s->fd = s->wake[0] = s->wake[1] = -1;
 	for (int i = 0; i < FC_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
-	if (pipe2(s->wake, O_CLOEXEC) < 0) {
-		r = -errno;
-		goto fail;
+	r = util_server_start(&s->srv, path, fc_server_thread, s, "nestvm-fcapi");
+	if (r < 0) {
+		free(s);
+		return r;
 	}
-	s->fd = util_unix_listen(path, SOCK_STREAM, 8);
-	if (s->fd < 0) {
-		r = s->fd;
-		goto fail;
-	}
-	r = util_start_worker(&s->thread, fc_server_thread, s, "nestvm-fcapi");
-	if (r < 0)
-		goto fail;
 	*out = s;
 	return 0;
-fail:
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->wake[0] >= 0) {
-		close(s->wake[0]);
-		close(s->wake[1]);
-	}
-	free(s);
-	return r;
 }
 
 void fc_server_stop(struct fc_server *s)
 {
 	if (!s)
 		return;
-	(void)!write(s->wake[1], "x", 1);
-	pthread_join(s->thread, NULL);
+	util_server_stop(&s->srv);
 	for (int i = 0; i < FC_MAX_CLIENTS; i++)
 		fc_client_close(&s->clients[i]);
-	close(s->fd);
-	close(s->wake[0]);
-	close(s->wake[1]);
 	free(s);
 }
