@@ -32,6 +32,11 @@ struct run_stored_opts {
  * messages. Returns the exit status. */
 int run_stored(const char *cmd, const char *store, const char *name, const struct run_stored_opts *o);
 
+/* The exit status for how a VM ended (0 powered off or rebooted, 1 crashed,
+ * 128+N stopped by signal N), saying on stderr what is to be said. */
+struct vmm_exit;
+int run_exit_status(const struct vmm_exit *ex);
+
 /* A command with subcommands, before it looks at argv[0]: none given
  * prints its usage on stderr and is EXIT_USAGE; help, --help or -h prints
  * it on stdout and is 0. Returns -1 to go on. */

@@ -120,23 +120,6 @@ static int fc_cli_metrics(struct fc *fc, const struct fc_opts *o)
 	return fc_cli_put(fc, "/metrics", body);
 }
 
-static int fc_exit_status(const struct vmm_exit *ex)
-{
-	switch (ex->why) {
-	case VM_STOP_POWEROFF:
-	case VM_STOP_RESET:
-	case VM_STOP_HALT:
-		return 0;
-	case VM_STOP_REQUEST:
-		return ex->signal ? 128 + ex->signal : 0;
-	case VM_STOP_FAULT:
-	case VM_STOP_NONE:
-		cli_error("firecracker: the microVM ended: %s%s%s", ex->reason, ex->detail[0] ? ": " : "", ex->detail);
-		break;
-	}
-	return 1;
-}
-
 /* Until InstanceStart has built the machine, or a signal ends it all. */
 static struct vmm *fc_cli_wait(struct fc *fc, const sigset_t *sigs, int *sig)
 {
@@ -236,7 +219,7 @@ int cmd_firecracker(int argc, char **argv)
 		goto out;
 	}
 	vmm_run(v, &ex);
-	status = fc_exit_status(&ex);
+	status = run_exit_status(&ex);
 out:
 	fc_server_stop(srv);
 	if (srv)

@@ -209,8 +209,7 @@ static int run_machine(struct run_opts *o, uint64_t given)
 	return 0;
 }
 
-/* The exit status for how the VM ended, with what is to be said about it. */
-static int run_exit_status(const struct vmm_exit *ex)
+int run_exit_status(const struct vmm_exit *ex)
 {
 	switch (ex->why) {
 	case VM_STOP_POWEROFF:
