@@ -65,7 +65,7 @@ int vmconfig_check_vsock(uint64_t cid, const char *uds, char *err, size_t errlen
 	if (cid < 3 || cid > 0xfffffffeULL)
 		return vmconfig_err(err, errlen, "vsock CID %llu: must be from 3 to 4294967294 (0-2 are reserved)",
 				    (unsigned long long)cid);
-	if (!uds[0] || strlen(uds) >= VMCONFIG_PATH_MAX - 16)
+	if (uds && (!uds[0] || strlen(uds) >= VMCONFIG_PATH_MAX - 16))
 		return vmconfig_err(err, errlen, "vsock: its host socket needs a path of 1 to %d characters",
 				    VMCONFIG_PATH_MAX - 17);
 	return 0;
@@ -206,7 +206,7 @@ int vmconfig_validate(const struct vmconfig *c, const struct vmconfig_names *n, 
 	r = vmconfig_check_devices(c->ndisks, c->nnics, !c->no_rng, c->dynamic_memory, c->vsock_cid != 0,
 				   err, errlen);
 	if (r == 0 && c->vsock_cid)
-		r = vmconfig_check_vsock(c->vsock_cid, c->vsock_uds, err, errlen);
+		r = vmconfig_check_vsock(c->vsock_cid, c->vsock_uds[0] ? c->vsock_uds : NULL, err, errlen);
 	for (unsigned int i = 0; r == 0 && i < c->ndisks; i++)
 		r = vmconfig_check_disk(c, i, err, errlen);
 	for (unsigned int i = 0; r == 0 && i < c->nnics; i++)

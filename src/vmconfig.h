@@ -101,7 +101,8 @@ void vmconfig_memory_range(const struct vmconfig *c, uint64_t *min, uint64_t *ma
  * with dynamic memory the balloon, and the vsock. 0, or -EINVAL with err. */
 MUST_CHECK int vmconfig_check_devices(unsigned int ndisks, unsigned int nnics, bool rng, bool balloon,
 				      bool vsock, char *err, size_t errlen);
-/* A vsock: a guest CID from 3 to 2^32 - 2 and its host socket's path. */
+/* A vsock: a guest CID from 3 to 2^32 - 2 and its host socket's path (NULL:
+ * not known yet, as for a stored VM, whose socket is in its directory). */
 MUST_CHECK int vmconfig_check_vsock(uint64_t cid, const char *uds, char *err, size_t errlen);
 /* A new disk's size: from 1M to 64T, whole sectors. 0, or -EINVAL with err. */
 MUST_CHECK int vmconfig_check_disk_size(uint64_t size, char *err, size_t errlen);
