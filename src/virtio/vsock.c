@@ -232,29 +232,37 @@ static void hdr_for(const struct virtio_vsock *vs, const struct vsock_conn *c, s
 	};
 }
 
-/* A buffer of the receive queue; false when the guest has none. */
+/* A buffer of the receive queue that holds a header and some data; false
+ * when the guest has none. Smaller ones go back unused (the driver's
+ * mistake, said once in a while): the budget bounds how many per round. */
 static bool rx_take(struct virtio_vsock *vs)
 {
 	struct virtqueue *vq = &vs->vdev.vqs[VSOCK_RXQ];
 
 	if (vs->rx_held)
 		return true;
-	if (vs->rx_starved || virtq_pop(vq, &vs->rx) < 0) {
-		vs->rx_starved = true;
-		return false;
+	for (unsigned int n = 0; n < VSOCK_BUDGET; n++) {
+		if (vs->rx_starved || virtq_pop(vq, &vs->rx) < 0)
+			break;
+		if (vs->rx.in_len > VSOCK_HDR_LEN) {
+			vs->rx_held = true;
+			return true;
+		}
+		virtio_dev_warn(&vs->vdev, "a receive buffer of %llu bytes holds no packet; returned unused",
+				(unsigned long long)vs->rx.in_len);
+		virtq_push(vq, &vs->rx, 0);
 	}
-	vs->rx_held = true;
-	return true;
+	vs->rx_starved = true;
+	return false;
 }
 
-/* Sends h (and len payload bytes already in place) in the held buffer. A
- * buffer too small for a header is returned empty, as the spec lets us. */
+/* Sends h (and len payload bytes already in place) in the held buffer. */
 static void rx_send(struct virtio_vsock *vs, const struct vsock_hdr *h)
 {
 	struct virtqueue *vq = &vs->vdev.vqs[VSOCK_RXQ];
 	uint32_t len = 0;
 
-	if (vs->rx.in_len >= VSOCK_HDR_LEN && virtq_elem_write(&vs->rx, 0, h, sizeof(*h)) == sizeof(*h))
+	if (virtq_elem_write(&vs->rx, 0, h, sizeof(*h)) == sizeof(*h))
 		len = VSOCK_HDR_LEN + h->len;
 	virtq_push(vq, &vs->rx, len);
 	vs->rx_held = false;
@@ -337,10 +345,11 @@ static bool conn_wants_rx(struct virtio_vsock *vs, const struct vsock_conn *c)
 static bool vsock_rx(struct virtio_vsock *vs)
 {
 	struct virtqueue *vq = &vs->vdev.vqs[VSOCK_RXQ];
-	unsigned int sent = 0, n = vs->opts.max_conns, idle = 0;
+	unsigned int sent = 0, n = vs->opts.max_conns, idle = 0, steps = 0;
 	unsigned int i = vs->next_conn;
 
-	while (sent < VSOCK_BUDGET && idle < n) {
+	/* steps bounds the round even where a connection makes no progress. */
+	while (sent < VSOCK_BUDGET && idle < n && steps++ < 4 * VSOCK_BUDGET + n) {
 		struct vsock_conn *c = &vs->conns[i % n];
 
 		i++;

@@ -30,7 +30,9 @@ struct hdr {
 static char dir[64], uds[128];
 static unsigned int tx_next;
 
-static void setup(uint32_t buf_size)
+/* The device with 8 receive buffers of 4 KiB, the first small ones of 16
+ * bytes instead. */
+static void setup_with(uint32_t buf_size, unsigned int small)
 {
 	struct virtio_vsock_opts o = { .guest_cid = GUEST_CID, .uds_path = uds, .buf_size = buf_size, .max_conns = 4 };
 	struct virtio_dev *dev;
@@ -51,9 +53,14 @@ static void setup(uint32_t buf_size)
 	fx_driver_ok();
 	tx_next = 0;
 	for (unsigned int i = 0; i < 8; i++) {
-		fx_desc(0, i, RXBUF(i), 4096, VIRTQ_DESC_F_WRITE, 0);
+		fx_desc(0, i, RXBUF(i), i < small ? 16 : 4096, VIRTQ_DESC_F_WRITE, 0);
 		fx_post(0, (uint16_t)i);
 	}
+}
+
+static void setup(uint32_t buf_size)
+{
+	setup_with(buf_size, 0);
 }
 
 static void teardown(void)
@@ -261,6 +268,29 @@ static void test_refusals(void)
 	teardown();
 }
 
+/* Receive buffers too small for a packet come back unused; the device
+ * goes on with the next ones and does not spin on them. */
+static void test_small_rx_buffers(void)
+{
+	struct virtq_used_elem u;
+	struct hdr h;
+	int lfd;
+
+	setup_with(0, 3);
+	lfd = listen_at(5001);
+	tx_packet(1, 5001, OP_REQUEST, 0, NULL, 0, 0);
+	for (int i = 0; i < 3; i++) {
+		CHECK(fx_wait_used(0, 3000, &u));
+		CHECK_EQ(u.id, i);
+		CHECK_EQ(u.len, 0);
+	}
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RESPONSE);
+	CHECK(!virtio_dev_is_broken(fx.dev));
+	close(lfd);
+	teardown();
+}
+
 /* The guest sends past the credit it was given while the host reads
  * nothing: its connection is reset, the others go on. */
 static void test_credit_enforced(void)
@@ -310,5 +340,6 @@ int main(void)
 	RUN(test_bad_connect_line);
 	RUN(test_refusals);
 	RUN(test_credit_enforced);
+	RUN(test_small_rx_buffers);
 	return HARNESS_END();
 }
