@@ -68,6 +68,7 @@ wait_exit() {
 	done
 	if kill -0 "$2" 2>/dev/null; then
 		kill -9 "$2"
+		tr -d '\r' <$con | tail -n 40 | sed 's/^/console| /' >>"$out"
 		fail "$1" "firecracker did not end within $3 s"
 		return 1
 	fi
@@ -210,6 +211,7 @@ case_fc_nested_host() {
 	start_fc e2e-nested
 	api fc_nested_host PUT /machine-config 204 '{"vcpu_count":1,"mem_size_mib":768,"nested_virtualization":true}' &&
 	api fc_nested_host GET /machine-config 200 && has fc_nested_host '"nested_virtualization":true' &&
+	api fc_nested_host PUT /entropy 204 '{}' &&
 	api fc_nested_host PUT /boot-source 204 "{\"kernel_image_path\":\"/nestvm/$K\",\"initrd_path\":\"/tmp/host-initrd.img\",\"boot_args\":\"console=ttyS0 panic=-1 quiet nestvm.script=/e2e/nested-guest.sh\"}" &&
 	api fc_nested_host PUT /actions 204 '{"action_type":"InstanceStart"}' || { kill -9 $fcpid; return; }
 	wait_exit fc_nested_host $fcpid 540 || return
