@@ -6,7 +6,7 @@ WARN    := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
            -Wundef -Wwrite-strings -Werror
 CPPFLAGS := -Isrc -D_GNU_SOURCE
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS  := -lpthread -ljansson
+LDLIBS  := -lpthread -ljansson -lz
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B := build

@@ -90,7 +90,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		snprintf(port, sizeof(port), "%s_5000", uds);
 	}
 	memset(mem_buf, 0, MEM_SIZE);
-	mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, mem_buf };
+	mem.regions[0] = (struct guestmem_region){ .gpa = MEM_GPA, .size = MEM_SIZE, .host = mem_buf };
 	mem.nregions = 1;
 	mem.total = MEM_SIZE;
 	lfd = util_unix_listen(port, SOCK_STREAM | SOCK_NONBLOCK, 8);

@@ -313,8 +313,25 @@ const struct api_member *api_get(const struct api_object *o, const char *key)
 	return NULL;
 }
 
-static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory" };
-#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory"
+static const char *const api_cmds[] = { "status", "pause", "resume", "powerbutton", "stop", "setmemory", "save",
+					"checkpoint", "migrate" };
+#define API_CMD_LIST "status, pause, resume, powerbutton, stop, setmemory, save, checkpoint, migrate"
+
+/* The members each command takes besides "cmd". */
+static const char *const api_args[][3] = {
+	[API_SETMEMORY] = { "bytes" },
+	[API_SAVE] = { "path", "keepRunning" },
+	[API_CHECKPOINT] = { "dir" },
+	[API_MIGRATE] = { "to" },
+};
+
+static bool api_takes(enum api_cmd c, const char *key)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(api_args[0]) && api_args[c][i]; i++)
+		if (!strcmp(api_args[c][i], key))
+			return true;
+	return false;
+}
 
 const char *api_cmd_name(enum api_cmd c)
 {
@@ -350,11 +367,45 @@ int api_parse_request(const char *s, size_t len, struct api_request *req, char *
 	req->cmd = (enum api_cmd)i;
 	bytes = api_get(o, "bytes");
 	for (unsigned int k = 0; k < o->n; k++)
-		if (strcmp(o->m[k].key, "cmd") && (req->cmd != API_SETMEMORY || strcmp(o->m[k].key, "bytes"))) {
+		if (strcmp(o->m[k].key, "cmd") && !api_takes(req->cmd, o->m[k].key)) {
 			snprintf(err, errlen, "unknown member \"%s\" (\"%s\" takes %s)", o->m[k].key, api_cmds[i],
-				 req->cmd == API_SETMEMORY ? "\"cmd\" and \"bytes\"" : "only \"cmd\"");
+				 req->cmd == API_SETMEMORY ? "\"cmd\" and \"bytes\"" :
+				 req->cmd == API_SAVE ? "\"cmd\", \"path\" and \"keepRunning\"" :
+				 req->cmd == API_CHECKPOINT ? "\"cmd\" and \"dir\"" :
+				 req->cmd == API_MIGRATE ? "\"cmd\" and \"to\"" : "only \"cmd\"");
 			goto out;
 		}
+	if (req->cmd == API_MIGRATE) {
+		const struct api_member *t = api_get(o, "to");
+
+		if (!t || t->type != API_STRING || !t->str[0]) {
+			snprintf(err, errlen, "migrate needs \"to\" with an address (unix:PATH or tcp:HOST:PORT)");
+			goto out;
+		}
+		snprintf(req->path, sizeof(req->path), "%s", t->str);
+	}
+	if (req->cmd == API_CHECKPOINT) {
+		const struct api_member *d = api_get(o, "dir");
+
+		if (!d || d->type != API_STRING || d->str[0] != '/') {
+			snprintf(err, errlen, "checkpoint needs \"dir\" with an absolute directory name");
+			goto out;
+		}
+		snprintf(req->path, sizeof(req->path), "%s", d->str);
+	}
+	if (req->cmd == API_SAVE) {
+		const struct api_member *p = api_get(o, "path"), *k = api_get(o, "keepRunning");
+
+		if ((p && (p->type != API_STRING || !p->str[0] || p->str[0] != '/')) ||
+		    (k && k->type != API_BOOL)) {
+			snprintf(err, errlen, "save takes \"path\" with an absolute file name and \"keepRunning\" "
+				 "with true or false");
+			goto out;
+		}
+		if (p)
+			snprintf(req->path, sizeof(req->path), "%s", p->str);
+		req->keep_running = k && k->b;
+	}
 	if (req->cmd == API_SETMEMORY) {
 		if (!bytes || bytes->type != API_INT || bytes->num <= 0) {
 			snprintf(err, errlen, "setmemory needs \"bytes\" with a whole number above 0");
@@ -549,10 +600,37 @@ int api_call_request(const char *path, const struct api_request *r, struct api_o
 {
 	char req[128];
 
-	if (r->cmd == API_SETMEMORY)
+	if (r->cmd == API_SETMEMORY) {
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\",\"bytes\":%llu}\n", api_cmd_name(r->cmd),
 			 (unsigned long long)r->bytes);
-	else
+	} else if (r->cmd == API_SAVE || r->cmd == API_CHECKPOINT || r->cmd == API_MIGRATE) {
+		struct json j;
+		char *line;
+		int rc;
+
+		json_init(&j, NULL, false);
+		json_object_begin(&j);
+		json_kv_string(&j, "cmd", api_cmd_name(r->cmd));
+		if (r->cmd == API_CHECKPOINT) {
+			json_kv_string(&j, "dir", r->path);
+		} else if (r->cmd == API_MIGRATE) {
+			json_kv_string(&j, "to", r->path);
+		} else {
+			if (r->path[0])
+				json_kv_string(&j, "path", r->path);
+			json_kv_bool(&j, "keepRunning", r->keep_running);
+		}
+		json_object_end(&j);
+		line = json_finish(&j) == 0 ? malloc(strlen(json_buf(&j)) + 2) : NULL;
+		if (line)
+			sprintf(line, "%s\n", json_buf(&j));
+		json_free(&j);
+		if (!line)
+			return -ENOMEM;
+		rc = api_call_line(path, line, reply, timeout_ms);
+		free(line);
+		return rc;
+	} else
 		snprintf(req, sizeof(req), "{\"cmd\":\"%s\"}\n", api_cmd_name(r->cmd));
 	return api_call_line(path, req, reply, timeout_ms);
 }

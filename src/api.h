@@ -1,6 +1,8 @@
 /* The control API of a running VM: a Unix socket served by its VMM, one JSON
  * object per line each way. Requests are {"cmd": "status"|"pause"|"resume"|
- * "powerbutton"|"stop"} or {"cmd": "setmemory", "bytes": N}; replies are
+ * "powerbutton"|"stop"}, {"cmd": "setmemory", "bytes": N} or {"cmd": "save",
+ * "path": FILE, "keepRunning": BOOL} (both optional), {"cmd": "checkpoint",
+ * "dir": DIR} or {"cmd": "migrate", "to": ADDRESS}; replies are
  * {"ok": true, ...} or {"ok": false, "error": "..."}. The reader here is strict and bounded: a flat object of
  * string, integer, true/false/null members, at most API_LINE_MAX bytes. */
 #ifndef NESTVM_API_H
@@ -40,12 +42,17 @@ MUST_CHECK int api_parse_object(const char *s, size_t len, struct api_object *o,
 /* The member named key, or NULL. */
 const struct api_member *api_get(const struct api_object *o, const char *key);
 
-enum api_cmd { API_STATUS, API_PAUSE, API_RESUME, API_POWERBUTTON, API_STOP, API_SETMEMORY };
+enum api_cmd { API_STATUS, API_PAUSE, API_RESUME, API_POWERBUTTON, API_STOP, API_SETMEMORY, API_SAVE,
+	       API_CHECKPOINT, API_MIGRATE };
 const char *api_cmd_name(enum api_cmd c);
 
 struct api_request {
 	enum api_cmd cmd;
 	uint64_t bytes;                 /* API_SETMEMORY: the memory target, > 0 */
+	char path[API_STR_MAX];         /* API_SAVE: where to ("": a stored VM's own);
+					 * API_CHECKPOINT: the directory;
+					 * API_MIGRATE: the address to */
+	bool keep_running;              /* API_SAVE: a checkpoint; the VM runs on */
 };
 
 /* A request line to a command and its arguments: -EINVAL with err for bad

@@ -51,6 +51,7 @@ int guestmem_add(struct guestmem *mem, uint64_t gpa, uint64_t size)
 
 void guestmem_free(struct guestmem *mem)
 {
+	guestmem_log_stop(mem);
 	for (unsigned int i = 0; i < mem->nregions; i++)
 		munmap(mem->regions[i].host, mem->regions[i].size);
 	memset(mem, 0, sizeof(*mem));
@@ -108,4 +109,67 @@ uint64_t guestmem_resident(const struct guestmem *mem)
 		}
 	}
 	return resident;
+}
+
+#define GUESTMEM_PAGE 4096ULL
+
+static uint64_t guestmem_log_words(const struct guestmem_region *r)
+{
+	return (r->size / GUESTMEM_PAGE + 63) / 64;
+}
+
+int guestmem_log_start(struct guestmem *mem)
+{
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		struct guestmem_region *r = &mem->regions[i];
+
+		if (!r->dirty) {
+			r->dirty = calloc(guestmem_log_words(r), sizeof(*r->dirty));
+			if (!r->dirty) {
+				guestmem_log_stop(mem);
+				return -ENOMEM;
+			}
+		}
+	}
+	atomic_store(&mem->logging, true);
+	return 0;
+}
+
+void guestmem_log_stop(struct guestmem *mem)
+{
+	atomic_store(&mem->logging, false);
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		free((void *)mem->regions[i].dirty);
+		mem->regions[i].dirty = NULL;
+	}
+}
+
+void guestmem_mark(const struct guestmem *mem, const void *host, uint64_t len)
+{
+	const uint8_t *p = host;
+
+	if (!len || !atomic_load_explicit(&mem->logging, memory_order_acquire))
+		return;
+	for (unsigned int i = 0; i < mem->nregions; i++) {
+		const struct guestmem_region *r = &mem->regions[i];
+		uint64_t first, last;
+
+		if (p < r->host || (uint64_t)(p - r->host) >= r->size || !r->dirty)
+			continue;
+		first = (uint64_t)(p - r->host) / GUESTMEM_PAGE;
+		last = (MIN((uint64_t)(p - r->host) + len, r->size) - 1) / GUESTMEM_PAGE;
+		for (uint64_t pg = first; pg <= last; pg++)
+			atomic_fetch_or_explicit(&r->dirty[pg / 64], 1ULL << (pg % 64), memory_order_relaxed);
+		return;
+	}
+}
+
+void guestmem_log_take(struct guestmem *mem, unsigned int i, uint64_t *bitmap)
+{
+	struct guestmem_region *r = &mem->regions[i];
+
+	if (i >= mem->nregions || !r->dirty)
+		return;
+	for (uint64_t w = 0; w < guestmem_log_words(r); w++)
+		bitmap[w] |= atomic_exchange_explicit(&r->dirty[w], 0, memory_order_relaxed);
 }

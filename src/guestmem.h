@@ -3,6 +3,8 @@
 #ifndef NESTVM_GUESTMEM_H
 #define NESTVM_GUESTMEM_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,12 +16,14 @@ struct guestmem_region {
 	uint64_t gpa;
 	uint64_t size;
 	uint8_t *host;
+	_Atomic uint64_t *dirty;        /* while logging: a bit per 4 KiB page devices wrote */
 };
 
 struct guestmem {
 	struct guestmem_region regions[GUESTMEM_MAX_REGIONS];
 	unsigned int nregions;
 	uint64_t total;
+	_Atomic bool logging;
 };
 
 /* Maps anonymous memory for [gpa, gpa+size). */
@@ -33,5 +37,14 @@ MUST_CHECK int guestmem_write(const struct guestmem *mem, uint64_t gpa, const vo
 
 /* Bytes of guest RAM that the guest has touched (resident in this process). */
 uint64_t guestmem_resident(const struct guestmem *mem);
+
+/* Logging the pages the VMM's own devices write, which KVM's dirty log does
+ * not see: while on, guestmem_mark marks every page of [host, host + len).
+ * take moves region i's marks into bitmap (ORed in; a bit per 4 KiB page)
+ * and clears them. Any thread. */
+MUST_CHECK int guestmem_log_start(struct guestmem *mem);
+void guestmem_log_stop(struct guestmem *mem);
+void guestmem_mark(const struct guestmem *mem, const void *host, uint64_t len);
+void guestmem_log_take(struct guestmem *mem, unsigned int i, uint64_t *bitmap);
 
 #endif

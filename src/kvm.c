@@ -117,14 +117,7 @@ int kvm_vm_check_extension(struct kvm_vm *vm, long cap)
 
 int kvm_vm_set_memory(struct kvm_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host)
 {
-	struct kvm_userspace_memory_region region = {
-		.slot = slot,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uintptr_t)host,
-	};
-
-	return KVM_IOCTL(vm->fd, KVM_SET_USER_MEMORY_REGION, &region);
+	return kvm_vm_set_memory_flags(vm, slot, gpa, size, host, 0);
 }
 
 int kvm_vm_set_tss_addr(struct kvm_vm *vm, uint64_t addr)
@@ -267,6 +260,59 @@ int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapi
 int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu)
 {
 	return KVM_IOCTL(vcpu->fd, KVM_GET_TSC_KHZ, NULL);
+}
+
+int kvm_vcpu_set_tsc_khz(struct kvm_vcpu *vcpu, uint32_t khz)
+{
+	return KVM_IOCTL(vcpu->fd, KVM_SET_TSC_KHZ, (uintptr_t)khz);
+}
+
+int kvm_vm_set_memory_flags(struct kvm_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *host,
+			    uint32_t flags)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .flags = flags, .guest_phys_addr = gpa,
+		.memory_size = size, .userspace_addr = (uintptr_t)host,
+	};
+
+	return KVM_IOCTL(vm->fd, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+int kvm_vm_get_dirty_log(struct kvm_vm *vm, uint32_t slot, uint64_t *bitmap)
+{
+	struct kvm_dirty_log d = { .slot = slot, .dirty_bitmap = bitmap };
+
+	return KVM_IOCTL(vm->fd, KVM_GET_DIRTY_LOG, &d);
+}
+
+int kvm_vm_get_clock(struct kvm_vm *vm, struct kvm_clock_data *c)
+{
+	return KVM_IOCTL(vm->fd, KVM_GET_CLOCK, c);
+}
+
+int kvm_vm_set_clock(struct kvm_vm *vm, const struct kvm_clock_data *c)
+{
+	return KVM_IOCTL(vm->fd, KVM_SET_CLOCK, c);
+}
+
+int kvm_vm_get_irqchip(struct kvm_vm *vm, struct kvm_irqchip *chip)
+{
+	return KVM_IOCTL(vm->fd, KVM_GET_IRQCHIP, chip);
+}
+
+int kvm_vm_set_irqchip(struct kvm_vm *vm, const struct kvm_irqchip *chip)
+{
+	return KVM_IOCTL(vm->fd, KVM_SET_IRQCHIP, chip);
+}
+
+int kvm_vm_get_pit2(struct kvm_vm *vm, struct kvm_pit_state2 *pit)
+{
+	return KVM_IOCTL(vm->fd, KVM_GET_PIT2, pit);
+}
+
+int kvm_vm_set_pit2(struct kvm_vm *vm, const struct kvm_pit_state2 *pit)
+{
+	return KVM_IOCTL(vm->fd, KVM_SET_PIT2, pit);
 }
 
 int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp)

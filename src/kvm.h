@@ -46,6 +46,19 @@ MUST_CHECK int kvm_vm_create_irqchip(struct kvm_vm *vm);
 MUST_CHECK int kvm_vm_create_pit2(struct kvm_vm *vm);
 MUST_CHECK int kvm_vm_irq_line(struct kvm_vm *vm, uint32_t gsi, int level);
 MUST_CHECK int kvm_vm_enable_cap(struct kvm_vm *vm, uint32_t cap, uint64_t arg0);
+/* Memory slot flags: KVM_MEM_LOG_DIRTY_PAGES turns dirty logging on. */
+MUST_CHECK int kvm_vm_set_memory_flags(struct kvm_vm *vm, uint32_t slot, uint64_t gpa,
+				       uint64_t size, void *host, uint32_t flags);
+/* The slot's pages written since the last call, one bit each, into bitmap
+ * (a whole number of 64-bit words); KVM clears them as it reports them. */
+MUST_CHECK int kvm_vm_get_dirty_log(struct kvm_vm *vm, uint32_t slot, uint64_t *bitmap);
+/* The guest's view of time (kvmclock) and the in-kernel PIC, IOAPIC and PIT. */
+MUST_CHECK int kvm_vm_get_clock(struct kvm_vm *vm, struct kvm_clock_data *c);
+MUST_CHECK int kvm_vm_set_clock(struct kvm_vm *vm, const struct kvm_clock_data *c);
+MUST_CHECK int kvm_vm_get_irqchip(struct kvm_vm *vm, struct kvm_irqchip *chip);
+MUST_CHECK int kvm_vm_set_irqchip(struct kvm_vm *vm, const struct kvm_irqchip *chip);
+MUST_CHECK int kvm_vm_get_pit2(struct kvm_vm *vm, struct kvm_pit_state2 *pit);
+MUST_CHECK int kvm_vm_set_pit2(struct kvm_vm *vm, const struct kvm_pit_state2 *pit);
 
 MUST_CHECK int kvm_vcpu_create(struct kvm_vm *vm, unsigned int id, struct kvm_vcpu *vcpu);
 void kvm_vcpu_destroy(struct kvm_vcpu *vcpu);
@@ -67,6 +80,7 @@ MUST_CHECK int kvm_vcpu_get_lapic(struct kvm_vcpu *vcpu, struct kvm_lapic_state 
 MUST_CHECK int kvm_vcpu_set_lapic(struct kvm_vcpu *vcpu, const struct kvm_lapic_state *lapic);
 /* The guest's TSC frequency in kHz (KVM_GET_TSC_KHZ), or -errno. */
 MUST_CHECK int kvm_vcpu_get_tsc_khz(struct kvm_vcpu *vcpu);
+MUST_CHECK int kvm_vcpu_set_tsc_khz(struct kvm_vcpu *vcpu, uint32_t khz);
 MUST_CHECK int kvm_vcpu_get_mp_state(struct kvm_vcpu *vcpu, struct kvm_mp_state *mp);
 MUST_CHECK int kvm_vcpu_set_mp_state(struct kvm_vcpu *vcpu, const struct kvm_mp_state *mp);
 MUST_CHECK int kvm_vcpu_get_xsave(struct kvm_vcpu *vcpu, struct kvm_xsave *x);

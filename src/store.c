@@ -194,6 +194,7 @@ struct store_parser {
 	size_t errlen;
 	const struct store_section *sec;
 	uint32_t seen;          /* keys of the current section, by their index */
+	bool any_path;          /* a machine's configuration: disks anywhere */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -217,7 +218,7 @@ static int store_set(struct store_parser *p, const struct store_key *k, char *fi
 	switch (k->type) {
 	case STORE_FILE:
 		/* A disk is a file of the VM's directory, named like a VM. */
-		if (vmconfig_check_name(v, "disk", why, sizeof(why)) < 0)
+		if (!p->any_path && vmconfig_check_name(v, "disk", why, sizeof(why)) < 0)
 			return store_perr(p, "%s '%s': a disk is a file name inside the VM's directory "
 					  "(letters, digits, '.', '_', '-')", k->key, v);
 		/* fall through */
@@ -324,10 +325,25 @@ static int store_key_line(struct store_parser *p, struct vmconfig *vm, char *s)
 	return store_set(p, &keys[k], store_record(p->sec, vm) + keys[k].off, val);
 }
 
-int store_parse(const char *text, size_t len, const char *file, struct vmconfig *vm,
-		char *err, size_t errlen)
+static int store_parse_any(const char *text, size_t len, const char *file, struct vmconfig *vm, bool any_path,
+			   char *err, size_t errlen);
+
+int store_parse(const char *text, size_t len, const char *file, struct vmconfig *vm, char *err, size_t errlen)
 {
-	struct store_parser p = { .file = file, .err = err, .errlen = errlen, .sec = &store_sections[0] };
+	return store_parse_any(text, len, file, vm, false, err, errlen);
+}
+
+int store_parse_machine(const char *text, size_t len, const char *file, struct vmconfig *vm,
+			char *err, size_t errlen)
+{
+	return store_parse_any(text, len, file, vm, true, err, errlen);
+}
+
+static int store_parse_any(const char *text, size_t len, const char *file, struct vmconfig *vm, bool any_path,
+			   char *err, size_t errlen)
+{
+	struct store_parser p = { .file = file, .err = err, .errlen = errlen, .sec = &store_sections[0],
+				  .any_path = any_path };
 	char line[STORE_LINE_MAX + 2];
 	size_t pos = 0;
 	int r;

@@ -26,6 +26,7 @@
 #define STORE_CONSOLE_LOG "console.log"
 #define STORE_PID        "vmm.pid"
 #define STORE_EXIT       "vmm.exit"     /* why the last VMM ended */
+#define STORE_SAVED      "saved.state"  /* the Saved VM's state: its next start resumes it */
 
 /* Host I/O that tests make fail (the write of vm.conf, its fsync). */
 struct store_io {
@@ -49,6 +50,10 @@ MUST_CHECK int store_path(char *buf, size_t len, const char *root, const char *n
  * "FILE:LINE: what is wrong". Pure: the fuzzer calls it. */
 MUST_CHECK int store_parse(const char *text, size_t len, const char *file,
 			   struct vmconfig *vm, char *err, size_t errlen);
+/* The same for a machine's configuration as a saved state carries it,
+ * whose disks are paths anywhere (those of a VM of the store made whole). */
+MUST_CHECK int store_parse_machine(const char *text, size_t len, const char *file,
+				   struct vmconfig *vm, char *err, size_t errlen);
 /* The vm.conf text, malloc'd; NULL when out of memory. */
 char *store_format(const struct vmconfig *vm);
 /* Checks a definition for values out of range; err says which. */

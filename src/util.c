@@ -2,6 +2,7 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -10,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -415,4 +418,119 @@ int util_daemon_wait(int ready, char *buf, size_t len, int timeout_ms)
 	buf[got] = '\0';
 	buf[strcspn(buf, "\n")] = '\0';
 	return r < 0 ? r : (int)strlen(buf);
+}
+
+static int util_pwrite_all(int fd, const uint8_t *p, size_t n, off_t at)
+{
+	while (n) {
+		ssize_t w = pwrite(fd, p, n, at);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+		at += w;
+	}
+	return 0;
+}
+
+/* The data extents of in, holes skipped; out already has in's size. */
+static int util_copy_sparse(int in, int out, off_t size)
+{
+	off_t data = 0;
+
+	while (data < size) {
+		off_t hole, at;
+
+		data = lseek(in, data, SEEK_DATA);
+		if (data < 0)
+			return errno == ENXIO ? 0 : -errno;   /* nothing but holes after */
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return -errno;
+		for (at = data; at < hole;) {
+			off_t from = at, to = at;
+			ssize_t n = copy_file_range(in, &from, out, &to, (size_t)MIN(hole - at, (off_t)1 << 30), 0);
+
+			if (n < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP)) {
+				char buf[1 << 16];
+
+				n = pread(in, buf, (size_t)MIN(hole - at, (off_t)sizeof(buf)), at);
+				if (n > 0 && util_pwrite_all(out, (const uint8_t *)buf, (size_t)n, at) < 0)
+					return -errno;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return n < 0 ? -errno : -EIO;
+			at += n;
+		}
+		data = hole;
+	}
+	return 0;
+}
+
+int util_copy_file(const char *src, const char *dst, bool *reflinked)
+{
+	struct stat st;
+	int in, out, r = 0;
+
+	if (reflinked)
+		*reflinked = false;
+	in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return -errno;
+	if (fstat(in, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+		close(in);
+		return r;
+	}
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	if (ioctl(out, FICLONE, in) == 0) {
+		if (reflinked)
+			*reflinked = true;
+	} else if (ftruncate(out, st.st_size) < 0) {
+		r = -errno;
+	} else {
+		r = util_copy_sparse(in, out, st.st_size);
+	}
+	if (!r && fsync(out) < 0)
+		r = -errno;
+	if (close(out) < 0 && !r)
+		r = -errno;
+	close(in);
+	if (r)
+		unlink(dst);
+	return r;
+}
+
+uint64_t util_disk_usage(const char *path)
+{
+	struct stat st;
+	uint64_t total;
+	DIR *d;
+	struct dirent *e;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	total = (uint64_t)st.st_blocks * 512;
+	if (!S_ISDIR(st.st_mode) || !(d = opendir(path)))
+		return total;
+	while ((e = readdir(d))) {
+		char sub[4096];
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		if (snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) < (int)sizeof(sub))
+			total += util_disk_usage(sub);
+	}
+	closedir(d);
+	return total;
 }

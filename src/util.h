@@ -71,6 +71,15 @@ void util_server_stop(struct util_server *s);
  * and on stable storage before it returns. On failure nothing is left. */
 MUST_CHECK int util_create_image(const char *path, uint64_t size, bool preallocate);
 
+/* Copies the regular file src to dst, which must not exist (neither is
+ * followed if a link): a reflink (FICLONE) where the file system shares
+ * blocks, else only the data, holes left holes (SEEK_DATA and SEEK_HOLE);
+ * owner-only and on stable storage before it returns. *reflinked says which
+ * (may be NULL). On failure nothing is left at dst. */
+MUST_CHECK int util_copy_file(const char *src, const char *dst, bool *reflinked);
+/* Blocks a file or a tree takes on disk (st_blocks), links not followed. */
+uint64_t util_disk_usage(const char *path);
+
 /* Forks a daemon: a new session, and a second fork, so that it is nobody's
  * child and never a session leader. Returns 1 in this process, with *ready
  * the read end of a pipe on which the daemon reports how it started (see

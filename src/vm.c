@@ -104,6 +104,11 @@ static int vm_build_kvm(struct vm *vm)
 	r = kvm_vm_create(&vm->sys, &vm->kvm);
 	if (r < 0)
 		return vm_kvm_err(vm, r, "creating the VM");
+	/* Exceptions pending with their payload (a #PF's CR2) are then kept
+	 * apart from those injected: a saved nested guest resumes exactly. */
+	if (kvm_vm_check_extension(&vm->kvm, KVM_CAP_EXCEPTION_PAYLOAD) > 0 &&
+	    kvm_vm_enable_cap(&vm->kvm, KVM_CAP_EXCEPTION_PAYLOAD, 1) < 0)
+		return vm_kvm_err(vm, -EINVAL, "enabling KVM_CAP_EXCEPTION_PAYLOAD");
 	r = kvm_get_supported_cpuid(&vm->sys, &vm->supported_cpuid);
 	if (r < 0)
 		return vm_kvm_err(vm, r, "reading supported CPUID");
@@ -494,7 +499,7 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = -EINVAL;
 		goto fail;
 	}
-	if (!cfg->payload && !cfg->kernel.size) {
+	if (!cfg->payload && !cfg->kernel.size && !cfg->restore) {
 		vm_errf(vm, "nothing to boot: no kernel");
 		r = -EINVAL;
 		goto fail;
@@ -510,11 +515,11 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = vm_build_devices(vm);
 	if (r >= 0)
 		r = vm_build_virtio(vm);
-	if (r >= 0 && !cfg->payload)
+	if (r >= 0 && !cfg->payload && !cfg->restore)
 		r = vm_build_acpi(vm);
-	if (r >= 0 && !cfg->payload)
+	if (r >= 0 && !cfg->payload && !cfg->restore)
 		r = vm_build_mptable(vm);
-	if (r >= 0)
+	if (r >= 0 && !cfg->restore)
 		r = vm_build_boot(vm);
 	if (r >= 0)
 		return 0;
@@ -789,6 +794,48 @@ int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied)
 	return 0;
 }
 
+static int vm_slots_flags(struct vm *vm, uint32_t flags)
+{
+	for (unsigned int i = 0; i < vm->mem.nregions; i++) {
+		const struct guestmem_region *g = &vm->mem.regions[i];
+		int r = kvm_vm_set_memory_flags(&vm->kvm, i, g->gpa, g->size, g->host, flags);
+
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int vm_dirty_log_start(struct vm *vm)
+{
+	int r = guestmem_log_start(&vm->mem);
+
+	if (r >= 0)
+		r = vm_slots_flags(vm, KVM_MEM_LOG_DIRTY_PAGES);
+	if (r < 0)
+		vm_dirty_log_stop(vm);
+	return r;
+}
+
+void vm_dirty_log_stop(struct vm *vm)
+{
+	(void)vm_slots_flags(vm, 0);
+	guestmem_log_stop(&vm->mem);
+}
+
+int vm_dirty_log_take(struct vm *vm, unsigned int region, uint64_t *bitmap)
+{
+	int r;
+
+	if (region >= vm->mem.nregions)
+		return -EINVAL;
+	r = kvm_vm_get_dirty_log(&vm->kvm, region, bitmap);
+	if (r < 0)
+		return r;
+	guestmem_log_take(&vm->mem, region, bitmap);
+	return 0;
+}
+
 /* A vCPU waits here while the VM is paused. */
 static void vcpu_park(struct vcpu *vcpu)
 {
@@ -824,6 +871,13 @@ static void *vcpu_thread(void *arg)
 		int r;
 
 		if (atomic_load(&vm->paused)) {
+			/* Let KVM finish the instruction behind the last exit
+			 * first, running no guest code: a paused machine's
+			 * state can then be saved as it stands. */
+			vcpu->kvm.run->immediate_exit = 1;
+			if (kvm_vcpu_run(&vcpu->kvm) < 0) {
+				/* -EINTR is the expected answer */
+			}
 			vcpu_park(vcpu);
 			continue;
 		}

@@ -67,6 +67,9 @@ struct vm_config {
 	const char *vsock_uds;          /* and its host socket */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */
+	/* The machine is to be restored from a saved state: no ACPI tables and
+	 * no boot image are written (the state brings memory), no kernel needed. */
+	bool restore;
 };
 
 enum vm_stop_reason {
@@ -153,6 +156,14 @@ uint64_t vm_memory_touched(struct vm *vm);
  * to [memory_min, mem_size], and returns the clamped target in *applied. */
 MUST_CHECK int vm_memory_info(struct vm *vm, struct virtio_balloon_info *info);
 MUST_CHECK int vm_set_memory_target(struct vm *vm, uint64_t bytes, uint64_t *applied);
+
+/* Dirty page logging for a migration: KVM's log of every memory slot and
+ * the log of the pages the VMM's devices write. take fills bitmap (a bit
+ * per 4 KiB page of region i, (size / 4096 + 63) / 64 words) with the pages
+ * written since the last take, and starts over. */
+MUST_CHECK int vm_dirty_log_start(struct vm *vm);
+void vm_dirty_log_stop(struct vm *vm);
+MUST_CHECK int vm_dirty_log_take(struct vm *vm, unsigned int region, uint64_t *bitmap);
 
 /* Exit decoding and dispatch, apart so tests can feed made-up exits. */
 enum vcpu_exit_kind {

@@ -2,9 +2,11 @@
  * hub, control API, signals, detaching and a stored VM's run lock and
  * records. One struct vmm per running VM; nothing in file statics. */
 #include "vmm.h"
+#include "checkpoint.h"
 #include "console.h"
 #include "net/switch.h"
 #include "store.h"
+#include "vmstate.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -64,7 +66,34 @@ struct vmm {
 	bool sig_started;
 	bool ended;
 	int pid_error;
+
+	/* Resuming a saved state: its head is read, the rest waits for the
+	 * machine. A stored VM's own saved state goes once it is resumed. */
+	struct vmstate_load *restore;
+	int restore_fd;
+	char restore_path[VMM_PATH_MAX];
+	bool restore_is_own;
+	/* The VM was saved and ends for that. */
+	bool saved;
+	char saved_path[VMM_PATH_MAX];
+
+	/* Taking a migrating VM: answer on this fd; write its disks. */
+	int incoming_fd;
+	int disk_fd[VMCONFIG_MAX_DISKS];
+
+	/* Migrating out. */
+	pthread_t mig_thread;
+	bool mig_started;
+	_Atomic bool mig_abort;
+	_Atomic int mig_state;          /* enum vmm_mig_state */
+	struct migrate_progress mig;
+	char mig_to[VMM_PATH_MAX];
+	char mig_error[512];
+	bool migrated;
+	uint64_t mig_downtime_ms, mig_total_ms;
 };
+
+enum vmm_mig_state { VMM_MIG_NONE, VMM_MIG_RUNNING, VMM_MIG_FAILED };
 
 static int vmm_fail(char *err, size_t errlen, int r, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int vmm_fail(char *err, size_t errlen, int r, const char *fmt, ...)
@@ -123,7 +152,9 @@ int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_op
 		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
 	v->cfg = *cfg;
 	v->opt = *opt;
-	v->run_lock = v->log_fd = v->ready_fd = -1;
+	v->run_lock = v->log_fd = v->ready_fd = v->restore_fd = v->incoming_fd = -1;
+	for (unsigned int i = 0; i < VMCONFIG_MAX_DISKS; i++)
+		v->disk_fd[i] = -1;
 	v->com1_fd = STDOUT_FILENO;
 	v->kernel = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
 	v->initrd = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
@@ -161,6 +192,79 @@ static int vmm_claim(struct vmm *v)
 	}
 	close(fd);
 	return -EALREADY;
+}
+
+/* Opens a saved state and reads its head; *cfg gets the configuration it
+ * carries. The loader stays with the VMM until the machine takes the rest. */
+static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmconfig *cfg, char *err, size_t errlen)
+{
+	char why[1024];
+	struct stat st;
+	int r;
+
+	snprintf(v->restore_path, sizeof(v->restore_path), "%s", path);
+	v->restore_is_own = own;
+	/* The store's own file is never a link; a file named by hand may be. */
+	v->restore_fd = open(path, O_RDONLY | O_CLOEXEC | (own ? O_NOFOLLOW : 0));
+	if (v->restore_fd < 0 || fstat(v->restore_fd, &st) < 0)
+		return vmm_fail(err, errlen, -errno, "saved state '%s': %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return vmm_fail(err, errlen, -EINVAL, "saved state '%s': not a regular file", path);
+	v->restore = calloc(1, sizeof(*v->restore));
+	if (!v->restore)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmstate_load_head(v->restore, v->restore_fd, why, sizeof(why));
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "saved state '%s': %s", path, why);
+	r = store_parse_machine(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why,
+				sizeof(why));
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "saved state '%s': its configuration: %s", path, why);
+	return 0;
+}
+
+int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt, char *err, size_t errlen)
+{
+	struct vmm probe = { .restore_fd = -1 };
+	struct vmconfig *cfg = calloc(1, sizeof(*cfg));
+	struct vmm_options o = *opt;
+	int r;
+
+	if (!cfg)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_open_state(&probe, path, false, cfg, err, errlen);
+	o.restore = path;
+	if (r == 0)
+		r = vmm_create(out, cfg, &o, err, errlen);
+	if (r == 0) {
+		(*out)->restore = probe.restore;
+		(*out)->restore_fd = probe.restore_fd;
+		memcpy((*out)->restore_path, probe.restore_path, sizeof(probe.restore_path));
+		probe.restore = NULL;
+		probe.restore_fd = -1;
+	}
+	if (probe.restore) {
+		vmstate_load_free(probe.restore);
+		free(probe.restore);
+	}
+	if (probe.restore_fd >= 0)
+		close(probe.restore_fd);
+	free(cfg);
+	return r;
+}
+
+/* A Saved VM resumes its state only into the machine it was saved from. */
+static int vmm_check_same_machine(const struct vmconfig *a, const struct vmconfig *b, char *err, size_t errlen)
+{
+	const char *what = a->memory != b->memory ? "memory" : a->cpus != b->cpus ? "processors" :
+			   a->expose_virt != b->expose_virt ? "the virtualization extensions" :
+			   a->dynamic_memory != b->dynamic_memory || a->memory_max != b->memory_max ? "dynamic memory" :
+			   a->ndisks != b->ndisks ? "disks" : a->nnics != b->nnics ? "network adapters" :
+			   a->no_rng != b->no_rng ? "the rng" : NULL;
+
+	if (!what)
+		return 0;
+	return vmm_fail(err, errlen, -EINVAL, "its %s changed since it was saved", what);
 }
 
 int vmm_create_stored(struct vmm **out, const char *name, const struct vmm_options *opt, char *err, size_t errlen)
@@ -202,14 +306,44 @@ int vmm_create_stored(struct vmm **out, const char *name, const struct vmm_optio
 	if (!v->opt.console_socket)
 		v->opt.console_socket = v->con_path;
 	r = vmm_claim(v);
-	if (r < 0)
+	if (r < 0) {
 		vmm_fail(err, errlen, r, "VM '%s' is already running", name);
+		goto out;
+	}
+	if (opt->incoming) {
+		/* A migrating VM: taken over below, once nothing can fail. */
+	} else if (!opt->restore) {
+		/* A Saved VM resumes where it was. */
+		char path[VMM_PATH_MAX + 16];
+		struct vmconfig *saved;
+
+		snprintf(path, sizeof(path), "%s/%s", v->dir, STORE_SAVED);
+		if (access(path, F_OK) == 0) {
+			char why[1024];
+
+			saved = calloc(1, sizeof(*saved));
+			r = saved ? vmm_open_state(v, path, true, saved, err, errlen) : -ENOMEM;
+			if (r == 0 && vmm_check_same_machine(saved, cfg, why, sizeof(why)) < 0)
+				r = vmm_fail(err, errlen, -EINVAL, "VM '%s' is Saved, but %s: discard its saved state "
+					     "(nestvm vm discard-saved %s) to boot it anew", name, why, name);
+			free(saved);
+		}
+	}
 out:
 	store_unlock(lock);
 	free(cfg);
 	if (r < 0) {
 		vmm_destroy(v);
 		return r;
+	}
+	if (opt->incoming) {
+		/* Its head is read; the rest comes at boot. On failure before
+		 * here the caller still holds it, to answer the source. */
+		v->restore = opt->incoming;
+		v->restore_fd = v->incoming_fd = opt->incoming_fd;
+		snprintf(v->restore_path, sizeof(v->restore_path), "the migration stream");
+		v->opt.incoming = NULL;
+		v->opt.incoming_fd = -1;
 	}
 	*out = v;
 	return 0;
@@ -259,6 +393,18 @@ int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 	size_t n;
 	int r;
 
+	if (v->restore) {
+		char ignored[256];
+
+		/* The kernel serves only a later reboot: it may have gone. */
+		if (vmm_open_file("kernel", v->cfg.kernel, &v->kernel, ignored, sizeof(ignored)) == 0 &&
+		    v->cfg.initrd[0])
+			(void)vmm_open_file("initrd", v->cfg.initrd, &v->initrd, ignored, sizeof(ignored));
+		r = v->opt.skip_probe ? 0 : vmm_probe(v, err, errlen);
+		if (r < 0 && v->incoming_fd >= 0)
+			migrate_send_ack(v->incoming_fd, err);
+		return r;
+	}
 	r = vmm_open_file("kernel", v->cfg.kernel, &v->kernel, err, errlen);
 	if (r == 0 && v->cfg.initrd[0])
 		r = vmm_open_file("initrd", v->cfg.initrd, &v->initrd, err, errlen);
@@ -462,6 +608,11 @@ static int vmm_fail_start(struct vmm *v, char *err, size_t errlen, int r, const 
 	vsnprintf(ex.detail, sizeof(ex.detail), fmt, ap);
 	va_end(ap);
 	snprintf(ex.reason, sizeof(ex.reason), "start failed");
+	/* A source waiting to hear hears why. */
+	if (v->incoming_fd >= 0) {
+		migrate_send_ack(v->incoming_fd, ex.detail);
+		v->incoming_fd = -1;
+	}
 	vmm_end(v, &ex);
 	snprintf(err, errlen, "%s", ex.detail);
 	return r;
@@ -494,6 +645,35 @@ int vmm_start(struct vmm *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* A migration's disk data, into the VM's disk files, each within its size. */
+static int vmm_disk_sink(void *opaque, uint32_t index, uint64_t offset, const void *data, uint32_t len)
+{
+	struct vmm *v = opaque;
+	const uint8_t *p = data;
+
+	if (index >= v->cfg.ndisks)
+		return -EINVAL;
+	if (v->disk_fd[index] < 0) {
+		v->disk_fd[index] = open(v->cfg.disks[index].path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (v->disk_fd[index] < 0)
+			return -errno;
+	}
+	if (offset > v->cfg.disks[index].size || len > v->cfg.disks[index].size - offset)
+		return -EFBIG;
+	while (len) {
+		ssize_t w = pwrite(v->disk_fd[index], p, len, (off_t)offset);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		p += w;
+		len -= (uint32_t)w;
+		offset += (uint64_t)w;
+	}
+	return 0;
+}
+
 int vmm_boot(struct vmm *v, char *err, size_t errlen)
 {
 	uint64_t min, max;
@@ -509,12 +689,46 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		.vsock_cid = v->cfg.vsock_cid, .vsock_uds = v->cfg.vsock_uds,
 		.console_out = v->com1_fd, .kvm_path = v->opt.kvm_path,
 	};
+	v->machine.restore = v->restore != NULL;
 	v->vm = calloc(1, sizeof(*v->vm));
 	if (!v->vm)
 		return vmm_fail_start(v, err, errlen, -ENOMEM, "out of memory");
 	r = vmm_build(v);
 	if (r < 0)
 		return vmm_fail_start(v, err, errlen, r, "%s", v->vm->err);
+	v->machine.restore = false;     /* a reboot boots the kernel */
+	if (v->restore) {
+		char why[1024];
+		bool incoming = v->incoming_fd >= 0;
+
+		if (incoming) {
+			v->restore->disk = vmm_disk_sink;
+			v->restore->disk_opaque = v;
+		}
+		r = vmstate_load_rest(v->restore, v->vm, why, sizeof(why));
+		vmstate_load_free(v->restore);
+		free(v->restore);
+		v->restore = NULL;
+		for (unsigned int i = 0; i < VMCONFIG_MAX_DISKS; i++)
+			if (v->disk_fd[i] >= 0) {
+				if (r >= 0 && fdatasync(v->disk_fd[i]) < 0)
+					r = -errno;
+				close(v->disk_fd[i]);
+				v->disk_fd[i] = -1;
+			}
+		/* The source runs on until it hears that all arrived. */
+		if (incoming)
+			migrate_send_ack(v->incoming_fd, r < 0 ? why : NULL);
+		close(v->restore_fd);
+		v->restore_fd = v->incoming_fd = -1;
+		if (r < 0) {
+			vmm_unbuild(v);
+			return vmm_fail_start(v, err, errlen, r, "%s: %s", v->restore_path, why);
+		}
+		/* The VM runs from it now: it is no longer Saved. */
+		if (v->restore_is_own)
+			unlink(v->restore_path);
+	}
 	if (v->opt.signals && pthread_create(&v->sig_thread, NULL, vmm_signal_thread, v) == 0)
 		v->sig_started = true;
 	if (v->opt.console_tty && console_tty_start(&v->tty, vmm_console_input, vmm_tty_quit, v) < 0)
@@ -539,7 +753,17 @@ static void vmm_note_stop(struct vmm *v, enum vm_stop_reason why, struct vmm_exi
 	ex->why = why;
 	ex->signal = why == VM_STOP_REQUEST ? sig : 0;
 	snprintf(ex->reason, sizeof(ex->reason), "%s", vm_stop_reason_name(why));
-	if (ex->signal)
+	if (why == VM_STOP_REQUEST && v->migrated) {
+		ex->signal = 0;
+		snprintf(ex->reason, sizeof(ex->reason), "migrated");
+		snprintf(ex->detail, sizeof(ex->detail), "to %.900s in %llu ms (downtime %llu ms, %llu bytes sent)",
+			 v->mig_to, (unsigned long long)v->mig_total_ms, (unsigned long long)v->mig_downtime_ms,
+			 (unsigned long long)atomic_load(&v->mig.sent));
+	} else if (why == VM_STOP_REQUEST && v->saved) {
+		ex->signal = 0;
+		snprintf(ex->reason, sizeof(ex->reason), "saved");
+		snprintf(ex->detail, sizeof(ex->detail), "to %.*s", (int)sizeof(ex->detail) - 4, v->saved_path);
+	} else if (ex->signal)
 		snprintf(ex->detail, sizeof(ex->detail), "signal %d (%s)", sig, strsignal(sig));
 	else
 		snprintf(ex->detail, sizeof(ex->detail), "%s", v->vm->diag);
@@ -553,6 +777,12 @@ void vmm_run(struct vmm *v, struct vmm_exit *ex)
 	for (;;) {
 		enum vm_stop_reason why = vm_run(v->vm);
 
+		/* A migration stops with the machine it sends. */
+		if (v->mig_started) {
+			atomic_store(&v->mig_abort, true);
+			pthread_join(v->mig_thread, NULL);
+			v->mig_started = false;
+		}
 		vmm_note_stop(v, why, ex);
 		vmm_unbuild(v);
 		/* Reboot: a new machine from the same configuration. */
@@ -572,6 +802,10 @@ void vmm_destroy(struct vmm *v)
 {
 	if (!v)
 		return;
+	if (v->mig_started) {
+		atomic_store(&v->mig_abort, true);
+		pthread_join(v->mig_thread, NULL);
+	}
 	if (!v->ended && v->vm && v->live)
 		vmm_unbuild(v);
 	console_tty_stop(v->tty);
@@ -593,6 +827,15 @@ void vmm_destroy(struct vmm *v)
 		close(v->ready_fd);
 	if (v->run_lock >= 0)
 		close(v->run_lock);
+	if (v->restore) {
+		vmstate_load_free(v->restore);
+		free(v->restore);
+	}
+	if (v->restore_fd >= 0)
+		close(v->restore_fd);
+	for (unsigned int i = 0; i < VMCONFIG_MAX_DISKS; i++)
+		if (v->disk_fd[i] >= 0)
+			close(v->disk_fd[i]);
 	pthread_rwlock_destroy(&v->input);
 	pthread_mutex_destroy(&v->lock);
 	free(v);
@@ -668,6 +911,151 @@ void vmm_stop(struct vmm *v, const char *why)
 	pthread_mutex_unlock(&v->lock);
 }
 
+/* fsync of the directory holding path, so that a rename in it lasts. */
+static int vmm_sync_dir_of(const char *path)
+{
+	char dir[VMM_PATH_MAX];
+	char *slash;
+	int fd, r = 0;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)sizeof(dir) - 1, path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+/* Writes the paused machine's state to path durably: a temporary file
+ * beside it, fsync, rename, fsync of the directory. */
+static int vmm_write_state(struct vmm *v, const char *path, const char *text, struct vmm_save_info *info,
+			   char *err, size_t errlen)
+{
+	char tmp[VMM_PATH_MAX + 48];
+	struct snap_writer w;
+	struct stat st;
+	int fd, r;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp-%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return vmm_fail(err, errlen, -errno, "'%s': %s", tmp, strerror(errno));
+	snap_writer_init(&w, fd);
+	r = vmstate_save(v->vm, text, &w, err, errlen);
+	if (r >= 0 && fsync(fd) < 0)
+		r = vmm_fail(err, errlen, -errno, "'%s': fsync: %s", tmp, strerror(errno));
+	if (r >= 0 && fstat(fd, &st) == 0)
+		info->bytes = (uint64_t)st.st_size;
+	close(fd);
+	if (r >= 0 && rename(tmp, path) < 0)
+		r = vmm_fail(err, errlen, -errno, "'%s': %s", path, strerror(errno));
+	if (r >= 0)
+		(void)vmm_sync_dir_of(path);
+	else
+		unlink(tmp);
+	info->memory_bytes = r >= 0 ? w.page_bytes : 0;
+	return r;
+}
+
+/* The live machine paused and locked for a save: 0 with *was_paused, or
+ * -EAGAIN (unlocked) when there is none to save. */
+static int vmm_hold_for_save(struct vmm *v, bool *was_paused, char *err, size_t errlen)
+{
+	pthread_mutex_lock(&v->lock);
+	if (!v->live || atomic_load(&v->stopping)) {
+		pthread_mutex_unlock(&v->lock);
+		return vmm_fail(err, errlen, -EAGAIN, "the VM is %s; try again",
+				atomic_load(&v->stopping) ? "stopping" : "between reboots");
+	}
+	*was_paused = vm_is_paused(v->vm);
+	vm_pause(v->vm);
+	return 0;
+}
+
+int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
+	     char *err, size_t errlen)
+{
+	char own[VMM_PATH_MAX + 16];
+	uint64_t t0 = util_now_ns();
+	bool was_paused;
+	char *text;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (!path) {
+		if (!v->stored)
+			return vmm_fail(err, errlen, -EINVAL, "a VM not in the store is saved to a file it is given");
+		snprintf(own, sizeof(own), "%s/%s", v->dir, STORE_SAVED);
+		path = own;
+	}
+	if (strlen(path) >= VMM_PATH_MAX)
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", path);
+	text = store_format(&v->cfg);
+	if (!text)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_hold_for_save(v, &was_paused, err, errlen);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	r = vmm_write_state(v, path, text, info, err, errlen);
+	free(text);
+	info->ns = util_now_ns() - t0;
+	if (r >= 0 && !keep_running) {
+		/* Saved: the VM ends with the state on disk; nothing runs on. */
+		v->saved = true;
+		snprintf(v->saved_path, sizeof(v->saved_path), "%.*s", (int)sizeof(v->saved_path) - 1, path);
+		atomic_store(&v->stopping, true);
+		vm_request_stop(v->vm, VM_STOP_REQUEST, "saved");
+	}
+	/* A failed save leaves the VM running, as it was. */
+	if (!was_paused || (r >= 0 && !keep_running))
+		vm_resume(v->vm);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, char *err, size_t errlen)
+{
+	char path[VMM_PATH_MAX + 16];
+	uint64_t t0 = util_now_ns();
+	bool was_paused;
+	char *text;
+	int r;
+
+	memset(info, 0, sizeof(*info));
+	if (strlen(dir) >= VMM_PATH_MAX)
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", dir);
+	snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_STATE);
+	text = store_format(&v->cfg);
+	if (!text)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_hold_for_save(v, &was_paused, err, errlen);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	/* Memory and disks of one moment: both while the VM stands still
+	 * (the save flushes the disks first). */
+	r = vmm_write_state(v, path, text, info, err, errlen);
+	if (r >= 0)
+		r = checkpoint_copy_disks(&v->cfg, NULL, dir, err, errlen);
+	free(text);
+	info->ns = util_now_ns() - t0;
+	if (!was_paused)
+		vm_resume(v->vm);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied)
 {
 	int r = -EAGAIN;
@@ -689,4 +1077,145 @@ void vmm_status(struct vmm *v, struct vmm_status *st)
 	st->uptime_s = (util_now_ns() - v->started_ns) / 1000000000ULL;
 	st->have_memory = v->live && vm_memory_info(v->vm, &st->memory) == 0;
 	pthread_mutex_unlock(&v->lock);
+	switch (atomic_load(&v->mig_state)) {
+	case VMM_MIG_RUNNING: st->migration.state = "running"; break;
+	case VMM_MIG_FAILED: st->migration.state = "failed"; break;
+	default: break;
+	}
+	if (st->migration.state) {
+		st->migration.round = atomic_load(&v->mig.round);
+		st->migration.sent = atomic_load(&v->mig.sent);
+		st->migration.memory = atomic_load(&v->mig.memory);
+		st->migration.disk = atomic_load(&v->mig.disk);
+		st->migration.dirty = atomic_load(&v->mig.dirty);
+		st->migration.rate = atomic_load(&v->mig.rate);
+		st->migration.dirty_rate = atomic_load(&v->mig.dirty_rate);
+		if (atomic_load(&v->mig_state) == VMM_MIG_FAILED)
+			snprintf(st->migration.error, sizeof(st->migration.error), "%s", v->mig_error);
+	}
+}
+
+/* ---- migrating out ---- */
+
+/* The configuration as the destination is to make the VM: disks with their
+ * real sizes, which a destination creates them at. */
+static char *vmm_config_for_migration(struct vmm *v)
+{
+	struct vmconfig *c = malloc(sizeof(*c));
+	char *text;
+
+	if (!c)
+		return NULL;
+	*c = v->cfg;
+	for (unsigned int i = 0; i < c->ndisks && i < v->vm->nvirtio; i++)
+		c->disks[i].size = virtio_blk_bytes(v->vm->vdev[i]);
+	text = store_format(c);
+	free(c);
+	return text;
+}
+
+static void *vmm_migrate_thread(void *arg)
+{
+	struct vmm *v = arg;
+	struct migrate_addr a;
+	struct snap_writer w;
+	struct migrate *m = NULL;
+	uint64_t t0 = util_now_ns(), paused_at = 0;
+	char err[512] = "", *text = NULL;
+	bool was_paused = false, locked = false;
+	int fd = -1, r;
+
+	r = migrate_parse_addr(v->mig_to, &a, err, sizeof(err));
+	if (r >= 0)
+		fd = r = migrate_connect(&a, err, sizeof(err));
+	if (r >= 0) {
+		snap_writer_init(&w, fd);
+		text = vmm_config_for_migration(v);
+		r = text ? migrate_begin(&m, v->vm, &w, &v->mig, err, sizeof(err)) : -ENOMEM;
+	}
+	if (r >= 0)
+		r = migrate_precopy(m, text, &v->mig_abort, err, sizeof(err));
+	if (r >= 0) {
+		pthread_mutex_lock(&v->lock);
+		locked = true;
+		if (!v->live || atomic_load(&v->stopping) || atomic_load(&v->mig_abort)) {
+			snprintf(err, sizeof(err), "the VM stopped meanwhile");
+			r = -ECANCELED;
+		}
+	}
+	if (r >= 0) {
+		/* Stop and copy: from here to the answer is the downtime. */
+		was_paused = vm_is_paused(v->vm);
+		paused_at = util_now_ns();
+		vm_pause(v->vm);
+		r = migrate_finish(m, err, sizeof(err));
+		migrate_end(m);
+		m = NULL;
+		if (r >= 0)
+			r = migrate_wait_ack(fd, 120000, err, sizeof(err));
+	}
+	if (r >= 0) {
+		v->mig_downtime_ms = (util_now_ns() - paused_at) / 1000000;
+		v->mig_total_ms = (util_now_ns() - t0) / 1000000;
+		v->migrated = true;
+		atomic_store(&v->stopping, true);
+		vm_request_stop(v->vm, VM_STOP_REQUEST, "migrated");
+		vm_resume(v->vm);
+	} else {
+		char why[256];
+
+		/* A destination that hung up may have said why first. */
+		if (fd >= 0 && (r == -EPIPE || r == -ECONNRESET || r == -EAGAIN) &&
+		    migrate_wait_ack(fd, 2000, why, sizeof(why)) == -EPROTO && strstr(why, "refused"))
+			snprintf(err, sizeof(err), "%s", why);
+		migrate_end(m);
+		m = NULL;
+		if (locked && paused_at && !was_paused)
+			vm_resume(v->vm);
+		snprintf(v->mig_error, sizeof(v->mig_error), "%s", err);
+		atomic_store(&v->mig_state, VMM_MIG_FAILED);
+	}
+	if (locked)
+		pthread_mutex_unlock(&v->lock);
+	migrate_end(m);
+	free(text);
+	if (fd >= 0)
+		close(fd);
+	return NULL;
+}
+
+int vmm_migrate(struct vmm *v, const char *to, char *err, size_t errlen)
+{
+	struct migrate_addr a;
+	int r;
+
+	r = migrate_parse_addr(to, &a, err, errlen);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->lock);
+	if (!v->live || atomic_load(&v->stopping)) {
+		pthread_mutex_unlock(&v->lock);
+		return vmm_fail(err, errlen, -EAGAIN, "the VM is %s; try again",
+				atomic_load(&v->stopping) ? "stopping" : "between reboots");
+	}
+	if (atomic_load(&v->mig_state) == VMM_MIG_RUNNING) {
+		pthread_mutex_unlock(&v->lock);
+		return vmm_fail(err, errlen, -EBUSY, "a migration is already under way");
+	}
+	/* A failed migration before this one has ended: its thread is done. */
+	if (v->mig_started) {
+		pthread_join(v->mig_thread, NULL);
+		v->mig_started = false;
+	}
+	snprintf(v->mig_to, sizeof(v->mig_to), "%s", to);
+	memset(&v->mig, 0, sizeof(v->mig));
+	v->mig_error[0] = '\0';
+	atomic_store(&v->mig_abort, false);
+	atomic_store(&v->mig_state, VMM_MIG_RUNNING);
+	r = util_start_worker(&v->mig_thread, vmm_migrate_thread, v, "nestvm-migrate");
+	v->mig_started = r == 0;
+	if (r < 0)
+		atomic_store(&v->mig_state, VMM_MIG_NONE);
+	pthread_mutex_unlock(&v->lock);
+	return r < 0 ? vmm_fail(err, errlen, r, "starting the migration: %s", strerror(-r)) : 0;
 }

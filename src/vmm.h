@@ -16,9 +16,11 @@
 #include <stdint.h>
 
 #include "api.h"
+#include "migrate.h"
 #include "store.h"
 #include "vm.h"
 #include "vmconfig.h"
+#include "vmstate.h"
 
 enum vmm_on_reboot { VMM_REBOOT_EXIT, VMM_REBOOT_RESTART };
 
@@ -36,6 +38,14 @@ struct vmm_options {
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
 	bool no_seccomp;                /* no system-call filter (nestvm firecracker --no-seccomp) */
+	/* Resume this saved state instead of booting the kernel. A stored VM
+	 * that is Saved resumes its own (STORE_SAVED) without being told. */
+	const char *restore;
+	/* Or take a migrating VM: its stream on incoming_fd, whose head is
+	 * read. vmm_create_stored takes both over when it succeeds, and boot
+	 * answers the source on the fd. */
+	struct vmstate_load *incoming;
+	int incoming_fd;
 };
 
 /* Why a VMM ended, as its exit record says. */
@@ -50,6 +60,14 @@ struct vmm_exit {
 	char warning[STORE_PATH_MAX + 160];     /* a stored VM's pid or exit record not written; "" */
 };
 
+/* A migration out of this VMM, as it goes. */
+struct vmm_migration {
+	const char *state;              /* NULL: none yet; running, failed */
+	unsigned int round;
+	uint64_t sent, memory, disk, dirty, rate, dirty_rate;
+	char error[512];
+};
+
 /* A running VM as it stands now. */
 struct vmm_status {
 	const char *name;               /* NULL for a VM not in the store */
@@ -58,10 +76,15 @@ struct vmm_status {
 	uint64_t uptime_s;
 	bool have_memory;               /* with dynamic memory: the balloon's figures */
 	struct virtio_balloon_info memory;
+	struct vmm_migration migration;
 };
 
 struct vmm;
 
+/* A VMM that resumes the saved state at path, a machine of the
+ * configuration the state carries. */
+MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt,
+				   char *err, size_t errlen);
 /* A VMM for the machine cfg: validated, its adapters' sockets found. */
 MUST_CHECK int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_options *opt,
 			  char *err, size_t errlen);
@@ -108,6 +131,27 @@ MUST_CHECK int vmm_ctrl_alt_del(struct vmm *v);
 MUST_CHECK int vmm_swap_disk(struct vmm *v, unsigned int i, const char *path, char *err, size_t errlen);
 /* Stops the VM (why: for the exit record; NULL for the default). */
 void vmm_stop(struct vmm *v, const char *why);
+/* What a save wrote and how long it took. */
+struct vmm_save_info {
+	uint64_t bytes;                 /* the file's size */
+	uint64_t memory_bytes;          /* guest memory in it */
+	uint64_t ns;                    /* from pausing to the file being durable */
+};
+/* Saves the VM's whole state to path (NULL: a stored VM's own saved state,
+ * which makes it Saved), durably (a temporary file, fsync, rename). Then
+ * the VM ends ("saved"), or with keep_running it runs on as it was. The
+ * disks are flushed first. -EAGAIN between a reboot's two machines. */
+MUST_CHECK int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
+			char *err, size_t errlen);
+/* A checkpoint of the running VM: paused, its state saved to
+ * dir/CHECKPOINT_STATE and its disks copied into dir (see checkpoint.h),
+ * then running on as it was. */
+MUST_CHECK int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, char *err, size_t errlen);
+/* Starts migrating the running VM live to the address to (unix:PATH or
+ * tcp:HOST:PORT, where nestvm vm receive listens), on a thread of its own;
+ * vmm_status says how it goes. Once the destination has it, the VM ends here
+ * ("migrated"); if anything fails before, it runs on here as it was. */
+MUST_CHECK int vmm_migrate(struct vmm *v, const char *to, char *err, size_t errlen);
 /* Dynamic memory's target, clamped to its bounds: -ENOTSUP without it. */
 MUST_CHECK int vmm_set_memory(struct vmm *v, uint64_t bytes, uint64_t *applied);
 void vmm_status(struct vmm *v, struct vmm_status *st);
@@ -129,10 +173,15 @@ struct vmm_state {
 };
 void vmm_state(const char *root, const char *name, struct vmm_state *st);
 bool vmm_state_is_off(const struct vmm_state *st);
+/* Off, its state saved (STORE_SAVED): starting it resumes that state. */
+bool vmm_state_is_saved(const struct vmm_state *st);
 /* Sends a control API command to the VM's VMM: 0 when it answered ok,
  * -EPROTO when it refused (reply holds the answer), else -errno. */
 MUST_CHECK int vmm_call(const char *root, const char *name, const char *cmd, struct api_object *reply,
 			int timeout_ms);
+/* The same for a request with its arguments (a save). */
+MUST_CHECK int vmm_call_request(const char *root, const char *name, const struct api_request *req,
+				struct api_object *reply, int timeout_ms);
 /* Connects to the VM's console socket (see console_attach): the fd. */
 MUST_CHECK int vmm_console_connect(const char *root, const char *name);
 /* Waits up to timeout_ms for the VM's VMM to end; true once it has. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A "key = value" of a small record file. */
 static void vmm_record(const char *text, const char *key, char *out, size_t len)
@@ -67,7 +68,9 @@ void vmm_state(const char *root, const char *name, struct vmm_state *st)
 
 	memset(st, 0, sizeof(*st));
 	if (!store_vmm_alive(root, name)) {
-		snprintf(st->state, sizeof(st->state), "Off");
+		bool saved = store_path(path, sizeof(path), root, name, STORE_SAVED) == 0 && access(path, F_OK) == 0;
+
+		snprintf(st->state, sizeof(st->state), saved ? "Saved" : "Off");
 		vmm_last_exit(root, name, st);
 		return;
 	}
@@ -101,6 +104,11 @@ bool vmm_state_is_off(const struct vmm_state *st)
 	return !strcmp(st->state, "Off");
 }
 
+bool vmm_state_is_saved(const struct vmm_state *st)
+{
+	return !strcmp(st->state, "Saved");
+}
+
 bool vmm_wait_off(const char *root, const char *name, int timeout_ms)
 {
 	for (int waited = 0;; waited += 100) {
@@ -112,7 +120,8 @@ bool vmm_wait_off(const char *root, const char *name, int timeout_ms)
 	}
 }
 
-int vmm_call(const char *root, const char *name, const char *cmd, struct api_object *reply, int timeout_ms)
+static int vmm_call_any(const char *root, const char *name, const char *cmd, const struct api_request *req,
+			struct api_object *reply, int timeout_ms)
 {
 	char path[STORE_PATH_MAX + 128];
 	const struct api_member *ok;
@@ -120,11 +129,22 @@ int vmm_call(const char *root, const char *name, const char *cmd, struct api_obj
 
 	r = store_path(path, sizeof(path), root, name, STORE_API_SOCK);
 	if (r == 0)
-		r = api_call(path, cmd, reply, timeout_ms);
+		r = req ? api_call_request(path, req, reply, timeout_ms) : api_call(path, cmd, reply, timeout_ms);
 	if (r < 0)
 		return r;
 	ok = api_get(reply, "ok");
 	return ok && ok->type == API_BOOL && ok->b ? 0 : -EPROTO;
+}
+
+int vmm_call(const char *root, const char *name, const char *cmd, struct api_object *reply, int timeout_ms)
+{
+	return vmm_call_any(root, name, cmd, NULL, reply, timeout_ms);
+}
+
+int vmm_call_request(const char *root, const char *name, const struct api_request *req,
+		     struct api_object *reply, int timeout_ms)
+{
+	return vmm_call_any(root, name, NULL, req, reply, timeout_ms);
 }
 
 int vmm_console_connect(const char *root, const char *name)

@@ -104,7 +104,7 @@ static inline void fx_map(void)
 	CHECK(p != MAP_FAILED);
 	fx.buf = p + 4096;
 	CHECK_EQ(mprotect(fx.buf, MEM_SIZE, PROT_READ | PROT_WRITE), 0);
-	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
+	fx.mem.regions[0] = (struct guestmem_region){ .gpa = MEM_GPA, .size = MEM_SIZE, .host = fx.buf };
 	fx.mem.nregions = 1;
 	fx.mem.total = MEM_SIZE;
 }

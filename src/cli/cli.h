@@ -20,12 +20,16 @@ int cmd_vsock(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* How run_stored runs a VM of the store: nestvm run --name's options. */
+struct vmstate_load;
 struct run_stored_opts {
 	const char *kvm;
 	bool skip_probe;
 	int on_reboot;                  /* enum vmm_on_reboot */
 	bool detach, stats;
 	const char *console_log, *console_socket, *api_socket;  /* NULL: in the VM's directory */
+	/* A migrating VM: its stream's head read from incoming_fd. */
+	struct vmstate_load *incoming;
+	int incoming_fd;
 };
 /* Runs the VM name of the store (store NULL: the default) as nestvm run
  * --name does, and as nestvm vm start does detached; cmd prefixes its

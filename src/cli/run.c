@@ -23,7 +23,7 @@ struct run_opts {
 	const char *vsock;              /* CID,PATH */
 	int on_reboot;                  /* enum vmm_on_reboot */
 	bool stats, skip_probe, detach;
-	const char *kvm, *name, *store, *console_log, *api_socket, *console_socket;
+	const char *kvm, *name, *store, *console_log, *api_socket, *console_socket, *restore;
 };
 
 #define RUN_OPT(name, s, type, field, meta, help, ...) \
@@ -65,6 +65,8 @@ static const struct opt run_table[] = {
 	RUN_OPT("api-socket", 0, OPT_STR, api_socket, "PATH", "serve the control API on this Unix socket", 0, 0, NULL),
 	RUN_OPT("console-socket", 0, OPT_STR, console_socket, "PATH",
 		"serve the serial console on this Unix socket (nestvm vm console)", 0, 0, NULL),
+	RUN_OPT("restore", 0, OPT_STR, restore, "FILE",
+		"resume the VM saved in FILE (the control API's save) instead of booting", 0, 0, NULL),
 	RUN_OPT("detach", 0, OPT_FLAG, detach, NULL,
 		"run in the background once the VM is built; needs --console-log or --name", 0, 0, NULL),
 	{ 0 },
@@ -97,7 +99,10 @@ static const char run_summary[] =
 	"--dynamic-memory gives the guest --memory-maximum of RAM and a virtio-balloon\n"
 	"that leaves it --memory at first; then, each second, it gets more while less\n"
 	"than 20% of its memory is available and gives some back while more than 50%\n"
-	"is, never below --memory-minimum. The control API's setmemory sets a target.";
+	"is, never below --memory-minimum. The control API's setmemory sets a target.\n"
+	"\n"
+	"--restore FILE resumes a VM saved to FILE (the control API's {\"cmd\":\"save\",\n"
+	"\"path\":FILE}) where it was, with the configuration it was saved with.";
 
 /* --disk FILE[,ro] */
 static int run_parse_disk(const char *spec, struct vmconfig_disk *d, char *err, size_t errlen)
@@ -298,7 +303,7 @@ int run_stored(const char *cmd, const char *store, const char *name, const struc
 		.kvm_path = ro->kvm, .skip_probe = ro->skip_probe, .on_reboot = (enum vmm_on_reboot)ro->on_reboot,
 		.store = store, .console_log = ro->console_log, .console_socket = ro->console_socket,
 		.api_socket = ro->api_socket, .api_handler = vmm_api_handler, .console_tty = !ro->detach,
-		.signals = true,
+		.signals = true, .incoming = ro->incoming, .incoming_fd = ro->incoming ? ro->incoming_fd : -1,
 	};
 	struct vmm *v;
 	char err[1400];
@@ -340,6 +345,11 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: unexpected argument '%s' (see --help)", argv[0]);
 		goto out;
 	}
+	if (o->name && o->restore) {
+		cli_error("run: --restore goes without --name: a Saved VM of the store resumes its own state "
+			  "(nestvm vm start %s)", o->name);
+		goto out;
+	}
 	if (o->name) {
 		for (int i = 0; run_machine_opts[i]; i++)
 			if (opts_given(run_table, given, run_machine_opts[i])) {
@@ -357,6 +367,25 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: --store goes with --name NAME");
 		goto out;
 	}
+	if (o->restore) {
+		for (int i = 0; run_machine_opts[i]; i++)
+			if (opts_given(run_table, given, run_machine_opts[i])) {
+				cli_error("run: --restore resumes the VM as it was saved; --%s cannot change it",
+					  run_machine_opts[i]);
+				goto out;
+			}
+		opt = (struct vmm_options){
+			.kvm_path = o->kvm, .skip_probe = o->skip_probe, .on_reboot = (enum vmm_on_reboot)o->on_reboot,
+			.console_log = o->console_log, .console_socket = o->console_socket,
+			.api_socket = o->api_socket, .api_handler = vmm_api_handler, .console_tty = !o->detach,
+			.signals = true,
+		};
+		if (vmm_create_restored(&v, o->restore, &opt, err, sizeof(err)) < 0) {
+			cli_error("run: %s", err);
+			goto out;
+		}
+		goto booted;
+	}
 	if ((r = run_machine(o, given)))
 		goto out;
 	r = EXIT_USAGE;
@@ -373,6 +402,7 @@ int cmd_run(int argc, char **argv)
 		cli_error("run: %s", err);
 		goto out;
 	}
+booted:
 	if (vmm_check_boot(v, err, sizeof(err)) < 0) {
 		cli_error("%s", err);
 		vmm_destroy(v);

@@ -2,6 +2,7 @@
  * read definitions under the VM's lock; start, stop, console, pause and
  * resume talk to the VM's VMM through its sockets. */
 #include "cli/cli.h"
+#include "checkpoint.h"
 #include "cli/opts.h"
 #include "cli/vmopts.h"
 #include "cli/vmctl.h"
@@ -10,13 +11,17 @@
 #include "store.h"
 #include "console.h"
 #include "vmm.h"
+#include "migrate.h"
+#include "vmstate.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* How long a command waits for another one on the same VM: 10 s, or
@@ -40,6 +45,7 @@ struct vm_opts {
 	/* the rest */
 	bool json, yes, force, skip_probe;
 	unsigned int timeout;
+	const char *to, *listen;        /* migrate, receive */
 };
 
 #define VO(name, s, type, field, meta, help, ...) \
@@ -107,6 +113,30 @@ static const struct opt list_table[] = {
 	{ 0 },
 };
 
+static const struct opt migrate_table[] = {
+	VO("to", 0, OPT_STR, to, "ADDRESS", "where nestvm vm receive listens: unix:PATH or tcp:HOST:PORT "
+	   "(required)", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt receive_table[] = {
+	VO("listen", 0, OPT_STR, listen, "ADDRESS", "where to wait: unix:PATH or tcp:HOST:PORT (required)",
+	   0, 0, NULL),
+	VO("timeout", 't', OPT_UINT, timeout, "SECS", "give up after SECS without a migration (default: wait)",
+	   0, 86400, NULL),
+	VO("skip-probe", 0, OPT_FLAG, skip_probe, NULL, "take it even where KVM emulates guest code slowly",
+	   0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt checkpoint_table[] = {
+	VO("json", 0, OPT_FLAG, json, NULL, "list: as one JSON document", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
 static const struct opt remove_table[] = {
 	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before deleting the VM and its disks", 0, 0, NULL),
 	VO_STORE,
@@ -140,6 +170,8 @@ struct vm_ctx {
 	const char *cmd;                /* "vm set", for messages */
 	struct vm_opts *o;
 	uint64_t given;
+	char **args;                    /* VM_ARGS: the positional arguments */
+	int nargs;
 	const char *name;
 	char root[STORE_PATH_MAX];
 	struct vmconfig vm;
@@ -148,6 +180,7 @@ struct vm_ctx {
 enum {
 	VM_NAMED = 1u << 0,             /* one positional NAME */
 	VM_LOADED = 1u << 1,            /* the VM is loaded before run (else the subcommand loads it) */
+	VM_ARGS = 1u << 2,              /* the subcommand reads its positional arguments itself */
 };
 
 struct vm_sub {
@@ -416,6 +449,12 @@ static int vm_set(struct vm_ctx *c)
 		goto out;
 	store_crash_point("set-loaded");
 	vmm_state(c->root, c->name, &st);
+	if (needs_off && vmm_state_is_saved(&st)) {
+		cli_error("vm set: --%s needs VM %s to be Off; it is Saved (start it, or throw its saved state "
+			  "away: nestvm vm discard-saved %s)", needs_off, c->name, c->name);
+		r = 1;
+		goto out;
+	}
 	if (needs_off && !vmm_state_is_off(&st)) {
 		cli_error("vm set: --%s needs VM %s to be Off; it is %s (stop it first: nestvm vm stop %s)",
 			  needs_off, c->name, st.state, c->name);
@@ -617,7 +656,7 @@ static int vm_remove(struct vm_ctx *c)
 	/* A VM whose configuration is broken can still be removed. */
 	r = store_load(root, name, vm, err, sizeof(err));
 	vmm_state(root, name, &st);
-	if (!vmm_state_is_off(&st)) {
+	if (!vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
 		cli_error("vm remove: VM %s is %s: stop it first (nestvm vm stop %s)", name, st.state, name);
 		r = 1;
 		goto out;
@@ -647,6 +686,429 @@ out:
 	return r;
 }
 
+/* ---- checkpoints ---- */
+
+static int vm_checkpoint_create(struct vm_ctx *c, const char *ckpt)
+{
+	const char *root = c->root, *name = c->name;
+	char dir[STORE_PATH_MAX + 300], err[1400], auto_name[VMCONFIG_NAME_MAX + 1];
+	struct vmm_state st;
+	uint64_t t0 = util_now_ns(), millis;
+	int r, lock;
+
+	if (!ckpt) {
+		time_t now = time(NULL);
+
+		strftime(auto_name, sizeof(auto_name), "%Y%m%d-%H%M%S", localtime(&now));
+		ckpt = auto_name;
+	}
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused") && !vmm_state_is_off(&st) &&
+	    !vmm_state_is_saved(&st)) {
+		cli_error("vm checkpoint: VM %s is %s; try again once it is Running, Paused, Off or Saved", name,
+			  st.state);
+		r = 1;
+		goto out;
+	}
+	r = checkpoint_begin(root, name, ckpt, dir, sizeof(dir), err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint: %s", err);
+		r = r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	if (!vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
+		/* Running: its VMM pauses it, saves it and copies its disks. */
+		struct api_request req = { .cmd = API_CHECKPOINT };
+		struct api_object *reply = malloc(sizeof(*reply));
+
+		char abs[PATH_MAX];
+
+		/* The VMM may have another working directory. */
+		snprintf(req.path, sizeof(req.path), "%.*s", (int)sizeof(req.path) - 1, realpath(dir, abs) ? abs : dir);
+		r = reply ? vmm_call_request(root, name, &req, reply, 3600 * 1000) : -ENOMEM;
+		if (r == -EPROTO) {
+			const struct api_member *e = api_get(reply, "error");
+
+			snprintf(err, sizeof(err), "%s", e && e->type == API_STRING ? e->str : "refused");
+		} else if (r < 0) {
+			snprintf(err, sizeof(err), "its VMM did not answer: %s", strerror(-r));
+		}
+		free(reply);
+	} else {
+		/* Off or Saved: the disks (and a saved state) as they lie. */
+		char path[sizeof(dir) + 16], saved[STORE_PATH_MAX + 160], vmdir[STORE_PATH_MAX + 80];
+
+		r = store_path(vmdir, sizeof(vmdir), root, name, NULL);
+		if (r == 0)
+			r = checkpoint_copy_disks(&c->vm, vmdir, dir, err, sizeof(err));
+		if (r == 0 && vmm_state_is_saved(&st)) {
+			snprintf(saved, sizeof(saved), "%s/%s", vmdir, STORE_SAVED);
+			snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_STATE);
+			r = util_copy_file(saved, path, NULL);
+			if (r < 0)
+				snprintf(err, sizeof(err), "copying its saved state: %s", strerror(-r));
+		}
+	}
+	if (r < 0) {
+		checkpoint_abandon(dir);
+		cli_error("vm checkpoint: VM %s: %s", name, err);
+		r = 1;
+		goto out;
+	}
+	millis = (util_now_ns() - t0) / 1000000;
+	r = checkpoint_finish(root, name, ckpt, dir, st.state, millis, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint: VM %s: %s", name, err);
+		r = 1;
+		goto out;
+	}
+	printf("Checkpoint %s of VM %s (%s) taken in %llu.%03llu s\n", ckpt, name, st.state,
+	       (unsigned long long)(millis / 1000), (unsigned long long)(millis % 1000));
+out:
+	store_unlock(lock);
+	return r;
+}
+
+static int vm_checkpoint_list(struct vm_ctx *c)
+{
+	struct checkpoint *list;
+	size_t n;
+	int r = checkpoint_list(c->root, c->name, &list, &n);
+
+	if (r < 0) {
+		cli_error("vm checkpoint list: VM %s: %s", c->name, strerror(-r));
+		return 1;
+	}
+	if (c->o->json) {
+		struct json j;
+
+		json_init(&j, stdout, true);
+		json_array_begin(&j);
+		for (size_t i = 0; i < n; i++) {
+			json_object_begin(&j);
+			json_kv_string(&j, "name", list[i].name);
+			json_kv_int(&j, "created", list[i].created);
+			json_kv_string(&j, "from", list[i].from);
+			json_kv_bool(&j, "withState", list[i].has_state);
+			json_kv_uint(&j, "bytes", list[i].bytes);
+			json_kv_uint(&j, "millis", list[i].millis);
+			json_object_end(&j);
+		}
+		json_array_end(&j);
+		r = json_finish(&j);
+	} else {
+		printf("%-24s %-19s %-8s %10s %9s\n", "CHECKPOINT", "CREATED", "FROM", "SIZE", "TOOK");
+		for (size_t i = 0; i < n; i++) {
+			char when[32], size[32];
+			time_t t = (time_t)list[i].created;
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			snprintf(size, sizeof(size), "%.1fM", (double)list[i].bytes / (1 << 20));
+			printf("%-24s %-19s %-8s %10s %7llu.%01llus\n", list[i].name, when, list[i].from, size,
+			       (unsigned long long)(list[i].millis / 1000),
+			       (unsigned long long)(list[i].millis % 1000 / 100));
+		}
+	}
+	free(list);
+	return r < 0 ? 1 : 0;
+}
+
+static int vm_checkpoint_restore_remove(struct vm_ctx *c, const char *ckpt, bool restore)
+{
+	const char *what = restore ? "restore" : "remove";
+	struct vmm_state st;
+	char err[1400];
+	int r, lock;
+
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(c->root, c->name, &st);
+	if (restore && !vmm_state_is_off(&st) && !vmm_state_is_saved(&st)) {
+		cli_error("vm checkpoint restore: VM %s is %s: stop it first (nestvm vm stop %s); restoring a "
+			  "checkpoint replaces its disks", c->name, st.state, c->name);
+		r = 1;
+		goto out;
+	}
+	r = restore ? checkpoint_restore(c->root, c->name, ckpt, err, sizeof(err)) :
+		      checkpoint_remove(c->root, c->name, ckpt, err, sizeof(err));
+	if (r < 0) {
+		cli_error("vm checkpoint %s: %s", what, err);
+		r = r == -ENOENT || r == -EINVAL ? EXIT_USAGE : 1;
+		goto out;
+	}
+	if (restore) {
+		vmm_state(c->root, c->name, &st);
+		printf("VM %s is back at checkpoint %s: %s\n", c->name, ckpt,
+		       vmm_state_is_saved(&st) ? "Saved there; nestvm vm start resumes it" : "Off");
+	} else {
+		printf("Removed checkpoint %s of VM %s\n", ckpt, c->name);
+	}
+out:
+	store_unlock(lock);
+	return r;
+}
+
+/* vm checkpoint [create] NAME [CHECKPOINT] | list NAME | restore NAME CHECKPOINT | remove NAME CHECKPOINT */
+static int vm_checkpoint(struct vm_ctx *c)
+{
+	static const char *const actions[] = { "create", "list", "restore", "remove", NULL };
+	const char *action = "create";
+	char why[160];
+	int a = 0, want, r;
+
+	if (c->nargs > 0)
+		for (int i = 0; actions[i]; i++)
+			if (!strcmp(c->args[0], actions[i])) {
+				action = actions[i];
+				a = 1;
+			}
+	want = !strcmp(action, "list") ? 1 : !strcmp(action, "create") ? -1 : 2;
+	if (c->nargs - a < 1 || (want > 0 && c->nargs - a != want) || (want < 0 && c->nargs - a > 2)) {
+		cli_error("vm checkpoint: usage: %s", c->sub->usage);
+		return EXIT_USAGE;
+	}
+	c->name = c->args[a];
+	if (store_name_check(c->name, why, sizeof(why)) < 0) {
+		cli_error("vm checkpoint: '%s': %s", c->name, why);
+		return EXIT_USAGE;
+	}
+	if ((r = vmctl_load(c->cmd, c->root, c->name, &c->vm)))
+		return r;
+	if (!strcmp(action, "list"))
+		return vm_checkpoint_list(c);
+	if (!strcmp(action, "create"))
+		return vm_checkpoint_create(c, c->nargs - a == 2 ? c->args[a + 1] : NULL);
+	return vm_checkpoint_restore_remove(c, c->args[a + 1], !strcmp(action, "restore"));
+}
+
+/* ---- live migration ---- */
+
+static uint64_t vm_reply_uint(const struct api_object *o, const char *key)
+{
+	const struct api_member *m = api_get(o, key);
+
+	return m && m->type == API_INT && m->num > 0 ? (uint64_t)m->num : 0;
+}
+
+static int vm_migrate(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct api_request req = { .cmd = API_MIGRATE };
+	struct api_object *reply;
+	struct vmm_state st;
+	long last_round = -1;
+	int r;
+
+	if (!c->o->to) {
+		cli_error("vm migrate: where to? --to unix:PATH or tcp:HOST:PORT (see --help)");
+		return EXIT_USAGE;
+	}
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("vm migrate: VM %s is %s; only a running or paused VM migrates", name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply)
+		return 1;
+	snprintf(req.path, sizeof(req.path), "%s", c->o->to);
+	r = vmm_call_request(root, name, &req, reply, 10000);
+	if (r < 0) {
+		const struct api_member *e = r == -EPROTO ? api_get(reply, "error") : NULL;
+
+		cli_error("vm migrate: VM %s: %s", name, e && e->type == API_STRING ? e->str : strerror(-r));
+		free(reply);
+		return r == -EPROTO && e && strstr(e->str, "address is") ? EXIT_USAGE : 1;
+	}
+	printf("Migrating VM %s to %s\n", name, c->o->to);
+	fflush(stdout);
+	for (;;) {
+		const struct api_member *s, *e;
+
+		nanosleep(&(struct timespec){ 0, 300 * 1000000 }, NULL);
+		if (!store_vmm_alive(root, name)) {
+			vmm_state(root, name, &st);
+			if (!strncmp(st.last_exit, "migrated", 8)) {
+				printf("Migrated VM %s %s\n", name, st.last_exit + 10);
+				r = 0;
+			} else {
+				cli_error("vm migrate: VM %s ended during the migration: %s", name, st.last_exit);
+				r = 1;
+			}
+			break;
+		}
+		if (vmm_call(root, name, "status", reply, 5000) < 0)
+			continue;       /* busy with the last round */
+		s = api_get(reply, "migrationState");
+		if (s && s->type == API_STRING && !strcmp(s->str, "failed")) {
+			e = api_get(reply, "migrationError");
+			cli_error("vm migrate: VM %s stays here, running: %s", name,
+				  e && e->type == API_STRING ? e->str : "the migration failed");
+			r = 1;
+			break;
+		}
+		if ((long)vm_reply_uint(reply, "migrationRound") != last_round) {
+			last_round = (long)vm_reply_uint(reply, "migrationRound");
+			printf("  round %ld: sent %.1f MiB (memory %.1f, disk %.1f) at %.1f MiB/s; "
+			       "%.1f MiB dirty, dirtied at %.1f MiB/s\n", last_round,
+			       (double)vm_reply_uint(reply, "migrationSentBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationMemoryBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDiskBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationRate") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDirtyBytes") / (1 << 20),
+			       (double)vm_reply_uint(reply, "migrationDirtyRate") / (1 << 20));
+			fflush(stdout);
+		}
+	}
+	free(reply);
+	return r;
+}
+
+/* The VM a migration brings, as this store keeps it: its disks file names
+ * in its directory, at the sizes they had. */
+static void vm_receive_config(struct vmconfig *cfg, const char *name)
+{
+	snprintf(cfg->name, sizeof(cfg->name), "%s", name);
+	for (unsigned int i = 0; i < cfg->ndisks; i++) {
+		const char *base = strrchr(cfg->disks[i].path, '/');
+
+		memmove(cfg->disks[i].path, base ? base + 1 : cfg->disks[i].path,
+			strlen(base ? base + 1 : cfg->disks[i].path) + 1);
+		cfg->disks[i].fixed = false;
+	}
+}
+
+/* A disk the migration fills anew: empty (all holes), at its size. */
+static int vm_receive_blank_disk(const char *root, const char *name, const struct vmconfig_disk *d)
+{
+	char path[STORE_PATH_MAX + 160];
+	int fd, r = 0;
+
+	if (store_path(path, sizeof(path), root, name, d->path) < 0)
+		return -ENAMETOOLONG;
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)d->size) < 0)
+		r = -errno;
+	close(fd);
+	return r;
+}
+
+static int vm_receive(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct vmconfig *cfg = NULL, *have = NULL;
+	struct vmstate_load *l = NULL;
+	struct migrate_addr a;
+	struct vmm_state st;
+	char err[1400], why[1200];
+	bool created = false;
+	int lfd, fd = -1, r;
+
+	if (!c->o->listen) {
+		cli_error("vm receive: where to wait? --listen unix:PATH or tcp:HOST:PORT (see --help)");
+		return EXIT_USAGE;
+	}
+	if (migrate_parse_addr(c->o->listen, &a, err, sizeof(err)) < 0) {
+		cli_error("vm receive: %s", err);
+		return EXIT_USAGE;
+	}
+	lfd = migrate_listen(&a, err, sizeof(err));
+	if (lfd < 0) {
+		cli_error("vm receive: %s", err);
+		return 1;
+	}
+	printf("Waiting for VM %s on %s\n", name, c->o->listen);
+	fflush(stdout);
+	fd = migrate_accept(lfd, c->o->timeout ? (int)c->o->timeout * 1000 : -1, err, sizeof(err));
+	close(lfd);
+	if (!a.tcp)
+		unlink(a.path);
+	r = -EIO;
+	if (fd < 0)
+		goto fail;
+	l = calloc(1, sizeof(*l));
+	cfg = calloc(1, sizeof(*cfg));
+	have = calloc(1, sizeof(*have));
+	if (!l || !cfg || !have) {
+		snprintf(err, sizeof(err), "out of memory");
+		goto fail;
+	}
+	if (vmstate_load_head(l, fd, why, sizeof(why)) < 0) {
+		snprintf(err, sizeof(err), "the migration stream: %s", why);
+		goto fail;
+	}
+	if (store_parse_machine(l->config_text, strlen(l->config_text), "the migration stream", cfg, why,
+				sizeof(why)) < 0) {
+		snprintf(err, sizeof(err), "its configuration: %s", why);
+		goto fail;
+	}
+	vm_receive_config(cfg, name);
+	for (unsigned int i = 0; i < cfg->ndisks; i++)
+		if (!cfg->disks[i].size) {
+			snprintf(err, sizeof(err), "the source did not say how large disk %u is", i);
+			goto fail;
+		}
+	if (store_load(root, name, have, why, sizeof(why)) == 0) {
+		/* It is here already: the same machine, off, and its disks filled anew. */
+		vmm_state(root, name, &st);
+		if (!vmm_state_is_off(&st)) {
+			snprintf(err, sizeof(err), "VM %s is %s here; only one that is Off takes a migration", name,
+				 st.state);
+			goto fail;
+		}
+		if (have->cpus != cfg->cpus || have->memory != cfg->memory || have->ndisks != cfg->ndisks ||
+		    have->nnics != cfg->nnics || have->expose_virt != cfg->expose_virt ||
+		    have->dynamic_memory != cfg->dynamic_memory || have->no_rng != cfg->no_rng) {
+			snprintf(err, sizeof(err), "VM %s here is another machine than the one coming (processors, "
+				 "memory, devices or extensions differ)", name);
+			goto fail;
+		}
+		for (unsigned int i = 0; i < cfg->ndisks; i++)
+			if (vm_receive_blank_disk(root, name, &have->disks[i]) < 0 ||
+			    have->disks[i].size != cfg->disks[i].size) {
+				snprintf(err, sizeof(err), "disk %u of VM %s here cannot take the one coming", i, name);
+				goto fail;
+			}
+	} else {
+		if (store_create(root, cfg, why, sizeof(why)) < 0) {
+			snprintf(err, sizeof(err), "%s", why);
+			goto fail;
+		}
+		created = true;
+	}
+	r = run_stored(c->cmd, root, name, &(struct run_stored_opts){
+		.skip_probe = c->o->skip_probe, .detach = true, .incoming = l, .incoming_fd = fd });
+	if (r == 0) {
+		vmm_state(root, name, &st);
+		printf("Received VM %s; it runs here now (VMM pid %d)\n", name, st.pid);
+	} else if (created && store_remove(root, name, why, sizeof(why)) < 0) {
+		cli_error("vm receive: %s", why);
+	}
+	/* On success the VMM has the stream and its fd; a failed start
+	 * answered the source itself. */
+	free(cfg);
+	free(have);
+	return r;
+fail:
+	cli_error("vm receive: VM %s: %s", name, err);
+	if (fd >= 0) {
+		migrate_send_ack(fd, err);
+		close(fd);
+	}
+	if (created)
+		(void)!store_remove(root, name, why, sizeof(why));
+	if (l)
+		vmstate_load_free(l);
+	free(l);
+	free(cfg);
+	free(have);
+	return 1;
+}
+
 /* ---- start, stop, pause, resume ---- */
 
 static int vm_start(struct vm_ctx *c)
@@ -655,8 +1117,11 @@ static int vm_start(struct vm_ctx *c)
 	struct vmm_state st;
 	int r;
 
+	bool saved;
+
 	vmm_state(root, name, &st);
-	if (!vmm_state_is_off(&st)) {
+	saved = vmm_state_is_saved(&st);
+	if (!vmm_state_is_off(&st) && !saved) {
 		cli_error("vm start: VM %s is already %s", name, st.state);
 		return 1;
 	}
@@ -664,8 +1129,98 @@ static int vm_start(struct vm_ctx *c)
 	if (r)
 		return r;
 	vmm_state(root, name, &st);
-	printf("Started VM %s (VMM pid %d); attach with: nestvm vm console %s\n", name, st.pid, name);
+	printf("%s VM %s (VMM pid %d); attach with: nestvm vm console %s\n",
+	       saved ? "Resumed" : "Started", name, st.pid, name);
 	return 0;
+}
+
+/* ---- save, discard-saved ---- */
+
+static int vm_save(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	struct api_request req = { .cmd = API_SAVE };
+	struct api_object *reply;
+	struct vmm_state st;
+	int r;
+
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("vm save: VM %s is %s; only a running or paused VM is saved", name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply)
+		return 1;
+	/* Guest memory goes to disk: minutes for a large guest on a slow disk. */
+	r = vmm_call_request(root, name, &req, reply, 3600 * 1000);
+	if (r == 0) {
+		const struct api_member *b = api_get(reply, "savedBytes"), *ms = api_get(reply, "saveMillis");
+		uint64_t bytes = b && b->type == API_INT ? (uint64_t)b->num : 0;
+		uint64_t millis = ms && ms->type == API_INT ? (uint64_t)ms->num : 0;
+
+		if (!vmm_wait_off(root, name, 30000)) {
+			cli_error("vm save: VM %s was saved, but its VMM has not ended yet", name);
+			r = 1;
+		} else {
+			printf("Saved VM %s (%.1f MiB in %llu.%03llu s); nestvm vm start %s resumes it\n", name,
+			       (double)bytes / (1 << 20), (unsigned long long)(millis / 1000),
+			       (unsigned long long)(millis % 1000), name);
+		}
+	} else if (r == -EPROTO) {
+		const struct api_member *e = api_get(reply, "error");
+
+		cli_error("vm save: VM %s: %s", name, e && e->type == API_STRING ? e->str : "refused");
+		r = 1;
+	} else {
+		cli_error("vm save: VM %s: its VMM did not answer: %s", name, strerror(-r));
+		r = 1;
+	}
+	free(reply);
+	return r;
+}
+
+static int vm_discard_saved(struct vm_ctx *c)
+{
+	const char *root = c->root, *name = c->name;
+	char path[STORE_PATH_MAX + 128];
+	struct vmm_state st;
+	int r, lock;
+
+	if ((r = vm_lock(c, &lock)))
+		return r;
+	vmm_state(root, name, &st);
+	if (!vmm_state_is_saved(&st)) {
+		cli_error("vm discard-saved: VM %s is %s, not Saved: it has no saved state", name, st.state);
+		r = 1;
+		goto out;
+	}
+	if (!c->o->yes) {
+		if (!isatty(STDIN_FILENO)) {
+			cli_error("vm discard-saved: not asking without a terminal: add --yes to throw away the "
+				  "saved state of VM %s", name);
+			r = EXIT_USAGE;
+			goto out;
+		}
+		r = vmctl_ask("Throw away the saved state of VM %s? Its next start boots it anew", name);
+		if (r != 1) {
+			printf("VM %s stays Saved\n", name);
+			r = 1;
+			goto out;
+		}
+	}
+	r = store_path(path, sizeof(path), root, name, STORE_SAVED);
+	if (r == 0 && unlink(path) < 0)
+		r = -errno;
+	if (r < 0) {
+		cli_error("vm discard-saved: %s/%s/%s: %s", root, name, STORE_SAVED, strerror(-r));
+		r = 1;
+		goto out;
+	}
+	printf("VM %s is Off; its saved state is gone\n", name);
+out:
+	store_unlock(lock);
+	return r;
 }
 
 static int vm_stop(struct vm_ctx *c)
@@ -745,10 +1300,15 @@ static void vm_usage(FILE *out)
 	      "Commands:\n"
 	      "  new NAME       create a VM (memory, processors, kernel, disks, network adapters)\n"
 	      "  set NAME       change its settings\n"
-	      "  list           the VMs and their states (Off, Starting, Running, Paused, Stopping)\n"
+	      "  list           the VMs and their states (Off, Saved, Starting, Running, Paused, Stopping)\n"
 	      "  show NAME      one VM's settings and state\n"
-	      "  remove NAME    delete a VM that is Off, with its disks\n"
-	      "  start NAME     boot it in the background\n"
+	      "  remove NAME    delete a VM that is Off or Saved, with its disks\n"
+	      "  start NAME     boot it in the background, or resume it if Saved\n"
+	      "  save NAME      save its whole state to disk and end it: it is Saved\n"
+	      "  discard-saved NAME  throw a Saved VM's state away: it is Off\n"
+	      "  checkpoint NAME [CHECKPOINT]  take a checkpoint; checkpoint list|restore|remove ...\n"
+	      "  migrate NAME --to ADDRESS      move it, live, to a nestvm vm receive\n"
+	      "  receive NAME --listen ADDRESS  take a VM that migrates here\n"
 	      "  console NAME   attach to its serial console (Ctrl-] detaches)\n"
 	      "  stop NAME      shut it down (ACPI power button); --force turns it off\n"
 	      "  pause NAME     pause its processors\n"
@@ -781,13 +1341,47 @@ static const struct vm_sub vm_subs[] = {
 	  "is reported with its file and line.",
 	  list_table, VM_NAMED | VM_LOADED, vm_show },
 	{ "remove", "nestvm vm remove NAME [--yes]",
-	  "Delete the VM NAME with its directory and disks. It must be Off. On a\n"
+	  "Delete the VM NAME with its directory and disks. It must be Off or Saved. On a\n"
 	  "terminal it asks first; elsewhere --yes is required.",
 	  remove_table, VM_NAMED, vm_remove },
 	{ "start", "nestvm vm start NAME",
 	  "Start the VM NAME: its VMM (nestvm run --name NAME --detach) runs in the background,\n"
 	  "its console in console.log of the VM's directory and on nestvm vm console NAME.",
 	  start_table, VM_NAMED | VM_LOADED, vm_start },
+	{ "save", "nestvm vm save NAME",
+	  "Save the whole state of the running or paused VM NAME (memory, processors with\n"
+	  "the state of their own VMs, devices; its disks flushed) to saved.state in its\n"
+	  "directory, and end its VMM. The VM is then Saved: nestvm vm start resumes it where\n"
+	  "it was, and settings that need it Off are refused until then.",
+	  plain_table, VM_NAMED | VM_LOADED, vm_save },
+	{ "discard-saved", "nestvm vm discard-saved NAME [--yes]",
+	  "Throw away the saved state of the Saved VM NAME: it is Off, and its next start\n"
+	  "boots it anew. On a terminal it asks first; elsewhere --yes is required.",
+	  remove_table, VM_NAMED, vm_discard_saved },
+	{ "checkpoint", "nestvm vm checkpoint [create] NAME [CHECKPOINT] | list NAME [--json] | "
+	  "restore NAME CHECKPOINT | remove NAME CHECKPOINT",
+	  "Checkpoints of the VM NAME: its disks, configuration and, if it runs, its whole state\n"
+	  "(its own VMs' included) as they are now, kept in checkpoints/ of its directory; the\n"
+	  "disks are reflinked where the file system can, else copied sparse. A running VM is\n"
+	  "paused while it is taken and runs on. CHECKPOINT defaults to the date and time.\n"
+	  "list shows each with the VM's state then, its size on disk and how long it took.\n"
+	  "restore brings disks, settings and state back (the VM must not run): a VM that ran\n"
+	  "then is Saved there and nestvm vm start resumes it; one that was Off is Off.",
+	  checkpoint_table, VM_ARGS, vm_checkpoint },
+	{ "migrate", "nestvm vm migrate NAME --to ADDRESS",
+	  "Move the running VM NAME, live, to the nestvm vm receive that listens at ADDRESS\n"
+	  "(unix:PATH, or tcp:HOST:PORT with a numeric host): its disks and memory go while it\n"
+	  "runs, round after round of what it wrote meanwhile, then it stops for the last of\n"
+	  "them and its devices and processors, its own VMs' state included. Each round is\n"
+	  "shown. Once the destination has it all it runs there and ends here (Off, with\n"
+	  "the reason); if anything fails before, it runs on here as it was. The stream is\n"
+	  "neither encrypted nor authenticated: use it inside a trusted network.",
+	  migrate_table, VM_NAMED | VM_LOADED, vm_migrate },
+	{ "receive", "nestvm vm receive NAME --listen ADDRESS [--timeout SECS]",
+	  "Wait at ADDRESS for a VM that nestvm vm migrate sends, and run it here as NAME\n"
+	  "(created with its configuration and disks, or an Off VM NAME of the same machine,\n"
+	  "whose disks it replaces). Returns once the VM runs here.",
+	  receive_table, VM_NAMED, vm_receive },
 	{ "stop", "nestvm vm stop NAME [--timeout SECS] [--force]",
 	  "Shut the VM NAME down: press its ACPI power button and wait for the guest to power\n"
 	  "off. After --timeout seconds (default 60) without --force it gives up with status 1;\n"
@@ -814,6 +1408,13 @@ static int vm_front(const struct vm_sub *sub, int argc, char **argv, struct vm_c
 	r = cli_parse(c->cmd, sub->table, sub->usage, sub->summary, argc, argv, c->o, &npos, &c->given);
 	if (r >= 0)
 		return r;
+	if (sub->flags & VM_ARGS) {
+		c->args = argv;
+		c->nargs = npos;
+		if ((r = vmctl_root(c->o->store, c->root, sizeof(c->root))))
+			return r;
+		return sub->run(c);
+	}
 	if ((sub->flags & VM_NAMED) && npos == 0) {
 		cli_error("%s: which VM? (usage: %s)", c->cmd, sub->usage);
 		return EXIT_USAGE;

@@ -4,6 +4,7 @@
 #include "devices/devices.h"
 #include "arch/x86/layout.h"
 
+#include <errno.h>
 #include <string.h>
 
 void acpi_pm_init(struct acpi_pm *pm, struct irq_line sci, struct power_sink power)
@@ -102,4 +103,29 @@ void acpi_pm_power_button(struct acpi_pm *pm)
 	pm->sts |= ACPI_PM1_PWRBTN;
 	acpi_pm_update_sci(pm);
 	pthread_mutex_unlock(&pm->lock);
+}
+
+void acpi_pm_save(struct acpi_pm *pm, struct snap_buf *b)
+{
+	pthread_mutex_lock(&pm->lock);
+	snap_put_u16(b, pm->sts);
+	snap_put_u16(b, pm->en);
+	snap_put_u16(b, pm->cnt);
+	pthread_mutex_unlock(&pm->lock);
+}
+
+int acpi_pm_load(struct acpi_pm *pm, struct snap_cur *c)
+{
+	uint16_t sts = snap_get_u16(c), en = snap_get_u16(c), cnt = snap_get_u16(c);
+
+	if (c->bad)
+		return -EINVAL;
+	pthread_mutex_lock(&pm->lock);
+	pm->sts = sts;
+	pm->en = en;
+	/* SLP_EN is a write-only trigger: a restored machine does not sleep. */
+	pm->cnt = cnt & (uint16_t)~ACPI_PM1_SLP_EN;
+	acpi_pm_update_sci(pm);
+	pthread_mutex_unlock(&pm->lock);
+	return 0;
 }

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "snap.h"
 
 enum power_event {
 	POWER_OFF = 1,      /* ACPI S5 */
@@ -48,6 +49,9 @@ unsigned int serial_receive(struct serial *s, const uint8_t *buf, unsigned int l
 /* Blocks until the guest has drained some input or serial_close_input() runs. */
 void serial_wait_rx_space(struct serial *s);
 void serial_close_input(struct serial *s);
+/* Registers and input FIFO; load re-drives the line (irqchip restored first). */
+void serial_save(struct serial *s, struct snap_buf *b);
+MUST_CHECK int serial_load(struct serial *s, struct snap_cur *c);
 
 /* i8042 with a keyboard (set 2 scan codes) and no mouse: the reset pulse,
  * the probe a guest's driver makes, and Ctrl-Alt-Del from the host. */
@@ -64,6 +68,8 @@ void i8042_init(struct i8042 *k, struct irq_line irq, struct power_sink power);
 bus_handler_fn i8042_io;
 /* Types Ctrl-Alt-Del on the keyboard. Any thread. */
 void i8042_ctrl_alt_del(struct i8042 *k);
+void i8042_save(struct i8042 *k, struct snap_buf *b);
+MUST_CHECK int i8042_load(struct i8042 *k, struct snap_cur *c);
 
 /* CMOS RTC and NVRAM, reading the host clock. */
 struct rtc {
@@ -74,6 +80,9 @@ struct rtc {
 };
 void rtc_init(struct rtc *rtc, uint64_t mem_below_4g, uint64_t mem_above_4g);
 bus_handler_fn rtc_io;
+/* The index, NVRAM and the guest's offset from the host clock. */
+void rtc_save(struct rtc *rtc, struct snap_buf *b);
+MUST_CHECK int rtc_load(struct rtc *rtc, struct snap_cur *c);
 
 /* ACPI PM1 fixed hardware: power-button event, S5 through PM1_CNT, and the
  * FADT reset register. */
@@ -89,6 +98,9 @@ bus_handler_fn acpi_pm_cnt_io;
 bus_handler_fn acpi_pm_reset_io;
 /* Presses the power button: sets PWRBTN_STS and raises the SCI if enabled. */
 void acpi_pm_power_button(struct acpi_pm *pm);
+/* Status, enable and control; load re-drives the SCI. */
+void acpi_pm_save(struct acpi_pm *pm, struct snap_buf *b);
+MUST_CHECK int acpi_pm_load(struct acpi_pm *pm, struct snap_cur *c);
 
 #define ACPI_PM1_PWRBTN    (1u << 8)
 #define ACPI_PM1_WAK       (1u << 15)

@@ -6,6 +6,7 @@
  * answers, so the guest's driver gives up on it. */
 #include "devices/devices.h"
 
+#include <errno.h>
 #include <string.h>
 
 #define I8042_STS_OBF   0x01
@@ -140,4 +141,40 @@ void i8042_ctrl_alt_del(struct i8042 *k)
 	pthread_mutex_lock(&k->lock);
 	i8042_push(k, keys, sizeof(keys));
 	pthread_mutex_unlock(&k->lock);
+}
+
+void i8042_save(struct i8042 *k, struct snap_buf *b)
+{
+	pthread_mutex_lock(&k->lock);
+	snap_put_u8(b, k->cmd);
+	snap_put_u8(b, k->ctr);
+	snap_put_u8(b, k->outp);
+	snap_put_u8(b, k->last);
+	snap_put_u8(b, (uint8_t)k->count);
+	for (unsigned int i = 0; i < k->count; i++)
+		snap_put_u8(b, k->queue[(k->head + i) % I8042_QUEUE]);
+	pthread_mutex_unlock(&k->lock);
+}
+
+/* The queued bytes' edge was sent before the save; the guest's driver reads
+ * them by polling the status port or on its next interrupt, so none is sent. */
+int i8042_load(struct i8042 *k, struct snap_cur *c)
+{
+	uint8_t cmd = snap_get_u8(c), ctr = snap_get_u8(c), outp = snap_get_u8(c), last = snap_get_u8(c);
+	uint8_t n = snap_get_u8(c);
+
+	if (!c->bad && n > I8042_QUEUE)
+		snap_cur_fail(c, "the keyboard controller holds %u bytes, more than its %u", n, I8042_QUEUE);
+	if (c->bad)
+		return -EINVAL;
+	pthread_mutex_lock(&k->lock);
+	k->cmd = cmd;
+	k->ctr = ctr;
+	k->outp = outp;
+	k->last = last;
+	k->head = 0;
+	snap_get_bytes(c, k->queue, n);
+	k->count = c->bad ? 0 : n;
+	pthread_mutex_unlock(&k->lock);
+	return c->bad ? -EINVAL : 0;
 }

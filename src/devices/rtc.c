@@ -3,6 +3,7 @@
  * unless the guest switches register B to binary or 12-hour. */
 #include "devices/devices.h"
 
+#include <errno.h>
 #include <string.h>
 #include <time.h>
 
@@ -149,4 +150,35 @@ void rtc_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_wri
 			rtc->nvram[idx] = 0;            /* reading C acknowledges */
 	}
 	pthread_mutex_unlock(&rtc->lock);
+}
+
+/* Further than this from the host clock is no offset a guest set. */
+#define RTC_MAX_OFFSET_S (1LL << 40)
+
+void rtc_save(struct rtc *rtc, struct snap_buf *b)
+{
+	pthread_mutex_lock(&rtc->lock);
+	snap_put_u8(b, rtc->index);
+	snap_put_bytes(b, rtc->nvram, sizeof(rtc->nvram));
+	snap_put_u64(b, (uint64_t)rtc->offset_s);
+	pthread_mutex_unlock(&rtc->lock);
+}
+
+int rtc_load(struct rtc *rtc, struct snap_cur *c)
+{
+	uint8_t index = snap_get_u8(c), nvram[sizeof(rtc->nvram)];
+	int64_t offset;
+
+	snap_get_bytes(c, nvram, sizeof(nvram));
+	offset = (int64_t)snap_get_u64(c);
+	if (!c->bad && (index >= sizeof(rtc->nvram) || offset > RTC_MAX_OFFSET_S || offset < -RTC_MAX_OFFSET_S))
+		snap_cur_fail(c, "CMOS index %u or clock offset %lld s out of range", index, (long long)offset);
+	if (c->bad)
+		return -EINVAL;
+	pthread_mutex_lock(&rtc->lock);
+	rtc->index = index;
+	memcpy(rtc->nvram, nvram, sizeof(nvram));
+	rtc->offset_s = offset;
+	pthread_mutex_unlock(&rtc->lock);
+	return 0;
 }

@@ -219,3 +219,56 @@ void serial_close_input(struct serial *s)
 	pthread_cond_broadcast(&s->rx_space);
 	pthread_mutex_unlock(&s->lock);
 }
+
+void serial_save(struct serial *s, struct snap_buf *b)
+{
+	pthread_mutex_lock(&s->lock);
+	snap_put_u8(b, s->ier);
+	snap_put_u8(b, s->lcr);
+	snap_put_u8(b, s->mcr);
+	snap_put_u8(b, s->lsr_extra);
+	snap_put_u8(b, s->msr);
+	snap_put_u8(b, s->scr);
+	snap_put_u8(b, s->dll);
+	snap_put_u8(b, s->dlm);
+	snap_put_u8(b, s->fcr);
+	snap_put_u8(b, s->thr_empty_pending);
+	snap_put_u32(b, s->rx_count);
+	for (unsigned int i = 0; i < s->rx_count; i++)
+		snap_put_u8(b, s->rx[(s->rx_head + i) % SERIAL_RX_SIZE]);
+	pthread_mutex_unlock(&s->lock);
+}
+
+int serial_load(struct serial *s, struct snap_cur *c)
+{
+	uint8_t r[9];
+	bool thre;
+	uint32_t n;
+
+	snap_get_bytes(c, r, sizeof(r));
+	thre = snap_get_bool(c);
+	n = snap_get_u32(c);
+	if (!c->bad && n > SERIAL_RX_SIZE)
+		snap_cur_fail(c, "COM1 holds %u input bytes, more than its %u", n, SERIAL_RX_SIZE);
+	if (c->bad)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	s->ier = r[0] & 0x0f;
+	s->lcr = r[1];
+	s->mcr = r[2] & 0x1f;
+	s->lsr_extra = r[3];
+	s->msr = r[4];
+	s->scr = r[5];
+	s->dll = r[6];
+	s->dlm = r[7];
+	s->fcr = r[8];
+	s->thr_empty_pending = thre;
+	s->rx_head = 0;
+	snap_get_bytes(c, s->rx, n);
+	s->rx_count = c->bad ? 0 : n;
+	/* Driven anew, into an irqchip that has its own state back already. */
+	s->irq_level = 0;
+	serial_update_irq(s);
+	pthread_mutex_unlock(&s->lock);
+	return c->bad ? -EINVAL : 0;
+}

@@ -163,10 +163,13 @@ static void balloon_release(struct virtio_balloon *b, uint64_t pfn, uint64_t n)
 	/* Private anonymous memory: the host frees it, and the guest finds
 	 * zeroes if it touches the page again. Inside a transparent huge page
 	 * the kernel splits it and frees the 4 KiB pieces on its own time. */
-	if (b->can_release && madvise(p, n * VIRTIO_BALLOON_PAGE, MADV_DONTNEED) == 0)
+	if (b->can_release && madvise(p, n * VIRTIO_BALLOON_PAGE, MADV_DONTNEED) == 0) {
 		atomic_fetch_add(&b->released, n);
-	else
+		/* Now zero: a migration must carry that too. */
+		guestmem_mark(b->vdev.mem, p, n * VIRTIO_BALLOON_PAGE);
+	} else {
 		atomic_fetch_add(&b->refused, n);
+	}
 }
 
 /* The PFNs of one inflate request, contiguous runs released together. */
@@ -356,6 +359,47 @@ static void balloon_config_write(struct virtio_dev *dev, uint32_t offset, const 
 	atomic_store(&b->actual, v);
 }
 
+/* With the worker held: the stats buffer goes back to the ring (the driver
+ * keeps only one there), so the restored device takes it up again. */
+static void balloon_hold(struct virtio_dev *dev)
+{
+	struct virtio_balloon *b = to_balloon(dev);
+
+	if (b->stats_held)
+		virtq_unpop(&b->vdev.vqs[BALLOON_Q_STATS], &b->stats_elem);
+	b->stats_held = false;
+}
+
+static void balloon_save(struct virtio_dev *dev, struct snap_buf *sb)
+{
+	struct virtio_balloon *b = to_balloon(dev);
+
+	snap_put_u32(sb, atomic_load(&b->num_pages));
+	snap_put_u32(sb, atomic_load(&b->actual));
+	snap_put_u64(sb, atomic_load(&b->released));
+	snap_put_u64(sb, atomic_load(&b->refused));
+	snap_put_u64(sb, atomic_load(&b->returned));
+}
+
+static int balloon_load(struct virtio_dev *dev, struct snap_cur *c)
+{
+	struct virtio_balloon *b = to_balloon(dev);
+	uint32_t num_pages = snap_get_u32(c), actual = snap_get_u32(c);
+	uint64_t released = snap_get_u64(c), refused = snap_get_u64(c), returned = snap_get_u64(c);
+
+	if (!c->bad && (num_pages > b->ram_pages || actual > b->ram_pages))
+		snap_cur_fail(c, "a balloon of %u pages (holding %u) in a guest of %llu", num_pages, actual,
+			      (unsigned long long)b->ram_pages);
+	if (c->bad)
+		return -EINVAL;
+	atomic_store(&b->num_pages, num_pages);
+	atomic_store(&b->actual, actual);
+	atomic_store(&b->released, released);
+	atomic_store(&b->refused, refused);
+	atomic_store(&b->returned, returned);
+	return 0;
+}
+
 static void balloon_destroy(struct virtio_dev *dev)
 {
 	struct virtio_balloon *b = to_balloon(dev);
@@ -374,6 +418,9 @@ static const struct virtio_dev_ops balloon_ops = {
 	.config_write = balloon_config_write,
 	.reset = balloon_reset,
 	.destroy = balloon_destroy,
+	.hold = balloon_hold,
+	.save = balloon_save,
+	.load = balloon_load,
 };
 
 int virtio_balloon_create(struct virtio_dev **out, const struct virtio_balloon_opts *o)

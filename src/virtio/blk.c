@@ -77,6 +77,9 @@ struct virtio_blk {
 	struct iovec *scratch;
 	unsigned int scratch_cap;
 	struct virtio_worker worker;
+	/* While a migration runs: a bit per VIRTIO_BLK_CHUNK the guest wrote. */
+	_Atomic uint64_t *dirty;
+	uint64_t chunks;
 };
 
 static struct virtio_blk *to_blk(struct virtio_dev *dev)
@@ -117,6 +120,15 @@ static int blk_io(int fd, struct iovec *iov, int n, uint64_t off, bool write)
 	return 0;
 }
 
+/* The worker's own: marks the chunks of [off, off + len) written. */
+static void blk_mark(struct virtio_blk *b, uint64_t off, uint64_t len)
+{
+	if (!b->dirty || !len)
+		return;
+	for (uint64_t c = off / VIRTIO_BLK_CHUNK; c <= (off + len - 1) / VIRTIO_BLK_CHUNK && c < b->chunks; c++)
+		atomic_fetch_or_explicit(&b->dirty[c / 64], 1ULL << (c % 64), memory_order_relaxed);
+}
+
 static bool blk_range_ok(const struct virtio_blk *b, uint64_t sector, uint64_t nsectors)
 {
 	return sector <= b->capacity && nsectors <= b->capacity - sector;
@@ -136,6 +148,8 @@ static uint8_t blk_rw(struct virtio_blk *b, const struct virtq_elem *e,
 		return BLK_S_OK;
 	n = write ? virtq_elem_out_slice(e, sizeof(*h), len, b->scratch, b->scratch_cap)
 		  : virtq_elem_in_slice(e, 0, len, b->scratch, b->scratch_cap);
+	if (write)
+		blk_mark(b, h->sector * BLK_SECTOR, len);
 	if (n < 0 || blk_io(b->fd, b->scratch, n, h->sector * BLK_SECTOR, write) < 0)
 		return BLK_S_IOERR;
 	if (!write)
@@ -171,6 +185,7 @@ static uint8_t blk_ranges(struct virtio_blk *b, const struct virtq_elem *e, uint
 			return BLK_S_IOERR;
 		if (!rg.num_sectors)
 			continue;
+		blk_mark(b, rg.sector * BLK_SECTOR, rg.num_sectors * BLK_SECTOR);
 		/* A punched hole reads back as zeroes, so it serves both. */
 		if (discard || ((rg.flags & BLK_WZ_F_UNMAP) && b->can_punch) || !b->can_zero)
 			mode = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
@@ -267,8 +282,19 @@ static void blk_destroy(struct virtio_dev *dev)
 		close(b->fd);
 	virtq_elem_free(&b->elem);
 	free(b->scratch);
+	free((void *)b->dirty);
 	virtio_dev_cleanup(&b->vdev);
 	free(b);
+}
+
+/* For a save: with the worker held nothing is in flight; what it wrote
+ * reaches the disk, so that the saved state and the image agree. */
+static void blk_hold(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	if (!b->read_only && fdatasync(b->fd) < 0)
+		virtio_dev_warn(dev, "flushing the image for a save: %s", strerror(errno));
 }
 
 static const struct virtio_dev_ops blk_ops = {
@@ -276,6 +302,7 @@ static const struct virtio_dev_ops blk_ops = {
 	.nqueues = 1,
 	.config_read = blk_config_read,
 	.destroy = blk_destroy,
+	.hold = blk_hold,
 };
 
 /* Which fallocate modes the image's filesystem has, tried past the end of
@@ -419,4 +446,51 @@ int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 err:
 	blk_destroy(&b->vdev);
 	return r;
+}
+
+int virtio_blk_track(struct virtio_dev *dev, bool on)
+{
+	struct virtio_blk *b = to_blk(dev);
+	_Atomic uint64_t *bits = NULL;
+
+	b->chunks = (b->capacity * BLK_SECTOR + VIRTIO_BLK_CHUNK - 1) / VIRTIO_BLK_CHUNK;
+	if (on) {
+		bits = calloc((b->chunks + 63) / 64, sizeof(*bits));
+		if (!bits)
+			return -ENOMEM;
+	}
+	/* The worker reads the pointer: swapped while it stands still. */
+	virtio_worker_hold(&b->worker);
+	free((void *)b->dirty);
+	b->dirty = bits;
+	virtio_worker_release(&b->worker);
+	return 0;
+}
+
+uint64_t virtio_blk_chunks(struct virtio_dev *dev)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	return (b->capacity * BLK_SECTOR + VIRTIO_BLK_CHUNK - 1) / VIRTIO_BLK_CHUNK;
+}
+
+/* Word by word, atomically, beside a worker that may be marking: what it
+ * marks after a word was taken is taken next time. Called with the device
+ * held or not; track is never called meanwhile. */
+void virtio_blk_take_dirty(struct virtio_dev *dev, uint64_t *bitmap)
+{
+	struct virtio_blk *b = to_blk(dev);
+
+	for (uint64_t w = 0; b->dirty && w < (b->chunks + 63) / 64; w++)
+		bitmap[w] |= atomic_exchange_explicit(&b->dirty[w], 0, memory_order_relaxed);
+}
+
+int virtio_blk_image_fd(struct virtio_dev *dev)
+{
+	return to_blk(dev)->fd;
+}
+
+uint64_t virtio_blk_bytes(struct virtio_dev *dev)
+{
+	return to_blk(dev)->capacity * BLK_SECTOR;
 }

@@ -131,6 +131,65 @@ void virtio_mmio_destroy(struct virtio_mmio *m)
 	free(m);
 }
 
+struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *m)
+{
+	return m->dev;
+}
+
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_buf *b)
+{
+	struct virtio_dev *dev = m->dev;
+
+	pthread_mutex_lock(&m->lock);
+	snap_put_u32(b, m->status);
+	snap_put_u32(b, m->dev_features_sel);
+	snap_put_u32(b, m->drv_features_sel);
+	snap_put_u32(b, m->queue_sel);
+	snap_put_u64(b, m->drv_features);
+	snap_put_u32(b, atomic_load(&m->isr));
+	for (unsigned int i = 0; i < dev->ops->nqueues; i++) {
+		snap_put_u16(b, m->q[i].num);
+		snap_put_u64(b, m->q[i].desc);
+		snap_put_u64(b, m->q[i].avail);
+		snap_put_u64(b, m->q[i].used);
+	}
+	virtio_dev_save(dev, b);
+	pthread_mutex_unlock(&m->lock);
+}
+
+int virtio_mmio_load(struct virtio_mmio *m, struct snap_cur *c)
+{
+	struct virtio_dev *dev = m->dev;
+	int r = -EINVAL;
+
+	pthread_mutex_lock(&m->lock);
+	m->status = snap_get_u32(c);
+	m->dev_features_sel = snap_get_u32(c);
+	m->drv_features_sel = snap_get_u32(c);
+	m->queue_sel = snap_get_u32(c);
+	m->drv_features = snap_get_u64(c);
+	atomic_store(&m->isr, snap_get_u32(c) & (VIRTIO_ISR_QUEUE | VIRTIO_ISR_CONFIG));
+	for (unsigned int i = 0; i < dev->ops->nqueues; i++) {
+		m->q[i].num = snap_get_u16(c);
+		m->q[i].desc = snap_get_u64(c);
+		m->q[i].avail = snap_get_u64(c);
+		m->q[i].used = snap_get_u64(c);
+		if (!c->bad && (!m->q[i].num || (m->q[i].num & (m->q[i].num - 1)) || m->q[i].num > dev->queue_max))
+			snap_cur_fail(c, "queue %u of %u entries, not a power of two up to %u", i, m->q[i].num,
+				      dev->queue_max);
+	}
+	if (!c->bad && (m->status & ~0xffu))
+		snap_cur_fail(c, "device status 0x%x", m->status);
+	if (!c->bad)
+		r = virtio_dev_load(dev, c);
+	/* The line as InterruptStatus says, driven anew into the restored irqchip. */
+	m->irq_level = 0;
+	pthread_mutex_unlock(&m->lock);
+	if (r == 0)
+		mmio_update_irq(m);
+	return r;
+}
+
 static struct mmio_queue *mmio_sel_queue(struct virtio_mmio *m)
 {
 	return m->queue_sel < m->dev->ops->nqueues ? &m->q[m->queue_sel] : NULL;

@@ -312,6 +312,25 @@ static void net_reset(struct virtio_dev *dev)
 	virtio_poller_reset(&to_net(dev)->worker);
 }
 
+/* For a save: the worker finishes its round and waits; a receive buffer it
+ * held for the next frame goes back to the ring, where the restored device
+ * finds it again. A frame held for a full backend is lost, as on a wire. */
+static void net_hold(struct virtio_dev *dev)
+{
+	struct virtio_net *n = to_net(dev);
+
+	virtio_poller_hold(&n->worker);
+	if (n->rx_held)
+		virtq_unpop(&n->vdev.vqs[NET_RXQ], &n->rx);
+	n->rx_held = false;
+	n->rx_starved = false;
+}
+
+static void net_release(struct virtio_dev *dev)
+{
+	virtio_poller_release(&to_net(dev)->worker);
+}
+
 static void net_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
 {
 	struct virtio_net *n = to_net(dev);
@@ -345,6 +364,8 @@ static const struct virtio_dev_ops net_ops = {
 	.notify = net_notify,
 	.reset = net_reset,
 	.destroy = net_destroy,
+	.hold = net_hold,
+	.release = net_release,
 };
 
 int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, char *err, size_t errlen)

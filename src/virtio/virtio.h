@@ -14,6 +14,7 @@
 
 #include "bus.h"
 #include "guestmem.h"
+#include "snap.h"
 #include "util.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -136,6 +137,16 @@ struct virtio_dev_ops {
 	void (*reset)(struct virtio_dev *dev);
 	/* Stops worker threads and frees the device, virtio_dev included. */
 	void (*destroy)(struct virtio_dev *dev);
+	/* Saving the device's state (all optional). hold: from here until
+	 * release the device touches neither its queues nor guest memory, and
+	 * it has given back (virtq_unpop) any chain it held without finishing;
+	 * devices served by a worker need none (the worker is held). save and
+	 * load: what the device keeps beyond its queues and features; load
+	 * checks every value it reads, the queues already restored. */
+	void (*hold)(struct virtio_dev *dev);
+	void (*release)(struct virtio_dev *dev);
+	void (*save)(struct virtio_dev *dev, struct snap_buf *b);
+	int (*load)(struct virtio_dev *dev, struct snap_cur *c);
 };
 
 /* How a device reaches its transport: an interrupt with ISR bits. */
@@ -196,6 +207,18 @@ void virtio_dev_reset(struct virtio_dev *dev);
 /* The guest kicked queue q: to the device's notify, or its worker. */
 void virtio_dev_notify(struct virtio_dev *dev, unsigned int q);
 
+/* Saving and restoring a device (its features, broken state, queues and
+ * own fields). Between hold and release the device stands still: nothing
+ * it does reaches its queues or guest memory. load is for a device fresh
+ * from its create, with guest memory in place; it checks every value. After
+ * a load, kick_all has the device look at every ready queue again, as
+ * kicks that were pending at the save are not saved. */
+void virtio_dev_hold(struct virtio_dev *dev);
+void virtio_dev_release(struct virtio_dev *dev);
+void virtio_dev_save(struct virtio_dev *dev, struct snap_buf *b);
+MUST_CHECK int virtio_dev_load(struct virtio_dev *dev, struct snap_cur *c);
+void virtio_dev_kick_all(struct virtio_dev *dev);
+
 /* A device's worker thread (worker.c). lock guards the fields below, and may
  * guard the device's own state too. */
 struct virtio_worker {
@@ -221,6 +244,10 @@ void virtio_worker_kick(struct virtio_worker *w, unsigned int q);
 void virtio_worker_quiesce(struct virtio_worker *w);
 /* From ops->destroy: stops and joins the thread; no-op if it never started. */
 void virtio_worker_stop(struct virtio_worker *w);
+/* Waits until fn is back in wait and keeps it there, kicks kept for later,
+ * until virtio_worker_release. */
+void virtio_worker_hold(struct virtio_worker *w);
+void virtio_worker_release(struct virtio_worker *w);
 
 /* A device worker that polls file descriptors of its own beside the queues
  * (virtio-net's backend, virtio-vsock's sockets): kicks and resets arrive
@@ -231,8 +258,9 @@ struct virtio_poller {
 	pthread_t thread;
 	bool started;
 	pthread_mutex_t lock;           /* guards the fields below */
-	pthread_cond_t idle;
+	pthread_cond_t idle, resume;
 	bool busy, stop;
+	bool held;                      /* for a save: no round begins */
 	unsigned int reset_gen, seen_reset_gen;
 };
 
@@ -249,6 +277,10 @@ void virtio_poller_reset(struct virtio_poller *p);
  * device since the last one (what the worker held is the old rings'). */
 bool virtio_poller_begin(struct virtio_poller *p, bool kicked, bool *reset);
 void virtio_poller_end(struct virtio_poller *p);
+/* For ops->hold: waits until the worker is between rounds and keeps it
+ * there (its begin waits) until virtio_poller_release, which kicks it. */
+void virtio_poller_hold(struct virtio_poller *p);
+void virtio_poller_release(struct virtio_poller *p);
 /* Stops and joins the worker (if it started) and frees the rest. */
 void virtio_poller_stop(struct virtio_poller *p);
 
@@ -268,6 +300,8 @@ MUST_CHECK int virtq_pop(struct virtqueue *vq, struct virtq_elem *e);
 /* Returns a chain with len bytes written into its writable buffers. Dropped
  * if the queue was disabled or set up again since the pop. */
 void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len);
+/* Gives back the chain popped last, unused: the next pop takes it again. */
+void virtq_unpop(struct virtqueue *vq, const struct virtq_elem *e);
 /* Whether the driver wants an interrupt for what was pushed since the last
  * call (used_event with EVENT_IDX, else the avail NO_INTERRUPT flag). */
 bool virtq_should_notify(struct virtqueue *vq);
@@ -297,6 +331,12 @@ struct virtio_mmio;
  * bus_register(&vm->mmio, base, VIRTIO_MMIO_WINDOW, name, virtio_mmio_io, m). */
 MUST_CHECK int virtio_mmio_create(struct virtio_mmio **out, const struct guestmem *mem,
 				  struct irq_line irq, struct virtio_dev *dev);
+/* The transport's registers and the device behind it (see virtio_dev_save);
+ * hold the device first. load re-drives the interrupt line from the restored
+ * InterruptStatus: the irqchip's state must be in place before it. */
+void virtio_mmio_save(struct virtio_mmio *m, struct snap_buf *b);
+MUST_CHECK int virtio_mmio_load(struct virtio_mmio *m, struct snap_cur *c);
+struct virtio_dev *virtio_mmio_dev(struct virtio_mmio *m);
 bus_handler_fn virtio_mmio_io;
 /* Frees the transport, not the device: destroy that after, with the vCPUs stopped. */
 void virtio_mmio_destroy(struct virtio_mmio *m);
@@ -351,6 +391,18 @@ static inline bool virtio_vsock_cid_ok(uint64_t cid)
 MUST_CHECK int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts *opts,
 				   char *err, size_t errlen);
 void virtio_vsock_get_stats(struct virtio_dev *dev, struct virtio_vsock_stats *st);
+
+/* A migration's view of a disk: writes tracked in chunks of
+ * VIRTIO_BLK_CHUNK while track is on, the chunks written since the last
+ * take ORed into bitmap and cleared (take works whether or not the device
+ * is held; track only while it is not); its image's fd and size to read
+ * from. */
+#define VIRTIO_BLK_CHUNK (64ULL << 10)
+MUST_CHECK int virtio_blk_track(struct virtio_dev *dev, bool on);
+uint64_t virtio_blk_chunks(struct virtio_dev *dev);
+void virtio_blk_take_dirty(struct virtio_dev *dev, uint64_t *bitmap);
+int virtio_blk_image_fd(struct virtio_dev *dev);
+uint64_t virtio_blk_bytes(struct virtio_dev *dev);
 
 /* virtio-rng: entropy from getrandom(). name NULL: "virtio-rng". */
 MUST_CHECK int virtio_rng_create(struct virtio_dev **out, const char *name);

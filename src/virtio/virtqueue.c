@@ -224,6 +224,152 @@ void virtq_disable(struct virtqueue *vq)
 	pthread_mutex_unlock(&vq->lock);
 }
 
+/* ---- saving and restoring ---- */
+
+static void virtq_save(struct virtqueue *vq, struct snap_buf *b)
+{
+	pthread_mutex_lock(&vq->lock);
+	snap_put_u8(b, vq->ready);
+	snap_put_u16(b, vq->size);
+	snap_put_u64(b, vq->desc_gpa);
+	snap_put_u64(b, vq->avail_gpa);
+	snap_put_u64(b, vq->used_gpa);
+	snap_put_u16(b, vq->last_avail_idx);
+	snap_put_u16(b, vq->used_idx);
+	snap_put_u16(b, vq->signalled_used);
+	snap_put_u8(b, vq->signalled_valid);
+	pthread_mutex_unlock(&vq->lock);
+}
+
+/* The device's features are in place: they decide the ring options. */
+static int virtq_load(struct virtqueue *vq, struct snap_cur *c)
+{
+	bool ready = snap_get_bool(c);
+	uint16_t size = snap_get_u16(c);
+	uint64_t desc = snap_get_u64(c), avail = snap_get_u64(c), used = snap_get_u64(c);
+	uint16_t last_avail = snap_get_u16(c), used_idx = snap_get_u16(c), signalled = snap_get_u16(c);
+	bool signalled_valid = snap_get_bool(c);
+	int r;
+
+	if (c->bad)
+		return -EINVAL;
+	if (!ready) {
+		virtq_disable(vq);
+		pthread_mutex_lock(&vq->lock);
+		vq->size = size;
+		vq->desc_gpa = desc;
+		vq->avail_gpa = avail;
+		vq->used_gpa = used;
+		pthread_mutex_unlock(&vq->lock);
+		return 0;
+	}
+	r = virtq_setup(vq, size, desc, avail, used);
+	if (r < 0) {
+		snap_cur_fail(c, "queue %u: size %u with rings at 0x%llx/0x%llx/0x%llx %s", vq->index, size,
+			      (unsigned long long)desc, (unsigned long long)avail, (unsigned long long)used,
+			      r == -EFAULT ? "outside guest memory" : "misaligned or badly sized");
+		return -EINVAL;
+	}
+	/* Chains taken and not yet returned: at most a queue's worth. */
+	if ((uint16_t)(last_avail - used_idx) > size) {
+		snap_cur_fail(c, "queue %u: %u chains taken but only %u returned, more than its %u entries",
+			      vq->index, last_avail, used_idx, size);
+		virtq_disable(vq);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&vq->lock);
+	vq->last_avail_idx = last_avail;
+	vq->used_idx = used_idx;
+	vq->signalled_used = signalled;
+	vq->signalled_valid = signalled_valid;
+	pthread_mutex_unlock(&vq->lock);
+	return 0;
+}
+
+void virtq_unpop(struct virtqueue *vq, const struct virtq_elem *e)
+{
+	pthread_mutex_lock(&vq->lock);
+	if (vq->ready && e->gen == vq->gen)
+		vq->last_avail_idx--;
+	pthread_mutex_unlock(&vq->lock);
+}
+
+void virtio_dev_hold(struct virtio_dev *dev)
+{
+	if (dev->worker)
+		virtio_worker_hold(dev->worker);
+	if (dev->ops->hold)
+		dev->ops->hold(dev);
+}
+
+void virtio_dev_release(struct virtio_dev *dev)
+{
+	if (dev->ops->release)
+		dev->ops->release(dev);
+	if (dev->worker)
+		virtio_worker_release(dev->worker);
+}
+
+void virtio_dev_save(struct virtio_dev *dev, struct snap_buf *b)
+{
+	snap_put_u32(b, dev->ops->device_id);
+	snap_put_u32(b, dev->ops->nqueues);
+	snap_put_u64(b, dev->features);
+	snap_put_u32(b, atomic_load(&dev->config_gen));
+	pthread_mutex_lock(&dev->log_lock);
+	snap_put_u8(b, virtio_dev_is_broken(dev));
+	snap_put_str(b, dev->broken_why);
+	pthread_mutex_unlock(&dev->log_lock);
+	for (unsigned int i = 0; i < dev->ops->nqueues; i++)
+		virtq_save(&dev->vqs[i], b);
+	if (dev->ops->save)
+		dev->ops->save(dev, b);
+}
+
+int virtio_dev_load(struct virtio_dev *dev, struct snap_cur *c)
+{
+	uint32_t id = snap_get_u32(c), nq = snap_get_u32(c);
+	uint64_t features = snap_get_u64(c);
+	uint32_t gen = snap_get_u32(c);
+	bool broken = snap_get_bool(c);
+	char why[sizeof(dev->broken_why)];
+
+	snap_get_str(c, why, sizeof(why));
+	if (c->bad)
+		return -EINVAL;
+	if (id != dev->ops->device_id || nq != dev->ops->nqueues) {
+		snap_cur_fail(c, "a virtio device of type %u with %u queues where this machine has type %u "
+			      "with %u", id, nq, dev->ops->device_id, dev->ops->nqueues);
+		return -EINVAL;
+	}
+	if (features & ~dev->host_features) {
+		snap_cur_fail(c, "features 0x%llx that this device does not offer",
+			      (unsigned long long)features);
+		return -EINVAL;
+	}
+	dev->features = features;
+	atomic_store(&dev->config_gen, gen);
+	pthread_mutex_lock(&dev->log_lock);
+	snprintf(dev->broken_why, sizeof(dev->broken_why), "%s", why);
+	atomic_store(&dev->broken, broken);
+	pthread_mutex_unlock(&dev->log_lock);
+	for (unsigned int i = 0; i < nq; i++)
+		if (virtq_load(&dev->vqs[i], c) < 0)
+			return -EINVAL;
+	if (dev->ops->load && dev->ops->load(dev, c) < 0) {
+		snap_cur_fail(c, "%s: its own state does not load", dev->name);
+		return -EINVAL;
+	}
+	return c->bad ? -EINVAL : 0;
+}
+
+void virtio_dev_kick_all(struct virtio_dev *dev)
+{
+	for (unsigned int i = 0; i < dev->ops->nqueues; i++)
+		if (dev->vqs[i].ready && !virtio_dev_is_broken(dev))
+			virtio_dev_notify(dev, i);
+}
+
 int virtq_elem_init(struct virtq_elem *e, unsigned int cap)
 {
 	memset(e, 0, sizeof(*e));
@@ -385,6 +531,7 @@ static int virtq_pop_locked(struct virtqueue *vq, struct virtq_elem *e)
 		/* Ask for a kick at the next entry, then look again: a driver that
 		 * added one before it could see avail_event would not kick. */
 		__atomic_store_n(virtq_avail_event(vq), vq->last_avail_idx, __ATOMIC_RELAXED);
+		guestmem_mark(dev->mem, virtq_avail_event(vq), sizeof(uint16_t));
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 		avail_idx = __atomic_load_n(&vq->avail->idx, __ATOMIC_ACQUIRE);
 		if (avail_idx == vq->last_avail_idx)
@@ -439,6 +586,11 @@ void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len)
 		/* Release: the element and the data written into the buffers are
 		 * visible before the index that publishes them. */
 		__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+		/* A migration must carry what the device wrote: the buffers and
+		 * the used ring. */
+		for (unsigned int i = e->nout; len && i < e->nout + e->nin; i++)
+			guestmem_mark(vq->dev->mem, e->iov[i].iov_base, e->iov[i].iov_len);
+		guestmem_mark(vq->dev->mem, vq->used, VIRTQ_USED_BYTES(vq->size));
 	}
 	pthread_mutex_unlock(&vq->lock);
 }

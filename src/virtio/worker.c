@@ -95,6 +95,7 @@ int virtio_poller_init(struct virtio_poller *p)
 	if (pthread_mutex_init(&p->lock, NULL))
 		return -ENOMEM;
 	pthread_cond_init(&p->idle, NULL);
+	pthread_cond_init(&p->resume, NULL);
 	p->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	return p->kick_fd < 0 ? -errno : 0;
 }
@@ -131,6 +132,8 @@ bool virtio_poller_begin(struct virtio_poller *p, bool kicked, bool *reset)
 	if (kicked)
 		(void)!read(p->kick_fd, &v, sizeof(v));
 	pthread_mutex_lock(&p->lock);
+	while (p->held && !p->stop)
+		pthread_cond_wait(&p->resume, &p->lock);
 	if (p->stop) {
 		pthread_mutex_unlock(&p->lock);
 		return false;
@@ -150,6 +153,24 @@ void virtio_poller_end(struct virtio_poller *p)
 	pthread_mutex_unlock(&p->lock);
 }
 
+void virtio_poller_hold(struct virtio_poller *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->held = true;
+	while (p->busy)
+		pthread_cond_wait(&p->idle, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+}
+
+void virtio_poller_release(struct virtio_poller *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->held = false;
+	pthread_cond_broadcast(&p->resume);
+	pthread_mutex_unlock(&p->lock);
+	virtio_poller_kick(p);
+}
+
 void virtio_poller_stop(struct virtio_poller *p)
 {
 	if (p->started) {
@@ -163,6 +184,22 @@ void virtio_poller_stop(struct virtio_poller *p)
 	if (p->kick_fd >= 0)
 		close(p->kick_fd);
 	p->kick_fd = -1;
+	pthread_cond_destroy(&p->resume);
 	pthread_cond_destroy(&p->idle);
 	pthread_mutex_destroy(&p->lock);
+}
+
+void virtio_worker_hold(struct virtio_worker *w)
+{
+	if (!w->started)
+		return;
+	pthread_mutex_lock(&w->lock);
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+}
+
+void virtio_worker_release(struct virtio_worker *w)
+{
+	if (w->started)
+		pthread_mutex_unlock(&w->lock);
 }

@@ -111,6 +111,36 @@ payload_long_count:
 	hlt
 payload_long_count_end:
 
+/* 64-bit: a counter in guest memory at 0x8000, incremented and reported
+ * on the port for ever: it goes on from where it was only if memory and
+ * registers both come back. */
+	.globl payload_long_memcount, payload_long_memcount_end
+payload_long_memcount:
+	mov $0xe9, %dx
+1:	incq 0x8000
+	mov 0x8000, %eax
+	out %eax, %dx
+	jmp 1b
+payload_long_memcount_end:
+
+/* 64-bit: passes over 512 pages from 1 MiB, writing the pass number (kept
+ * at 0x8000) into the first quadword of each, and reporting each finished
+ * pass on the port: memory dirtied as fast as the guest runs, whose every
+ * page must arrive in a migration, as its pass number tells. */
+	.globl payload_long_memwalk, payload_long_memwalk_end
+payload_long_memwalk:
+	mov $0xe9, %dx
+1:	incq 0x8000
+	mov 0x8000, %rax
+	mov $0x100000, %rbx
+2:	mov %rax, (%rbx)
+	add $4096, %rbx
+	cmp $0x300000, %rbx
+	jb 2b
+	out %eax, %dx
+	jmp 1b
+payload_long_memwalk_end:
+
 /* 64-bit: a reboot through the FADT reset register (0xcf9 <- 6). */
 	.globl payload_long_reset, payload_long_reset_end
 payload_long_reset:

@@ -145,6 +145,28 @@ static void test_setmemory_requests(void)
 	CHECK_EQ(c.bytes, 8192);
 }
 
+static void test_save_requests(void)
+{
+	struct api_request c;
+	char err[256];
+
+	CHECK_EQ(REQ("{\"cmd\":\"save\"}", &c), 0);
+	CHECK_EQ(c.cmd, API_SAVE);
+	CHECK(c.path[0] == 0);
+	CHECK(!c.keep_running);
+	CHECK_EQ(REQ("{\"cmd\":\"save\",\"path\":\"/tmp/a.state\",\"keepRunning\":true}", &c), 0);
+	CHECK(!strcmp(c.path, "/tmp/a.state"));
+	CHECK(c.keep_running);
+	/* A relative or empty path, a flag that is no flag, another member. */
+	CHECK_EQ(REQ("{\"cmd\":\"save\",\"path\":\"a.state\"}", &c), -EINVAL);
+	CHECK(strstr(err, "absolute file name"));
+	CHECK_EQ(REQ("{\"cmd\":\"save\",\"path\":\"\"}", &c), -EINVAL);
+	CHECK_EQ(REQ("{\"cmd\":\"save\",\"keepRunning\":1}", &c), -EINVAL);
+	CHECK_EQ(REQ("{\"cmd\":\"save\",\"bytes\":1}", &c), -EINVAL);
+	CHECK(strstr(err, "unknown member \"bytes\""));
+	CHECK_EQ(REQ("{\"cmd\":\"stop\",\"path\":\"/x\"}", &c), -EINVAL);
+}
+
 static int calls;
 
 static uint64_t last_bytes;
@@ -204,7 +226,7 @@ static void test_server(void)
 	CHECK(!strcmp(api_get(&o, "state")->str, "Running"));
 	CHECK_EQ(api_call(path, "pause", &o, 5000), 0);
 	CHECK(!strcmp(api_get(&o, "state")->str, "Paused"));
-	CHECK_EQ(api_call_request(path, &(struct api_request){ API_SETMEMORY, 3ULL << 30 }, &o, 5000), 0);
+	CHECK_EQ(api_call_request(path, &(struct api_request){ .cmd = API_SETMEMORY, .bytes = 3ULL << 30 }, &o, 5000), 0);
 	CHECK(api_get(&o, "ok")->b);
 	CHECK_EQ(last_bytes, 3ULL << 30);
 	CHECK_EQ(api_call(path, "dance", &o, 5000), 0);
@@ -249,6 +271,7 @@ int main(void)
 	RUN(test_parse_bad);
 	RUN(test_requests);
 	RUN(test_setmemory_requests);
+	RUN(test_save_requests);
 	RUN(test_server);
 	harness_remove_tree(tmpdir);
 	return HARNESS_END();

@@ -56,7 +56,7 @@ static void fx_setup(uint64_t features)
 	fx.buf = aligned_alloc(4096, MEM_SIZE);
 	CHECK(fx.buf);
 	memset(fx.buf, 0, MEM_SIZE);
-	fx.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, fx.buf };
+	fx.mem.regions[0] = (struct guestmem_region){ .gpa = MEM_GPA, .size = MEM_SIZE, .host = fx.buf };
 	fx.mem.nregions = 1;
 	fx.mem.total = MEM_SIZE;
 	CHECK_EQ(virtio_dev_init(&fx.dev, &test_ops, "test-vq", 0, QSZ, 0), 0);

@@ -97,21 +97,51 @@ int x86_vcpu_state_save(struct kvm_vcpu *vcpu, const struct kvm_msr_list *msr_li
 	return r;
 }
 
-int x86_vcpu_state_restore(struct kvm_vcpu *vcpu, const struct x86_vcpu_state *st)
+/* IA32_FEATURE_CONTROL and the VMX capability MSRs: KVM refuses to change
+ * them once the vCPU is in VMX operation, which the nested state puts it in. */
+static bool x86_msr_is_feature(uint32_t index)
 {
+	return index == 0x3a || (index >= 0x480 && index <= 0x492);
+}
+
+static int x86_restore_msrs(struct kvm_vcpu *vcpu, const struct kvm_msrs *msrs, bool features)
+{
+	struct kvm_msr_entry *pick = calloc(msrs->nmsrs ? msrs->nmsrs : 1, sizeof(*pick));
+	uint32_t n = 0;
 	int r;
 
-	r = kvm_vcpu_set_regs(vcpu, &st->regs);
-	if (r >= 0)
-		r = kvm_vcpu_set_xsave(vcpu, &st->xsave);
-	if (r >= 0 && st->has_xcrs)
-		r = kvm_vcpu_set_xcrs(vcpu, &st->xcrs);
+	if (!pick)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < msrs->nmsrs; i++)
+		if (x86_msr_is_feature(msrs->entries[i].index) == features)
+			pick[n++] = msrs->entries[i];
+	r = x86_msrs_each(vcpu, pick, n, true, NULL);
+	free(pick);
+	return r;
+}
+
+/* The order follows what each piece needs in place before it, as QEMU's
+ * kvm_arch_put_registers and the kernel's state_test do it: the CPUID is
+ * the vCPU's since it was made; the feature MSRs, then SREGS (EFER.SVME,
+ * CR4.VMXE) before the nested state; REGS before EVENTS. */
+int x86_vcpu_state_restore(struct kvm_vcpu *vcpu, const struct x86_vcpu_state *st)
+{
+	int r = 0;
+
+	if (st->msrs)
+		r = x86_restore_msrs(vcpu, st->msrs, true);
 	if (r >= 0)
 		r = kvm_vcpu_set_sregs(vcpu, &st->sregs);
 	if (r >= 0 && st->nested)
 		r = kvm_vcpu_set_nested_state(vcpu, st->nested);
+	if (r >= 0)
+		r = kvm_vcpu_set_regs(vcpu, &st->regs);
+	if (r >= 0)
+		r = kvm_vcpu_set_xsave(vcpu, &st->xsave);
+	if (r >= 0 && st->has_xcrs)
+		r = kvm_vcpu_set_xcrs(vcpu, &st->xcrs);
 	if (r >= 0 && st->msrs)
-		r = x86_msrs_each(vcpu, st->msrs->entries, st->msrs->nmsrs, true, NULL);
+		r = x86_restore_msrs(vcpu, st->msrs, false);
 	if (r >= 0 && st->irqchip) {
 		r = kvm_vcpu_set_mp_state(vcpu, &st->mp);
 		if (r >= 0)
@@ -135,4 +165,103 @@ void x86_vcpu_state_free(struct x86_vcpu_state *st)
 bool x86_vcpu_state_in_guest_mode(const struct x86_vcpu_state *st)
 {
 	return st->nested && (st->nested->flags & KVM_STATE_NESTED_GUEST_MODE);
+}
+
+/* ---- as fields of a saved state ---- */
+
+#define X86_MAX_MSRS 4096
+
+/* A kernel structure: its size, then its bytes; read back only at that size. */
+static void put_struct(struct snap_buf *b, const void *p, size_t n)
+{
+	snap_put_u32(b, (uint32_t)n);
+	snap_put_bytes(b, p, n);
+}
+
+static void get_struct(struct snap_cur *c, void *p, size_t n, const char *what)
+{
+	uint32_t len = snap_get_u32(c);
+
+	if (!c->bad && len != n)
+		snap_cur_fail(c, "%s of %u bytes where this nestvm's are %zu", what, len, n);
+	snap_get_bytes(c, p, c->bad ? 0 : n);
+}
+
+void x86_vcpu_state_put(const struct x86_vcpu_state *st, struct snap_buf *b)
+{
+	snap_put_u8(b, st->irqchip);
+	put_struct(b, &st->regs, sizeof(st->regs));
+	put_struct(b, &st->sregs, sizeof(st->sregs));
+	put_struct(b, &st->xsave, sizeof(st->xsave));
+	snap_put_u8(b, st->has_xcrs);
+	put_struct(b, &st->xcrs, sizeof(st->xcrs));
+	put_struct(b, &st->lapic, sizeof(st->lapic));
+	put_struct(b, &st->events, sizeof(st->events));
+	put_struct(b, &st->mp, sizeof(st->mp));
+	put_struct(b, &st->debugregs, sizeof(st->debugregs));
+	snap_put_u32(b, st->msrs ? st->msrs->nmsrs : 0);
+	for (uint32_t i = 0; st->msrs && i < st->msrs->nmsrs; i++) {
+		snap_put_u32(b, st->msrs->entries[i].index);
+		snap_put_u64(b, st->msrs->entries[i].data);
+	}
+	/* Always the blob KVM gave, a bare header outside guest mode included. */
+	snap_put_u32(b, st->nested ? st->nested->size : 0);
+	if (st->nested)
+		snap_put_bytes(b, st->nested, st->nested->size);
+}
+
+int x86_vcpu_state_get(struct x86_vcpu_state *st, struct snap_cur *c, int max_nested)
+{
+	uint32_t n;
+
+	memset(st, 0, sizeof(*st));
+	st->irqchip = snap_get_bool(c);
+	get_struct(c, &st->regs, sizeof(st->regs), "registers");
+	get_struct(c, &st->sregs, sizeof(st->sregs), "special registers");
+	get_struct(c, &st->xsave, sizeof(st->xsave), "an XSAVE area");
+	st->has_xcrs = snap_get_bool(c);
+	get_struct(c, &st->xcrs, sizeof(st->xcrs), "XCRs");
+	get_struct(c, &st->lapic, sizeof(st->lapic), "a local APIC");
+	get_struct(c, &st->events, sizeof(st->events), "pending events");
+	get_struct(c, &st->mp, sizeof(st->mp), "an MP state");
+	get_struct(c, &st->debugregs, sizeof(st->debugregs), "debug registers");
+	n = snap_get_u32(c);
+	if (!c->bad && n > X86_MAX_MSRS)
+		snap_cur_fail(c, "%u MSRs, more than any vCPU has", n);
+	if (c->bad)
+		return -EINVAL;
+	st->msrs = calloc(1, sizeof(*st->msrs) + (size_t)n * sizeof(st->msrs->entries[0]));
+	if (!st->msrs)
+		return -ENOMEM;
+	st->msrs->nmsrs = n;
+	for (uint32_t i = 0; i < n; i++) {
+		st->msrs->entries[i].index = snap_get_u32(c);
+		st->msrs->entries[i].data = snap_get_u64(c);
+	}
+	n = snap_get_u32(c);
+	if (!c->bad && n) {
+		if (n < sizeof(struct kvm_nested_state))
+			snap_cur_fail(c, "nested state of %u bytes, shorter than its header", n);
+		else if (max_nested <= 0)
+			snap_cur_fail(c, "nested state (%u bytes), but KVM on this host saves and restores none "
+				      "(no KVM_CAP_NESTED_STATE)", n);
+		else if (n > (uint32_t)max_nested)
+			snap_cur_fail(c, "nested state of %u bytes, more than this host's KVM takes (%d)", n,
+				      max_nested);
+	}
+	if (!c->bad && n) {
+		st->nested = calloc(1, n);
+		if (!st->nested) {
+			x86_vcpu_state_free(st);
+			return -ENOMEM;
+		}
+		snap_get_bytes(c, st->nested, n);
+		if (!c->bad && st->nested->size != n)
+			snap_cur_fail(c, "nested state whose header says %u bytes where %u came", st->nested->size, n);
+	}
+	if (c->bad) {
+		x86_vcpu_state_free(st);
+		return -EINVAL;
+	}
+	return 0;
 }

@@ -5,6 +5,7 @@
 #define NESTVM_ARCH_X86_STATE_H
 
 #include "kvm.h"
+#include "snap.h"
 
 struct x86_vcpu_state {
 	struct kvm_regs regs;
@@ -29,5 +30,12 @@ void x86_vcpu_state_free(struct x86_vcpu_state *st);
 
 /* True while the vCPU runs a nested guest of its own (guest mode). */
 bool x86_vcpu_state_in_guest_mode(const struct x86_vcpu_state *st);
+
+/* The state as fields of a saved state. get fills st (free it with
+ * x86_vcpu_state_free) and refuses what this host's KVM could not take:
+ * nested state larger than max_nested (KVM_CAP_NESTED_STATE here), any
+ * kernel structure of another size. */
+void x86_vcpu_state_put(const struct x86_vcpu_state *st, struct snap_buf *b);
+MUST_CHECK int x86_vcpu_state_get(struct x86_vcpu_state *st, struct snap_cur *c, int max_nested);
 
 #endif
