@@ -360,7 +360,11 @@ MUST_CHECK int virtio_blk_swap(struct virtio_dev *dev, const char *path);
 
 /* virtio-vsock, stream sockets, its host side on Unix sockets (Firecracker's
  * hybrid vsock): host programs connect to uds_path and write "CONNECT
- * <port>\n"; the guest connecting to host port P reaches "<uds_path>_P". */
+ * <port>\n"; the guest connecting to host port P reaches "<uds_path>_P".
+ * A saved device carries its queues and CID but no connection: their host
+ * ends are this process's sockets. The restored one tells the guest's driver
+ * so with a transport reset event, as Firecracker's does after a snapshot
+ * load; the guest's listeners stay, and hosts connect to them anew. */
 #define VIRTIO_VSOCK_HOST_CID   2
 #define VIRTIO_VSOCK_PATH_MAX   1024
 #define VIRTIO_VSOCK_BUF_SIZE   (64 * 1024)     /* per connection, each way: the credit */

@@ -33,6 +33,7 @@
 #define VSOCK_OP_CREDIT_REQUEST 7
 #define VSOCK_SHUTDOWN_RCV      1u
 #define VSOCK_SHUTDOWN_SEND     2u
+#define VSOCK_EVENT_TRANSPORT_RESET 0   /* virtio_vsock_event.id */
 
 #define VSOCK_BUDGET            128     /* packets per queue per round */
 #define VSOCK_LINE_MAX          32      /* "CONNECT 4294967295\n" and some */
@@ -92,9 +93,10 @@ struct virtio_vsock {
 	char uds[VIRTIO_VSOCK_PATH_MAX];
 	int listen_fd;
 	struct virtio_poller worker;    /* polls the sockets and the kicks */
+	_Atomic bool reset_owed;        /* restored: the guest hears its connections are gone */
 
 	/* The worker's own. */
-	struct virtq_elem rx, tx;
+	struct virtq_elem rx, tx, ev;
 	bool rx_held, rx_starved;
 	struct iovec *iov;
 	unsigned int iov_cap;
@@ -556,6 +558,22 @@ static bool vsock_tx(struct virtio_vsock *vs)
 	return n == VSOCK_BUDGET;
 }
 
+/* ---- the event queue ---- */
+
+/* The transport reset a restored device owes the guest, in the first event
+ * buffer its driver gives (it fills the queue at probe); owed until then. */
+static void vsock_event_reset(struct virtio_vsock *vs)
+{
+	struct virtqueue *vq = &vs->vdev.vqs[VSOCK_EVQ];
+	uint32_t id = VSOCK_EVENT_TRANSPORT_RESET;
+
+	if (!atomic_load(&vs->reset_owed) || virtq_pop(vq, &vs->ev) < 0)
+		return;
+	atomic_store(&vs->reset_owed, false);
+	virtq_push(vq, &vs->ev, virtq_elem_write(&vs->ev, 0, &id, sizeof(id)) == sizeof(id) ? sizeof(id) : 0);
+	virtq_signal(vq);
+}
+
 /* ---- the host side ---- */
 
 static void vsock_accept(struct virtio_vsock *vs)
@@ -688,6 +706,7 @@ static void *vsock_worker(void *arg)
 		if (reset) {
 			/* The driver reset the device: its connections are gone. */
 			vs->rx_held = vs->rx_starved = false;
+			atomic_store(&vs->reset_owed, false);
 			vsock_drop_all(vs);
 			memset(p + 2, 0, max * sizeof(*p));
 		}
@@ -715,6 +734,7 @@ static void *vsock_worker(void *arg)
 			if (re & (POLLIN | POLLHUP | POLLERR))
 				c->readable = true;
 		}
+		vsock_event_reset(vs);
 		more = vsock_tx(vs);
 		more |= vsock_rx(vs);
 		conn_timeouts(vs, util_now_ns());
@@ -735,6 +755,49 @@ static void vsock_notify(struct virtio_dev *dev, unsigned int q)
 static void vsock_reset(struct virtio_dev *dev)
 {
 	virtio_poller_reset(&to_vsock(dev)->worker);
+}
+
+/* For a save: the worker stands still between rounds; a receive buffer it
+ * held goes back to the ring, where the restored device finds it again. */
+static void vsock_hold(struct virtio_dev *dev)
+{
+	struct virtio_vsock *vs = to_vsock(dev);
+
+	virtio_poller_hold(&vs->worker);
+	if (vs->rx_held)
+		virtq_unpop(&vs->vdev.vqs[VSOCK_RXQ], &vs->rx);
+	vs->rx_held = vs->rx_starved = false;
+}
+
+static void vsock_release(struct virtio_dev *dev)
+{
+	virtio_poller_release(&to_vsock(dev)->worker);
+}
+
+/* The CID only: connections are not carried (see virtio.h). */
+static void vsock_save(struct virtio_dev *dev, struct snap_buf *b)
+{
+	struct virtio_vsock *vs = to_vsock(dev);
+
+	snap_put_u64(b, vs->opts.guest_cid);
+}
+
+static int vsock_load(struct virtio_dev *dev, struct snap_cur *c)
+{
+	struct virtio_vsock *vs = to_vsock(dev);
+	uint64_t cid = snap_get_u64(c);
+
+	if (c->bad)
+		return -EINVAL;
+	if (cid != vs->opts.guest_cid) {
+		snap_cur_fail(c, "vsock saved with guest CID %llu where this machine's is %llu",
+			      (unsigned long long)cid, (unsigned long long)vs->opts.guest_cid);
+		return -EINVAL;
+	}
+	/* Whatever connections the guest had, their host ends are gone. A
+	 * driver that had not set the device up yet has none to lose. */
+	atomic_store(&vs->reset_owed, vs->vdev.vqs[VSOCK_EVQ].ready);
+	return 0;
 }
 
 static void vsock_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
@@ -759,6 +822,7 @@ static void vsock_destroy(struct virtio_dev *dev)
 	}
 	virtq_elem_free(&vs->rx);
 	virtq_elem_free(&vs->tx);
+	virtq_elem_free(&vs->ev);
 	free(vs->iov);
 	virtio_dev_cleanup(&vs->vdev);
 	free(vs);
@@ -771,6 +835,10 @@ static const struct virtio_dev_ops vsock_ops = {
 	.notify = vsock_notify,
 	.reset = vsock_reset,
 	.destroy = vsock_destroy,
+	.hold = vsock_hold,
+	.release = vsock_release,
+	.save = vsock_save,
+	.load = vsock_load,
 };
 
 int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts *o, char *err, size_t errlen)
@@ -810,6 +878,8 @@ int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts 
 		r = virtq_elem_init(&vs->rx, VSOCK_QUEUE);
 	if (r == 0)
 		r = virtq_elem_init(&vs->tx, VSOCK_QUEUE);
+	if (r == 0)
+		r = virtq_elem_init(&vs->ev, VSOCK_QUEUE);
 	if (r < 0)
 		goto fail;
 	vs->iov = calloc(VSOCK_QUEUE, sizeof(*vs->iov));

@@ -3,6 +3,7 @@
  * ways, data both ways, credit, shutdown, and a guest that sends past its
  * credit or to nowhere. */
 #include "virtio_fixture.h"
+#include "snap.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -15,6 +16,7 @@ HARNESS_DEFINE;
 
 #define RXBUF(i)  (MEM_GPA + 0x20000 + (uint64_t)(i) * 0x1000)
 #define TXBUF(i)  (MEM_GPA + 0x40000 + (uint64_t)(i) * 0x1000)
+#define EVBUF     (MEM_GPA + 0x60000)
 #define GUEST_CID 42
 #define HDR 44
 
@@ -333,6 +335,118 @@ static void test_credit_enforced(void)
 	teardown();
 }
 
+/* A new device on the saved state of another, as a restored VM has it. */
+static int restore_into(uint64_t cid, const struct snap_buf *saved, char *why, size_t whylen)
+{
+	struct virtio_vsock_opts o = { .guest_cid = cid, .uds_path = uds, .max_conns = 4 };
+	struct irq_line irq = { irq_rec_set, &fx.irq, 22 };
+	struct virtio_dev *dev;
+	struct snap_cur c;
+	char err[256];
+	int r;
+
+	CHECK_EQ(virtio_vsock_create(&dev, &o, err, sizeof(err)), 0);
+	fx.dev = dev;
+	CHECK_EQ(virtio_mmio_create(&fx.m, &fx.mem, irq, dev), 0);
+	snap_cur_init(&c, saved->data, saved->len);
+	r = virtio_mmio_load(fx.m, &c);
+	snprintf(why, whylen, "%s", c.why);
+	if (r == 0)
+		virtio_dev_kick_all(dev);
+	return r;
+}
+
+/* Saved with a connection open, the device runs on; restored (guest memory
+ * as it was at the save, as a VM's restore has it), it carries its queues, tells the guest's driver its connections are gone (a
+ * transport reset event), refuses the old connection's packets, and takes
+ * new ones both ways. A state of another CID is refused. */
+static void test_save_restore(void)
+{
+	struct snap_buf saved = { 0 };
+	struct virtio_fx at_save;
+	unsigned int tx_at_save;
+	uint8_t *mem_at_save = malloc(MEM_SIZE);
+	struct virtq_used_elem u;
+	char buf[64], why[256];
+	unsigned int port;
+	struct hdr h;
+	int lfd, fd, fd2;
+
+	setup(0);
+	memset(host(EVBUF), 0xff, 8);
+	fx_desc(2, 0, EVBUF, 8, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(2, 0);
+	lfd = listen_at(5000);
+	tx_packet(1234, 5000, OP_REQUEST, 0, NULL, 0, 0);
+	CHECK_EQ(rx_packet(NULL, 0).op, OP_RESPONSE);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+
+	CHECK(mem_at_save);
+	virtio_dev_hold(fx.dev);
+	virtio_mmio_save(fx.m, &saved);
+	memcpy(mem_at_save, fx.buf, MEM_SIZE);
+	at_save = fx;
+	tx_at_save = tx_next;
+	virtio_dev_release(fx.dev);
+	/* The saved device carries on as it was. */
+	tx_packet(1234, 5000, OP_RW, 0, "before", 6, 0);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 6);
+	CHECK(!fx_wait_used(2, 100, NULL));     /* and owes no event */
+	fx_close_device();
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 0);   /* its host ends close with it */
+	close(fd);
+	memcpy(fx.buf, mem_at_save, MEM_SIZE);
+	memcpy(fx.avail_idx, at_save.avail_idx, sizeof(fx.avail_idx));
+	memcpy(fx.used_seen, at_save.used_seen, sizeof(fx.used_seen));
+	tx_next = tx_at_save;
+	free(mem_at_save);
+
+	CHECK_EQ(restore_into(GUEST_CID + 1, &saved, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "guest CID 42 where this machine's is 43"));
+	fx_close_device();
+
+	CHECK_EQ(restore_into(GUEST_CID, &saved, why, sizeof(why)), 0);
+	CHECK_EQ(rd(R_STATUS), 0xf);
+	if (!fx_wait_used(2, 3000, &u))
+		FAILF("no transport reset event within 3 s");
+	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.len, 4);
+	{
+		uint32_t id;
+
+		memcpy(&id, host(EVBUF), 4);
+		CHECK_EQ(id, 0);                /* VIRTIO_VSOCK_EVENT_TRANSPORT_RESET */
+	}
+	tx_packet(1234, 5000, OP_RW, 0, "after", 5, 6);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_RST);
+	CHECK_EQ(h.dst_port, 1234);
+	/* The guest connects anew, and a host program reaches it too. */
+	tx_packet(1235, 5000, OP_REQUEST, 0, NULL, 0, 0);
+	CHECK_EQ(rx_packet(NULL, 0).op, OP_RESPONSE);
+	fd = accept(lfd, NULL, NULL);
+	CHECK(fd >= 0);
+	tx_packet(1235, 5000, OP_RW, 0, "again", 5, 0);
+	CHECK_EQ(recv_wait(fd, buf, sizeof(buf)), 5);
+	CHECK(!memcmp(buf, "again", 5));
+	fd2 = util_unix_connect(uds, SOCK_STREAM);
+	CHECK(fd2 >= 0);
+	CHECK_EQ(send(fd2, "CONNECT 52\n", 11, 0), 11);
+	h = rx_packet(NULL, 0);
+	CHECK_EQ(h.op, OP_REQUEST);
+	port = h.src_port;
+	tx_packet(52, port, OP_RESPONSE, 0, NULL, 0, 0);
+	memset(buf, 0, sizeof(buf));
+	CHECK(recv_wait(fd2, buf, sizeof(buf)) > 0);
+	CHECK(!strncmp(buf, "OK ", 3));
+	close(fd2);
+	close(fd);
+	close(lfd);
+	snap_buf_free(&saved);
+	teardown();
+}
+
 int main(void)
 {
 	RUN(test_config_and_guest_connects);
@@ -341,5 +455,6 @@ int main(void)
 	RUN(test_refusals);
 	RUN(test_credit_enforced);
 	RUN(test_small_rx_buffers);
+	RUN(test_save_restore);
 	return HARNESS_END();
 }
