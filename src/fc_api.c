@@ -3,9 +3,10 @@
  * entropy, logger, metrics), each request checked against Firecracker's
  * field names and types with jansson, answered with its status codes and
  * {"fault_message": ...}; InstanceStart turns the configuration into a
- * struct vmconfig and boots it; after that, pause, resume, Ctrl-Alt-Del and
- * a drive's backing file swapped go to the running VMM. nestvm's addition
- * is one field of /machine-config, "nested_virtualization". */
+ * struct vmconfig and boots it, or /snapshot/load resumes a saved state into
+ * it; after that, pause, resume, Ctrl-Alt-Del, a drive's backing file
+ * swapped and /snapshot/create go to the running VMM. nestvm's addition is
+ * one field of /machine-config, "nested_virtualization". */
 #include "fc.h"
 #include "fc_body.h"
 
@@ -48,6 +49,7 @@ struct fc {
 	char id[FC_ID_MAX + 1];
 
 	/* machine-config */
+	bool machine_set;
 	unsigned int vcpus;
 	uint64_t mem_mib;
 	bool smt, track_dirty, nested;
@@ -252,6 +254,7 @@ static int fc_put_machine(struct fc *fc, const struct fc_body *b, bool patch, st
 	fc->smt = smt;
 	fc->track_dirty = dirty;
 	fc->nested = nested;
+	fc->machine_set = true;
 	return fc_ok(resp);
 }
 
@@ -596,17 +599,21 @@ static int fc_build_config(struct fc *fc, struct vmconfig *c, struct fc_response
 	return 0;
 }
 
-static int fc_start(struct fc *fc, struct fc_response *resp)
+/* The configuration built and run: booted, or with restore the saved state
+ * at that path resumed into it (paused unless resume). */
+static int fc_launch(struct fc *fc, const char *restore, bool resume, struct fc_response *resp)
 {
+	struct vmm_options o = fc->opt.vmm;
+	const char *what = restore ? "Load snapshot error" : "Start microvm error";
 	char err[1400];
 	struct vmm *v = NULL;
 	int r;
 
-	if (!fc->have_boot)
-		return fc_fail(resp, 400, "Cannot start microvm without kernel configuration: PUT /boot-source first.");
 	if (fc_build_config(fc, &fc->cfg, resp) < 0)
 		return -1;
-	r = vmm_create(&v, &fc->cfg, &fc->opt.vmm, err, sizeof(err));
+	o.start_paused = restore && !resume;
+	r = restore ? vmm_create_restored(&v, restore, &fc->cfg, &o, err, sizeof(err)) :
+		      vmm_create(&v, &fc->cfg, &o, err, sizeof(err));
 	if (r == 0)
 		r = vmm_check_boot(v, err, sizeof(err));
 	if (r == 0)
@@ -615,14 +622,24 @@ static int fc_start(struct fc *fc, struct fc_response *resp)
 		r = vmm_boot(v, err, sizeof(err));
 	if (r < 0) {
 		vmm_destroy(v);
-		fc_log(fc, "Error", "Start microvm error: %s", err);
-		return fc_fail(resp, 400, "Start microvm error: %s", err);
+		fc_log(fc, "Error", "%s: %s", what, err);
+		return fc_fail(resp, 400, "%s: %s", what, err);
 	}
 	fc->vmm = v;
 	fc->started = true;
 	fc->started_ns = util_now_ns();
-	fc_log(fc, "Info", "Successfully started microvm that was configured from one single json");
+	if (restore)
+		fc_log(fc, "Info", "Loaded the microVM snapshot %s (%s)", restore, resume ? "resumed" : "paused");
+	else
+		fc_log(fc, "Info", "Successfully started microvm that was configured from one single json");
 	return fc_ok(resp);
+}
+
+static int fc_start(struct fc *fc, struct fc_response *resp)
+{
+	if (!fc->have_boot)
+		return fc_fail(resp, 400, "Cannot start microvm without kernel configuration: PUT /boot-source first.");
+	return fc_launch(fc, NULL, true, resp);
 }
 
 static int fc_put_action(struct fc *fc, const struct fc_body *b, struct fc_response *resp)
@@ -716,94 +733,247 @@ static int fc_get_machine(struct fc *fc, struct fc_response *resp)
 	return 0;
 }
 
-/* GET /vm/config: everything configured, in --config-file's form. */
-static int fc_get_config(struct fc *fc, struct fc_response *resp)
+/* Everything configured, in --config-file's form: GET /vm/config's answer,
+ * and the description a snapshot keeps of its microVM. */
+static void fc_config_json(struct fc *fc, struct json *j)
 {
 	char mac[24];
-	struct json j;
 
-	json_init(&j, NULL, false);
-	json_object_begin(&j);
-	json_key(&j, "balloon");
-	json_nil(&j);
-	json_key(&j, "drives");
-	json_array_begin(&j);
+	json_object_begin(j);
+	json_key(j, "balloon");
+	json_nil(j);
+	json_key(j, "drives");
+	json_array_begin(j);
 	for (unsigned int i = 0; i < fc->ndrives; i++) {
 		const struct fc_drive *d = &fc->drives[i];
 
-		json_object_begin(&j);
-		json_kv_string(&j, "drive_id", d->id);
-		json_kv_string(&j, "partuuid", d->partuuid[0] ? d->partuuid : NULL);
-		json_kv_bool(&j, "is_root_device", d->root);
-		json_kv_string(&j, "cache_type", "Unsafe");
-		json_kv_bool(&j, "is_read_only", d->read_only);
-		json_kv_string(&j, "path_on_host", d->path);
-		json_kv_null(&j, "rate_limiter");
-		json_kv_string(&j, "io_engine", "Sync");
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_string(j, "drive_id", d->id);
+		json_kv_string(j, "partuuid", d->partuuid[0] ? d->partuuid : NULL);
+		json_kv_bool(j, "is_root_device", d->root);
+		json_kv_string(j, "cache_type", "Unsafe");
+		json_kv_bool(j, "is_read_only", d->read_only);
+		json_kv_string(j, "path_on_host", d->path);
+		json_kv_null(j, "rate_limiter");
+		json_kv_string(j, "io_engine", "Sync");
+		json_object_end(j);
 	}
-	json_array_end(&j);
-	json_key(&j, "boot-source");
+	json_array_end(j);
+	json_key(j, "boot-source");
 	if (fc->have_boot) {
-		json_object_begin(&j);
-		json_kv_string(&j, "kernel_image_path", fc->kernel);
-		json_kv_string(&j, "initrd_path", fc->initrd[0] ? fc->initrd : NULL);
-		json_kv_string(&j, "boot_args", fc->have_boot_args ? fc->boot_args : FC_DEFAULT_BOOT_ARGS);
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_string(j, "kernel_image_path", fc->kernel);
+		json_kv_string(j, "initrd_path", fc->initrd[0] ? fc->initrd : NULL);
+		json_kv_string(j, "boot_args", fc->have_boot_args ? fc->boot_args : FC_DEFAULT_BOOT_ARGS);
+		json_object_end(j);
 	} else {
-		json_nil(&j);
+		json_nil(j);
 	}
-	json_key(&j, "logger");
+	json_key(j, "logger");
 	if (fc->log_path[0]) {
-		json_object_begin(&j);
-		json_kv_string(&j, "log_path", fc->log_path);
-		json_kv_string(&j, "level", fc->log_level);
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_string(j, "log_path", fc->log_path);
+		json_kv_string(j, "level", fc->log_level);
+		json_object_end(j);
 	} else {
-		json_nil(&j);
+		json_nil(j);
 	}
-	json_key(&j, "machine-config");
-	fc_machine_json(fc, &j);
-	json_key(&j, "metrics");
+	json_key(j, "machine-config");
+	fc_machine_json(fc, j);
+	json_key(j, "metrics");
 	if (fc->metrics_path[0]) {
-		json_object_begin(&j);
-		json_kv_string(&j, "metrics_path", fc->metrics_path);
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_string(j, "metrics_path", fc->metrics_path);
+		json_object_end(j);
 	} else {
-		json_nil(&j);
+		json_nil(j);
 	}
-	json_kv_null(&j, "mmds-config");
-	json_key(&j, "network-interfaces");
-	json_array_begin(&j);
+	json_kv_null(j, "mmds-config");
+	json_key(j, "network-interfaces");
+	json_array_begin(j);
 	for (unsigned int i = 0; i < fc->nifaces; i++) {
-		json_object_begin(&j);
-		json_kv_string(&j, "iface_id", fc->ifaces[i].id);
-		json_kv_string(&j, "host_dev_name", fc->ifaces[i].tap);
-		json_kv_string(&j, "guest_mac", vmconfig_fmt_mac(fc->ifaces[i].mac, mac, sizeof(mac)));
-		json_kv_null(&j, "rx_rate_limiter");
-		json_kv_null(&j, "tx_rate_limiter");
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_string(j, "iface_id", fc->ifaces[i].id);
+		json_kv_string(j, "host_dev_name", fc->ifaces[i].tap);
+		json_kv_string(j, "guest_mac", vmconfig_fmt_mac(fc->ifaces[i].mac, mac, sizeof(mac)));
+		json_kv_null(j, "rx_rate_limiter");
+		json_kv_null(j, "tx_rate_limiter");
+		json_object_end(j);
 	}
-	json_array_end(&j);
-	json_key(&j, "vsock");
+	json_array_end(j);
+	json_key(j, "vsock");
 	if (fc->have_vsock) {
-		json_object_begin(&j);
-		json_kv_uint(&j, "guest_cid", fc->vsock_cid);
-		json_kv_string(&j, "uds_path", fc->vsock_uds);
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_uint(j, "guest_cid", fc->vsock_cid);
+		json_kv_string(j, "uds_path", fc->vsock_uds);
+		json_object_end(j);
 	} else {
-		json_nil(&j);
+		json_nil(j);
 	}
-	json_key(&j, "entropy");
+	json_key(j, "entropy");
 	if (fc->entropy) {
-		json_object_begin(&j);
-		json_kv_null(&j, "rate_limiter");
-		json_object_end(&j);
+		json_object_begin(j);
+		json_kv_null(j, "rate_limiter");
+		json_object_end(j);
 	} else {
-		json_nil(&j);
+		json_nil(j);
 	}
-	json_object_end(&j);
+	json_object_end(j);
+}
+
+static int fc_get_config(struct fc *fc, struct fc_response *resp)
+{
+	struct json j;
+
+	json_init(&j, NULL, false);
+	fc_config_json(fc, &j);
 	fc_answer_json(resp, 200, &j);
+	return 0;
+}
+
+static int fc_apply_config(struct fc *fc, const struct fc_body *doc, bool locked, bool machine_only, char *err,
+			   size_t errlen);
+
+/* ---- snapshots ---- */
+
+/* nestvm's saved state holds guest memory with the rest, so snapshot_path
+ * gets the whole of it; mem_file_path gets the microVM's configuration
+ * (GET /vm/config's document), which /snapshot/load needs to build the
+ * machine again with its TAP devices, drives and vsock socket. */
+static int fc_snapshot_create(struct fc *fc, const struct fc_body *b, struct fc_response *resp)
+{
+	static const struct fc_field f[] = {
+		{ "snapshot_path", FC_T_STR, true }, { "mem_file_path", FC_T_STR, true },
+		{ "snapshot_type", FC_T_STR, false }, { "version", FC_T_STR, false }, { 0 },
+	};
+	char path[VMCONFIG_PATH_MAX] = "", mem[VMCONFIG_PATH_MAX] = "", err[1200];
+	struct vmm_save_info info;
+	const char *type;
+	struct json j;
+	int fd, r;
+
+	if (fc_check(b, f, resp) < 0 || fc_copy(b, "snapshot_path", path, sizeof(path), resp) < 0 ||
+	    fc_copy(b, "mem_file_path", mem, sizeof(mem), resp) < 0)
+		return -1;
+	if ((type = fc_body_str(b, "snapshot_type")) && strcmp(type, "Full")) {
+		if (strcmp(type, "Diff"))
+			return fc_fail(resp, 400, FC_BODY_ERR "unknown variant `%.32s`, expected `Full` or `Diff`.",
+				       type);
+		return fc_fail(resp, 400, "Create snapshot error: Diff snapshots are not supported by nestvm: "
+			       "take a Full one.");
+	}
+	if (!path[0] || !mem[0] || !strcmp(path, mem))
+		return fc_fail(resp, 400, "Create snapshot error: `snapshot_path` and `mem_file_path` must be two "
+			       "different files.");
+	if (strcmp(fc_state(fc), "Paused"))
+		return fc_fail(resp, 400, "Create snapshot error: the microVM must be paused first "
+			       "(PATCH /vm {\"state\": \"Paused\"}).");
+	json_init(&j, NULL, false);
+	fc_config_json(fc, &j);
+	r = json_finish(&j);
+	if (r < 0) {
+		json_free(&j);
+		return fc_fail(resp, 500, "Create snapshot error: out of memory.");
+	}
+	fd = open(mem, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : util_write_all(fd, json_buf(&j), strlen(json_buf(&j)));
+	if (fd >= 0 && r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	json_free(&j);
+	if (r < 0)
+		return fc_fail(resp, 400, "Create snapshot error: '%s': %s.", mem, strerror(-r));
+	/* The VM stays paused, as Firecracker's does. */
+	r = vmm_save(fc->vmm, path, true, &info, err, sizeof(err));
+	if (r < 0)
+		return fc_fail(resp, 400, "Create snapshot error: %s.", err);
+	fc_log(fc, "Info", "Snapshot of the microVM in %s (%llu bytes, %llu of memory) in %llu ms", path,
+	       (unsigned long long)info.bytes, (unsigned long long)info.memory_bytes,
+	       (unsigned long long)(info.ns / 1000000));
+	return fc_ok(resp);
+}
+
+/* Back to nothing configured, after a load that failed half-way. */
+static void fc_forget_config(struct fc *fc)
+{
+	fc->machine_set = false;
+	fc->vcpus = 1;
+	fc->mem_mib = FC_DEFAULT_MEM_MIB;
+	fc->smt = fc->track_dirty = false;
+	fc->nested = fc->opt.nested;
+	fc->have_boot = fc->have_boot_args = false;
+	fc->ndrives = fc->nifaces = 0;
+	fc->have_vsock = fc->entropy = false;
+}
+
+static int fc_snapshot_load(struct fc *fc, const struct fc_body *b, struct fc_response *resp)
+{
+	static const struct fc_field f[] = {
+		{ "snapshot_path", FC_T_STR, true }, { "mem_file_path", FC_T_STR, false },
+		{ "mem_backend", FC_T_OBJ, false }, { "enable_diff_snapshots", FC_T_BOOL, false },
+		{ "track_dirty_pages", FC_T_BOOL, false }, { "resume_vm", FC_T_BOOL, false }, { 0 },
+	};
+	static const struct fc_field backend[] = {
+		{ "backend_type", FC_T_STR, true }, { "backend_path", FC_T_STR, true }, { 0 },
+	};
+	char path[VMCONFIG_PATH_MAX] = "", mem[VMCONFIG_PATH_MAX] = "", err[1200];
+	const struct fc_body *mb = fc_body_get(b, "mem_backend");
+	struct fc_body *doc = NULL;
+	uint8_t *text = NULL;
+	struct stat st;
+	size_t len = 0;
+	int r;
+
+	if (fc_check(b, f, resp) < 0 || fc_copy(b, "snapshot_path", path, sizeof(path), resp) < 0 ||
+	    fc_copy(b, "mem_file_path", mem, sizeof(mem), resp) < 0)
+		return -1;
+	if (mb) {
+		const char *type;
+
+		if (fc_check(mb, backend, resp) < 0)
+			return -1;
+		if (mem[0])
+			return fc_fail(resp, 400, "Load snapshot error: `mem_file_path` and `mem_backend` go one without "
+				       "the other.");
+		type = fc_body_str(mb, "backend_type");
+		if (!strcmp(type, "Uffd"))
+			return fc_fail(resp, 400, "Load snapshot error: the Uffd memory backend is not supported by "
+				       "nestvm: use File.");
+		if (strcmp(type, "File"))
+			return fc_fail(resp, 400, FC_BODY_ERR "unknown variant `%.32s`, expected `File` or `Uffd`.",
+				       type);
+		if (fc_copy(mb, "backend_path", mem, sizeof(mem), resp) < 0)
+			return -1;
+	}
+	if (!mem[0])
+		return fc_fail(resp, 400, "Load snapshot error: `mem_file_path` or a File `mem_backend` is needed.");
+	if (fc->machine_set || fc->have_boot || fc->ndrives || fc->nifaces || fc->have_vsock || fc->entropy)
+		return fc_fail(resp, 400, "Loading a microVM snapshot not allowed after configuring boot-specific "
+			       "resources.");
+	/* A description is a few KiB: a bigger file is something else. */
+	r = stat(mem, &st) < 0 ? -errno : st.st_size > FC_BODY_MAX * 4 ? -EFBIG : 0;
+	if (r == 0)
+		r = util_read_file(mem, &text, &len);
+	if (r < 0) {
+		free(text);
+		return fc_fail(resp, 400, "Load snapshot error: '%s': %s.", mem, strerror(-r));
+	}
+	r = fc_body_parse((const char *)text, len, &doc, err, sizeof(err));
+	free(text);
+	if (r < 0)
+		return fc_fail(resp, 400, "Load snapshot error: '%s' is not the description /snapshot/create wrote: "
+			       "%s.", mem, err);
+	r = fc_apply_config(fc, doc, true, true, err, sizeof(err));
+	fc_body_free(doc);
+	if (r < 0) {
+		fc_forget_config(fc);
+		return fc_fail(resp, 400, "Load snapshot error: the microVM described in '%s': %s.", mem, err);
+	}
+	if (fc_launch(fc, path, fc_body_bool(b, "resume_vm"), resp) < 0) {
+		fc_forget_config(fc);
+		return -1;
+	}
 	return 0;
 }
 
@@ -813,7 +983,7 @@ enum fc_when { ANY, PRE, POST };
 enum fc_op {
 	OP_INFO, OP_VERSION, OP_GET_MACHINE, OP_PUT_MACHINE, OP_PATCH_MACHINE, OP_BOOT, OP_PUT_DRIVE,
 	OP_PATCH_DRIVE, OP_PUT_IFACE, OP_PATCH_IFACE, OP_VSOCK, OP_ENTROPY, OP_LOGGER, OP_METRICS, OP_ACTION,
-	OP_PATCH_VM, OP_GET_CONFIG, OP_NOT_YET,
+	OP_PATCH_VM, OP_GET_CONFIG, OP_SNAP_CREATE, OP_SNAP_LOAD, OP_NOT_YET,
 };
 
 struct fc_route {
@@ -841,9 +1011,9 @@ static const struct fc_route fc_routes[] = {
 	{ "PUT", "/actions", OP_ACTION, ANY, true },
 	{ "PATCH", "/vm", OP_PATCH_VM, POST, true },
 	{ "GET", "/vm/config", OP_GET_CONFIG, ANY, false },
+	{ "PUT", "/snapshot/create", OP_SNAP_CREATE, POST, true },
+	{ "PUT", "/snapshot/load", OP_SNAP_LOAD, PRE, true },
 	/* Firecracker's, not nestvm's yet: answered so, not as unknown. */
-	{ "PUT", "/snapshot/create", OP_NOT_YET, ANY, false },
-	{ "PUT", "/snapshot/load", OP_NOT_YET, ANY, false },
 	{ "PUT", "/balloon", OP_NOT_YET, ANY, false },
 	{ "PATCH", "/balloon", OP_NOT_YET, ANY, false },
 	{ "GET", "/balloon", OP_NOT_YET, ANY, false },
@@ -898,6 +1068,8 @@ static int fc_dispatch(struct fc *fc, const struct fc_route *rt, const char *id,
 	case OP_ACTION: return fc_put_action(fc, b, resp);
 	case OP_PATCH_VM: return fc_patch_vm(fc, b, resp);
 	case OP_GET_CONFIG: return fc_get_config(fc, resp);
+	case OP_SNAP_CREATE: return fc_snapshot_create(fc, b, resp);
+	case OP_SNAP_LOAD: return fc_snapshot_load(fc, b, resp);
 	case OP_NOT_YET: break;
 	}
 	return fc_fail(resp, 400, "%s %s is not supported by nestvm yet.", rt->method, rt->path);
@@ -954,9 +1126,10 @@ void fc_handle(struct fc *fc, const struct fc_request *req, struct fc_response *
 
 /* ---- the configuration file ---- */
 
-/* One item of the file, as the API request it stands for. */
-static int fc_config_item(struct fc *fc, const char *method, const char *path, const char *text, char *err,
-			  size_t errlen)
+/* One item of the file, as the API request it stands for; locked: from a
+ * request being answered, which holds the lock. */
+static int fc_config_item(struct fc *fc, bool locked, const char *method, const char *path, const char *text,
+			  char *err, size_t errlen)
 {
 	struct fc_response resp = { 0 };
 	struct fc_request req = { 0 };
@@ -967,7 +1140,10 @@ static int fc_config_item(struct fc *fc, const char *method, const char *path, c
 	snprintf(req.path, sizeof(req.path), "%s", path);
 	req.body = text;
 	req.body_len = strlen(text);
-	fc_handle(fc, &req, &resp);
+	if (locked)
+		(void)fc_handle_locked(fc, &req, &resp);
+	else
+		fc_handle(fc, &req, &resp);
 	r = resp.status < 300 ? 0 : -EINVAL;
 	if (r < 0) {
 		if (!resp.body || fc_body_parse(resp.body, strlen(resp.body), &fault, err, errlen) < 0)
@@ -980,7 +1156,8 @@ static int fc_config_item(struct fc *fc, const char *method, const char *path, c
 	return r;
 }
 
-static int fc_config_value(struct fc *fc, const char *path, const struct fc_body *v, char *err, size_t errlen)
+static int fc_config_value(struct fc *fc, bool locked, const char *path, const struct fc_body *v, char *err,
+			   size_t errlen)
 {
 	char *text = fc_body_dump(v);
 	int r;
@@ -989,14 +1166,14 @@ static int fc_config_value(struct fc *fc, const char *path, const struct fc_body
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	r = fc_config_item(fc, "PUT", path, text, err, errlen);
+	r = fc_config_item(fc, locked, "PUT", path, text, err, errlen);
 	free(text);
 	return r;
 }
 
 /* An array section: each item PUT at path/<its id member>. */
-static int fc_config_list(struct fc *fc, const struct fc_body *list, const char *path, const char *idkey, char *err,
-			  size_t errlen)
+static int fc_config_list(struct fc *fc, bool locked, const struct fc_body *list, const char *path,
+			  const char *idkey, char *err, size_t errlen)
 {
 	long n = fc_body_array_len(list);
 	char p[FC_PATH_MAX];
@@ -1015,14 +1192,18 @@ static int fc_config_list(struct fc *fc, const struct fc_body *list, const char 
 			return -EINVAL;
 		}
 		snprintf(p, sizeof(p), "%s/%s", path, id);
-		r = fc_config_value(fc, p, item, err, errlen);
+		r = fc_config_value(fc, locked, p, item, err, errlen);
 		if (r < 0)
 			return r;
 	}
 	return 0;
 }
 
-int fc_load_config(struct fc *fc, const char *text, size_t len, char *err, size_t errlen)
+/* The sections of a configuration document applied, each as its request;
+ * machine_only leaves out the logger and metrics (a snapshot's
+ * description, loaded into a process that has its own). */
+static int fc_apply_config(struct fc *fc, const struct fc_body *doc, bool locked, bool machine_only, char *err,
+			   size_t errlen)
 {
 	/* In an order where each item finds what it needs: the logger first. */
 	static const struct { const char *key, *path; } single[] = {
@@ -1034,8 +1215,43 @@ int fc_load_config(struct fc *fc, const char *text, size_t len, char *err, size_
 		"network-interfaces", "balloon", "mmds-config", "cpu-config", NULL,
 	};
 	const struct fc_body *v;
-	struct fc_body *doc;
 	const char *key;
+	int r;
+
+	if (!fc_body_is_object(doc)) {
+		snprintf(err, errlen, "the configuration must be a JSON object");
+		return -EINVAL;
+	}
+	for (size_t k = 0; (key = fc_body_key(doc, k)); k++) {
+		int i;
+
+		for (i = 0; known[i] && strcmp(known[i], key); i++)
+			;
+		if (!known[i]) {
+			snprintf(err, errlen, "unknown section \"%.64s\"", key);
+			return -EINVAL;
+		}
+		if (i >= 8 && fc_body_get(doc, key)) {
+			snprintf(err, errlen, "\"%s\" is not supported by nestvm yet", key);
+			return -EINVAL;
+		}
+	}
+	for (size_t i = machine_only ? 2 : 0; i < ARRAY_SIZE(single); i++)
+		if ((v = fc_body_get(doc, single[i].key)) &&
+		    (r = fc_config_value(fc, locked, single[i].path, v, err, errlen)) < 0)
+			return r;
+	if ((v = fc_body_get(doc, "drives")) &&
+	    (r = fc_config_list(fc, locked, v, "/drives", "drive_id", err, errlen)) < 0)
+		return r;
+	if ((v = fc_body_get(doc, "network-interfaces")) &&
+	    (r = fc_config_list(fc, locked, v, "/network-interfaces", "iface_id", err, errlen)) < 0)
+		return r;
+	return 0;
+}
+
+int fc_load_config(struct fc *fc, const char *text, size_t len, char *err, size_t errlen)
+{
+	struct fc_body *doc;
 	int r;
 
 	r = fc_body_parse(text, len, &doc, err, errlen);
@@ -1046,35 +1262,9 @@ int fc_load_config(struct fc *fc, const char *text, size_t len, char *err, size_
 		snprintf(err, errlen, "not JSON: %s", why);
 		return r;
 	}
-	r = -EINVAL;
-	if (!fc_body_is_object(doc)) {
-		snprintf(err, errlen, "the configuration must be a JSON object");
-		goto out;
-	}
-	for (size_t k = 0; (key = fc_body_key(doc, k)); k++) {
-		int i;
-
-		for (i = 0; known[i] && strcmp(known[i], key); i++)
-			;
-		if (!known[i]) {
-			snprintf(err, errlen, "unknown section \"%.64s\"", key);
-			goto out;
-		}
-		if (i >= 8 && fc_body_get(doc, key)) {
-			snprintf(err, errlen, "\"%s\" is not supported by nestvm yet", key);
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(single); i++)
-		if ((v = fc_body_get(doc, single[i].key)) && (r = fc_config_value(fc, single[i].path, v, err, errlen)) < 0)
-			goto out;
-	if ((v = fc_body_get(doc, "drives")) && (r = fc_config_list(fc, v, "/drives", "drive_id", err, errlen)) < 0)
-		goto out;
-	if ((v = fc_body_get(doc, "network-interfaces")) &&
-	    (r = fc_config_list(fc, v, "/network-interfaces", "iface_id", err, errlen)) < 0)
-		goto out;
-	r = fc_config_item(fc, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", err, errlen);
-out:
+	r = fc_apply_config(fc, doc, false, false, err, errlen);
+	if (r == 0)
+		r = fc_config_item(fc, false, "PUT", "/actions", "{\"action_type\":\"InstanceStart\"}", err, errlen);
 	fc_body_free(doc);
 	return r;
 }

@@ -62,6 +62,10 @@ int fc_body_check(const struct fc_body *b, const struct fc_field *f, char *err, 
 			snprintf(err, errlen, FC_BODY_ERR "unknown field `%.64s`, expected one of %s.", key, known);
 			return -EINVAL;
 		}
+		/* An optional member may be null, as serde takes an Option: GET
+		 * /vm/config writes absent ones so. */
+		if (json_is_null(v) && !k->required)
+			continue;
 		switch (k->type) {
 		case FC_T_STR: ok = json_is_string(v); break;
 		case FC_T_BOOL: ok = json_is_boolean(v); break;

@@ -20,7 +20,7 @@ enum fc_type { FC_T_STR, FC_T_BOOL, FC_T_UINT, FC_T_OBJ };
 
 struct fc_field {
 	const char *name;
-	enum fc_type type;              /* FC_T_OBJ also takes null */
+	enum fc_type type;              /* null: absent, where not required; FC_T_OBJ also where required */
 	bool required;
 };
 

@@ -729,6 +729,11 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_start_paused(struct vm *vm)
+{
+	atomic_store(&vm->paused, true);
+}
+
 bool vm_is_paused(struct vm *vm)
 {
 	return atomic_load(&vm->paused);

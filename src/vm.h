@@ -137,6 +137,9 @@ const char *vm_stop_reason_name(enum vm_stop_reason why);
  * VM stopped); vm_resume lets them go on. Any thread but a vCPU's. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Before vm_run: the vCPUs park as they start, running no guest code,
+ * until vm_resume. */
+void vm_start_paused(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);

@@ -194,8 +194,8 @@ static int vmm_claim(struct vmm *v)
 	return -EALREADY;
 }
 
-/* Opens a saved state and reads its head; *cfg gets the configuration it
- * carries. The loader stays with the VMM until the machine takes the rest. */
+/* Opens a saved state and reads its head; *cfg (unless NULL) gets the
+ * configuration it carries. The loader stays with the VMM until the machine takes the rest. */
 static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmconfig *cfg, char *err, size_t errlen)
 {
 	char why[1024];
@@ -216,6 +216,8 @@ static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmco
 	r = vmstate_load_head(v->restore, v->restore_fd, why, sizeof(why));
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "saved state '%s': %s", path, why);
+	if (!cfg)
+		return 0;
 	r = store_parse_machine(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why,
 				sizeof(why));
 	if (r < 0)
@@ -223,19 +225,20 @@ static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmco
 	return 0;
 }
 
-int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt, char *err, size_t errlen)
+int vmm_create_restored(struct vmm **out, const char *path, const struct vmconfig *given,
+			const struct vmm_options *opt, char *err, size_t errlen)
 {
 	struct vmm probe = { .restore_fd = -1 };
-	struct vmconfig *cfg = calloc(1, sizeof(*cfg));
+	struct vmconfig *cfg = given ? NULL : calloc(1, sizeof(*cfg));
 	struct vmm_options o = *opt;
 	int r;
 
-	if (!cfg)
+	if (!given && !cfg)
 		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
 	r = vmm_open_state(&probe, path, false, cfg, err, errlen);
 	o.restore = path;
 	if (r == 0)
-		r = vmm_create(out, cfg, &o, err, errlen);
+		r = vmm_create(out, given ? given : cfg, &o, err, errlen);
 	if (r == 0) {
 		(*out)->restore = probe.restore;
 		(*out)->restore_fd = probe.restore_fd;
@@ -728,6 +731,10 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		/* The VM runs from it now: it is no longer Saved. */
 		if (v->restore_is_own)
 			unlink(v->restore_path);
+	}
+	if (v->opt.start_paused) {
+		v->opt.start_paused = false;    /* a reboot's machine runs */
+		vm_start_paused(v->vm);
 	}
 	if (v->opt.signals && pthread_create(&v->sig_thread, NULL, vmm_signal_thread, v) == 0)
 		v->sig_started = true;

@@ -38,6 +38,7 @@ struct vmm_options {
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
 	bool no_seccomp;                /* no system-call filter (nestvm firecracker --no-seccomp) */
+	bool start_paused;              /* the first machine's vCPUs wait for vmm_resume */
 	/* Resume this saved state instead of booting the kernel. A stored VM
 	 * that is Saved resumes its own (STORE_SAVED) without being told. */
 	const char *restore;
@@ -82,9 +83,12 @@ struct vmm_status {
 struct vmm;
 
 /* A VMM that resumes the saved state at path, a machine of the
- * configuration the state carries. */
-MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt,
-				   char *err, size_t errlen);
+ * configuration the state carries, or of cfg where a front end keeps more
+ * of it than the state's configuration says (TAP devices, read-only disks,
+ * the vsock's socket): the state's devices must match cfg's, which loading
+ * them checks. */
+MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmconfig *cfg,
+				   const struct vmm_options *opt, char *err, size_t errlen);
 /* A VMM for the machine cfg: validated, its adapters' sockets found. */
 MUST_CHECK int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_options *opt,
 			  char *err, size_t errlen);

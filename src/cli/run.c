@@ -380,7 +380,7 @@ int cmd_run(int argc, char **argv)
 			.api_socket = o->api_socket, .api_handler = vmm_api_handler, .console_tty = !o->detach,
 			.signals = true,
 		};
-		if (vmm_create_restored(&v, o->restore, &opt, err, sizeof(err)) < 0) {
+		if (vmm_create_restored(&v, o->restore, NULL, &opt, err, sizeof(err)) < 0) {
 			cli_error("run: %s", err);
 			goto out;
 		}

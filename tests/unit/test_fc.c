@@ -218,8 +218,11 @@ static void test_configure_and_refusals(void)
 	EXPECT_FAULT("Invalid request method and/or path: GET /nope.");
 	CHECK_EQ(req(fc, "DELETE", "/", NULL), 400);
 	CHECK_EQ(req(fc, "PUT", "/snapshot/create", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}"), 400);
+	EXPECT_FAULT("not supported before starting");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\"}"), 400);
+	EXPECT_FAULT("not allowed after configuring boot-specific resources");
+	CHECK_EQ(req(fc, "GET", "/balloon", NULL), 400);
 	EXPECT_FAULT("not supported by nestvm yet");
-	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\"}"), 400);
 	CHECK_EQ(req(fc, "PUT", "/actions", "{\"action_type\":\"Reboot\"}"), 400);
 	EXPECT_FAULT("unknown variant `Reboot`");
 	CHECK_EQ(req(fc, "PUT", "/actions", "{\"action_type\":\"FlushMetrics\"}"), 400);
@@ -340,6 +343,73 @@ static void test_config_file(void)
 	harness_remove_tree(dir);
 }
 
+/* /snapshot/load's refusals, and a microVM described as /snapshot/create
+ * describes it (GET /vm/config's document, nulls and all) taken whole; a
+ * load that fails leaves nothing configured. */
+static void test_snapshot_load(void)
+{
+	char body[1024], desc[160], state[160];
+	struct fc *fc;
+	FILE *f;
+
+	scratch();
+	snprintf(desc, sizeof(desc), "%s/vm.json", dir);
+	snprintf(state, sizeof(state), "%s/vm.state", dir);
+	fc = new_fc();
+	snprintf(body, sizeof(body), "{\"kernel_image_path\":\"%s\"}", kernel);
+	CHECK_EQ(req(fc, "PUT", "/boot-source", body), 204);
+	snprintf(body, sizeof(body), "{\"drive_id\":\"rootfs\",\"path_on_host\":\"%s\",\"is_root_device\":true,"
+		 "\"is_read_only\":true}", disk);
+	CHECK_EQ(req(fc, "PUT", "/drives/rootfs", body), 204);
+	CHECK_EQ(req(fc, "PUT", "/network-interfaces/eth0", "{\"iface_id\":\"eth0\",\"host_dev_name\":\"tap7\"}"), 204);
+	CHECK_EQ(req(fc, "PUT", "/vsock", "{\"guest_cid\":9,\"uds_path\":\"/tmp/v9.sock\"}"), 204);
+	CHECK_EQ(req(fc, "PUT", "/machine-config", "{\"vcpu_count\":2,\"mem_size_mib\":256}"), 204);
+	CHECK_EQ(req(fc, "GET", "/vm/config", NULL), 200);
+	CHECK(strstr(last.body, "\"partuuid\":null"));
+	f = fopen(desc, "w");
+	CHECK(f && fputs(last.body, f) >= 0);
+	fclose(f);
+	fc_response_free(&last);
+	fc_destroy(fc);
+
+	fc = new_fc();
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"mem_file_path\":\"m\"}"), 400);
+	EXPECT_FAULT("missing field `snapshot_path`");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\"}"), 400);
+	EXPECT_FAULT("`mem_file_path` or a File `mem_backend`");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_backend\":"
+		     "{\"backend_type\":\"Uffd\",\"backend_path\":\"/u.sock\"}}"), 400);
+	EXPECT_FAULT("Uffd memory backend is not supported");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"mem_backend\":"
+		     "{\"backend_type\":\"File\",\"backend_path\":\"m\"}}"), 400);
+	EXPECT_FAULT("one without the other");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"m\",\"resume_vm\":1}"), 400);
+	EXPECT_FAULT("invalid type for `resume_vm`");
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", "{\"snapshot_path\":\"s\",\"mem_file_path\":\"/nonexistent/m\"}"), 400);
+	EXPECT_FAULT("'/nonexistent/m': No such file");
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", state, kernel);
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", body), 400);
+	EXPECT_FAULT("is not the description /snapshot/create wrote");
+	/* The description is taken; the state is not there. */
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_backend\":{\"backend_type\":\"File\","
+		 "\"backend_path\":\"%s\"},\"resume_vm\":true}", state, desc);
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", body), 400);
+	EXPECT_FAULT("Load snapshot error: saved state");
+	EXPECT_FAULT("vm.state': No such file");
+	CHECK(!fc_started(fc));
+	CHECK_EQ(req(fc, "GET", "/vm/config", NULL), 200);
+	CHECK(strstr(last.body, "\"drives\":[]"));
+	CHECK(strstr(last.body, "\"vsock\":null"));
+	/* A description naming a drive that is gone. */
+	unlink(disk);
+	snprintf(body, sizeof(body), "{\"snapshot_path\":\"%s\",\"mem_file_path\":\"%s\"}", state, desc);
+	CHECK_EQ(req(fc, "PUT", "/snapshot/load", body), 400);
+	EXPECT_FAULT("/drives/rootfs: The block device backing file");
+	fc_response_free(&last);
+	fc_destroy(fc);
+	harness_remove_tree(dir);
+}
+
 static ssize_t recv_all(int fd, char *buf, size_t cap)
 {
 	size_t got = 0;
@@ -421,6 +491,7 @@ int main(void)
 	RUN(test_device_limit);
 	RUN(test_logger_and_metrics);
 	RUN(test_config_file);
+	RUN(test_snapshot_load);
 	RUN(test_server);
 	return HARNESS_END();
 }
