@@ -2,8 +2,9 @@
 # Firecracker is expected. A client nestvm did not write (curl, and socat
 # for the vsock's host side, brought in by scripts/mkimage as
 # image/fc-client/) drives "firecracker" (a link to nestvm) over its API
-# socket: a whole life, a --config-file boot with no API calls, and a nested
-# host started through the API that boots its own NestedVM.
+# socket: a whole life, a --config-file boot with no API calls, a snapshot
+# loaded by another process, and a nested host started through the API that
+# boots its own NestedVM.
 
 fcc=image/fc-client
 sock=/tmp/fc.sock
@@ -204,6 +205,65 @@ JSON
 	expect fc_config_file '"balloon" is not supported by nestvm yet' && pass fc_config_file
 }
 
+# counts FILE: the counts "count N" on a console, one a line.
+counts() {
+	tr -d '\r' <"$1" | grep -o '^count [0-9]*' | awk '{print $2}'
+}
+
+# A counting guest with a drive and a vsock, paused and snapshotted; the
+# first process ends, a second loads the snapshot paused (no count), and
+# once resumed the guest counts on from the next number.
+case_fc_snapshot() {
+	fc_ready fc_snapshot || return
+	sh scripts/nested-initrd /tmp/fc-counter.img image tests/e2e/counter.sh:e2e/counter.sh
+	mkdisk /tmp/snap-disk.img snap-disk 1024
+	rm -f /tmp/fc.snap /tmp/fc.mem
+	start_fc e2e-snap
+	api fc_snapshot PUT /machine-config 204 '{"vcpu_count":1,"mem_size_mib":256}' &&
+	api fc_snapshot PUT /boot-source 204 "{\"kernel_image_path\":\"/nestvm/$K\",\"initrd_path\":\"/tmp/fc-counter.img\",\"boot_args\":\"console=ttyS0 panic=-1 quiet nestvm.script=/e2e/counter.sh\"}" &&
+	api fc_snapshot PUT /drives/data 204 '{"drive_id":"data","path_on_host":"/tmp/snap-disk.img","is_root_device":false,"is_read_only":true}' &&
+	api fc_snapshot PUT /vsock 204 '{"guest_cid":5,"uds_path":"/tmp/v.sock"}' &&
+	api fc_snapshot PUT /snapshot/create 400 '{"snapshot_path":"/tmp/fc.snap","mem_file_path":"/tmp/fc.mem"}' &&
+	has fc_snapshot 'before starting the microVM' &&
+	api fc_snapshot PUT /actions 204 '{"action_type":"InstanceStart"}' || { kill -9 $fcpid; return; }
+	console_until '^count 5$' 400 || { abort fc_snapshot "the guest did not count to 5"; return; }
+	api fc_snapshot PUT /snapshot/create 400 '{"snapshot_path":"/tmp/fc.snap","mem_file_path":"/tmp/fc.mem"}' &&
+	has fc_snapshot 'must be paused' &&
+	api fc_snapshot PATCH /vm 204 '{"state":"Paused"}' &&
+	api fc_snapshot PUT /snapshot/create 400 '{"snapshot_path":"/tmp/fc.snap","mem_file_path":"/tmp/fc.mem","snapshot_type":"Diff"}' &&
+	has fc_snapshot 'Diff snapshots are not supported' &&
+	api fc_snapshot PUT /snapshot/create 204 '{"snapshot_path":"/tmp/fc.snap","mem_file_path":"/tmp/fc.mem"}' &&
+	api fc_snapshot GET / 200 && has fc_snapshot '"state":"Paused"' || { kill -9 $fcpid; return; }
+	last=$(counts $con | sort -n | tail -n 1)
+	echo "saved at count $last; $(ls -l /tmp/fc.snap /tmp/fc.mem)" >>"$out"
+	kill -TERM $fcpid
+	wait_exit fc_snapshot $fcpid 60 || return
+
+	start_fc e2e-snap-2
+	api fc_snapshot PUT /drives/other 204 '{"drive_id":"other","path_on_host":"/tmp/snap-disk.img","is_root_device":false}' &&
+	api fc_snapshot PUT /snapshot/load 400 '{"snapshot_path":"/tmp/fc.snap","mem_file_path":"/tmp/fc.mem"}' &&
+	has fc_snapshot 'not allowed after configuring boot-specific resources' || { kill -9 $fcpid; return; }
+	kill -TERM $fcpid
+	wait_exit fc_snapshot $fcpid 60 || return
+
+	start_fc e2e-snap-3
+	api fc_snapshot PUT /snapshot/load 204 '{"snapshot_path":"/tmp/fc.snap","mem_backend":{"backend_type":"File","backend_path":"/tmp/fc.mem"}}' &&
+	api fc_snapshot GET / 200 && has fc_snapshot '"state":"Paused"' &&
+	api fc_snapshot GET /vm/config 200 && has fc_snapshot '"drive_id":"data"' && has fc_snapshot '"guest_cid":5' &&
+	api fc_snapshot PUT /boot-source 400 "{\"kernel_image_path\":\"/nestvm/$K\"}" || { kill -9 $fcpid; return; }
+	sleep 3
+	[ -z "$(counts $con)" ] || { abort fc_snapshot "the guest counted before it was resumed"; return; }
+	api fc_snapshot PATCH /vm 204 '{"state":"Resumed"}' || { kill -9 $fcpid; return; }
+	console_until "^count $((last + 3))\$" 120 || { abort fc_snapshot "no count after the resume (saved at $last)"; return; }
+	first=$(counts $con | head -n 1)
+	echo "after the load: first count $first" >>"$out"
+	[ "$first" = $((last + 1)) ] || { abort fc_snapshot "the count went on at $first, not $((last + 1))"; return; }
+	[ -S /tmp/v.sock ] || { abort fc_snapshot "the restored vsock has no host socket"; return; }
+	kill -TERM $fcpid
+	wait_exit fc_snapshot $fcpid 60 || return
+	pass fc_snapshot
+}
+
 # A nested host started through the API boots its own NestedVM: the tiny
 # guest, so that the case stays within its bound on a loaded machine.
 case_fc_nested_host() {
@@ -227,4 +287,5 @@ case_fc_nested_host() {
 e2e_case case_fc_version
 e2e_case case_fc_config_file
 e2e_case case_fc_life
+e2e_case case_fc_snapshot
 e2e_case case_fc_nested_host
