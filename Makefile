@@ -1,10 +1,12 @@
 # nestvm: `make` builds build/nestvm, `make check` runs every test tier,
-# `make demo` boots the default guest, `make image` builds that guest.
+# `make demo` boots the default guest, `make image` builds that guest,
+# `make install` (PREFIX, DESTDIR) installs it all, `make deb` packages it.
 CC      ?= gcc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
            -Wundef -Wwrite-strings -Werror
-CPPFLAGS := -Isrc -D_GNU_SOURCE
+# CPPFLAGS and LDFLAGS from the environment (dpkg-buildflags' hardening) come after ours.
+CPPFLAGS := -Isrc -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
 LDLIBS  := -lpthread -ljansson -lz
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -17,12 +19,13 @@ CLI_OBJS := $(CLI_SRCS:%.c=$(B)/obj/%.o)
 SAN_LIB_OBJS := $(LIB_SRCS:%.c=$(B)/san/%.o)
 SAN_CLI_OBJS := $(filter-out $(B)/san/src/cli/main.o,$(CLI_SRCS:%.c=$(B)/san/%.o))
 
-UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c))
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.c)) \
+              $(patsubst tests/unit/%.sh,$(B)/tests/unit/%,$(wildcard tests/unit/test_*.sh))
 KVM_TESTS  := $(patsubst tests/kvm/%.c,$(B)/tests/kvm/%,$(wildcard tests/kvm/test_*.c))
 KVM_STATIC_TESTS := $(patsubst tests/kvm/%.c,$(B)/tests/kvm-static/%,$(wildcard tests/kvm/test_*.c))
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all check unit kvm e2e image demo fuzz fuzz-run bench clean deps
+.PHONY: all check unit kvm e2e image demo fuzz fuzz-run bench clean deps install uninstall deb
 all: $(B)/nestvm
 
 $(B)/obj/%.o: %.c
@@ -34,7 +37,7 @@ $(B)/san/%.o: %.c
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) $(SAN) -O1 -c $< -o $@
 
 $(B)/nestvm: $(LIB_OBJS) $(CLI_OBJS)
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The guest image carries this one so that every guest can be a host.
 $(B)/nestvm-static: $(LIB_OBJS) $(CLI_OBJS)
@@ -43,6 +46,12 @@ $(B)/nestvm-static: $(LIB_OBJS) $(CLI_OBJS)
 $(B)/tests/unit/%: tests/unit/%.c $(SAN_LIB_OBJS) $(SAN_CLI_OBJS) tests/harness.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) -Itests $(ALL_CFLAGS) $(SAN) -O1 -o $@ $< $(SAN_LIB_OBJS) $(SAN_CLI_OBJS) $(LDLIBS)
+
+# Tests written in shell (installing, packaging, the man page, completion)
+# run from the unit tier like the others.
+$(B)/tests/unit/%: tests/unit/%.sh
+	@mkdir -p $(dir $@)
+	cp $< $@ && chmod +x $@
 
 $(B)/tests/kvm/%: tests/kvm/%.c tests/kvm/payloads.S $(SAN_LIB_OBJS) tests/harness.h
 	@mkdir -p $(dir $@)
@@ -87,6 +96,48 @@ demo: all $(B)/nestvm-static
 
 bench: $(B)/nestvm-static
 	bench/boot
+
+# Where make install puts things; the binary finds the guest image in
+# $(BINDIR)/../share/nestvm or /usr/share/nestvm. IMAGE is the guest image
+# to install (make image builds it).
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+DATADIR ?= $(PREFIX)/share
+MANDIR  ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+IMAGE   ?= $(B)/image
+INSTALLED := $(BINDIR)/nestvm $(DATADIR)/nestvm/vmlinuz $(DATADIR)/nestvm/initrd.img \
+             $(MANDIR)/man1/nestvm.1 $(BASHCOMPDIR)/nestvm $(UNITDIR)/nestvm.service
+
+install: $(B)/nestvm
+	@test -f $(IMAGE)/vmlinuz -a -f $(IMAGE)/initrd.img || \
+		{ echo "make install: no guest image in $(IMAGE)/: run 'make image' first (or give IMAGE=DIR)" >&2; exit 1; }
+	install -D -m 755 $(B)/nestvm $(DESTDIR)$(BINDIR)/nestvm
+	install -D -m 644 $(IMAGE)/vmlinuz $(DESTDIR)$(DATADIR)/nestvm/vmlinuz
+	install -D -m 644 $(IMAGE)/initrd.img $(DESTDIR)$(DATADIR)/nestvm/initrd.img
+	install -D -m 644 man/nestvm.1 $(DESTDIR)$(MANDIR)/man1/nestvm.1
+	install -D -m 644 dist/nestvm.bash-completion $(DESTDIR)$(BASHCOMPDIR)/nestvm
+	@mkdir -p $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' dist/nestvm.service.in >$(DESTDIR)$(UNITDIR)/nestvm.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/nestvm.service
+
+# Removes what install put there, and the guest image's directory; the VM
+# store (/var/lib/nestvm) is the administrator's and stays.
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(DATADIR)/nestvm 2>/dev/null
+
+# The Debian package, built by debian/rules in a build folder of its own;
+# the .deb lands in $(B)/deb/. DEB_IMAGE is the guest image it carries.
+# debian/rules is a make of its own: this make's variables stay out of it.
+DEB_IMAGE ?= $(IMAGE)
+DEB_DIR := $(abspath $(B)/deb)
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL NESTVM_IMAGE=$(abspath $(DEB_IMAGE)) NESTVM_DEB_DIR=$(DEB_DIR) \
+		dpkg-buildpackage -b -us -uc --buildinfo-option=-u$(DEB_DIR) --changes-option=-u$(DEB_DIR) \
+		--buildinfo-file=$(DEB_DIR)/nestvm.buildinfo --changes-file=$(DEB_DIR)/nestvm.changes
 
 clean:
 	rm -rf $(B)/obj $(B)/san $(B)/tests $(B)/fuzz $(B)/nestvm $(B)/nestvm-static

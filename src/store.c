@@ -141,6 +141,7 @@ static const struct store_key vm_keys[] = {
 	VM_KEY("initrd", STORE_TEXT, initrd, false, true, false),
 	VM_KEY("cmdline", STORE_TEXT, cmdline, false, true, false),
 	VM_KEY("vsock-cid", STORE_CID, vsock_cid, false, false, true),
+	VM_KEY("autostart", STORE_BOOL, autostart, false, false, true),
 	{ 0 },
 };
 
@@ -468,7 +469,8 @@ static void store_format_keys(struct store_buf *b, const struct store_key *keys,
 			store_printf(b, "%s = %u\n", k->key, n);
 			break;
 		case STORE_BOOL:
-			store_printf(b, "%s = %s\n", k->key, *(const bool *)field ? "on" : "off");
+			if (*(const bool *)field || !k->omit_zero)
+				store_printf(b, "%s = %s\n", k->key, *(const bool *)field ? "on" : "off");
 			break;
 		case STORE_MAC:
 			store_printf(b, "%s = %s\n", k->key, vmconfig_fmt_mac((const uint8_t *)field, s, sizeof(s)));
@@ -783,7 +785,12 @@ static int store_cmp(const void *a, const void *b)
 
 int store_list(const char *root, char ***names, size_t *n)
 {
-	DIR *d = opendir(root);
+	return store_list_dir(root, "VM", names, n);
+}
+
+int store_list_dir(const char *dir, const char *what, char ***names, size_t *n)
+{
+	DIR *d = opendir(dir);
 	struct dirent *e;
 	char **v = NULL;
 	size_t cnt = 0, cap = 0;
@@ -796,7 +803,8 @@ int store_list(const char *root, char ***names, size_t *n)
 		char why[160];
 
 		/* Hidden entries are VMs being made or removed. */
-		if (store_name_check(e->d_name, why, sizeof(why)) < 0)
+		if ((!strcmp(what, "VM") ? store_name_check(e->d_name, why, sizeof(why))
+					 : vmconfig_check_name(e->d_name, what, why, sizeof(why))) < 0)
 			continue;
 		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
 			continue;

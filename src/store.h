@@ -81,6 +81,9 @@ MUST_CHECK int store_remove(const char *root, const char *name, char *err, size_
 /* The names of the store's VMs, sorted; *names is malloc'd (free with
  * store_list_free). A missing root is an empty store. */
 MUST_CHECK int store_list(const char *root, char ***names, size_t *n);
+/* The same for any directory of named subdirectories: what is "VM" (the
+ * store's rule) or whose names they are ("switch", vmconfig_check_name). */
+MUST_CHECK int store_list_dir(const char *dir, const char *what, char ***names, size_t *n);
 void store_list_free(char **names, size_t n);
 
 /* Takes the VM's lock (flock on its "lock" file), waiting up to wait_ms;

@@ -74,6 +74,7 @@ struct vmconfig {
 	bool no_rng;                            /* no virtio-rng (there is one by default) */
 	uint64_t vsock_cid;                     /* virtio-vsock's guest CID; 0: none */
 	char vsock_uds[VMCONFIG_PATH_MAX];      /* its host side: a Unix socket (see virtio/vsock.c) */
+	bool autostart;                         /* started with the host (nestvm autostart start) */
 };
 
 /* A new VM's defaults: 512M, one processor, console=ttyS0. */

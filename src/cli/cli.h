@@ -17,6 +17,7 @@ int cmd_vm(int argc, char **argv);
 int cmd_nested(int argc, char **argv);
 int cmd_firecracker(int argc, char **argv);
 int cmd_vsock(int argc, char **argv);
+int cmd_autostart(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* How run_stored runs a VM of the store: nestvm run --name's options. */

@@ -14,10 +14,11 @@ static void usage(FILE *out)
 	      "A virtual machine monitor on Linux KVM built for nested virtualization.\n\n"
 	      "Commands:\n"
 	      "  run        boot one VM in the foreground (nestvm run --help)\n"
-	      "  vm         named VMs: new, set, list, show, remove, start, stop, console,\n"
-	      "             pause, resume (nestvm vm help)\n"
+	      "  vm         named VMs: new, set, list, show, remove, start, save, discard-saved,\n"
+	      "             checkpoint, migrate, receive, stop, console, pause, resume (nestvm vm help)\n"
 	      "  nested     nested enable NAME: set a VM up to run VMs of its own\n"
 	      "  switch     virtual switches: new, start, stop, show, list, remove (nestvm switch help)\n"
+	      "  autostart  start, stop, list: the switches and VMs that start with the host\n"
 	      "  status     can this host and its VMs run nested virtualization? (nestvm status --help)\n"
 	      "  probe      measure how fast KVM runs guest kernel code\n"
 	      "  firecracker  serve Firecracker's API (also as a link named firecracker)\n"
@@ -34,7 +35,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 static const struct cli_cmd main_cmds[] = {
-	{ "run", cmd_run }, { "vm", cmd_vm }, { "nested", cmd_nested }, { "switch", cmd_switch },
+	{ "run", cmd_run }, { "vm", cmd_vm }, { "nested", cmd_nested }, { "switch", cmd_switch }, { "autostart", cmd_autostart },
 	{ "status", cmd_status }, { "probe", cmd_probe }, { "firecracker", cmd_firecracker },
 	{ "vsock", cmd_vsock }, { "version", cmd_version }, { "--version", cmd_version },
 	{ 0 },

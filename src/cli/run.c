@@ -418,8 +418,19 @@ int cmd_probe(int argc, char **argv)
 {
 	const char *dev = argc > 0 ? argv[0] : "/dev/kvm";
 	double mips;
-	int r = vm_probe_speed(dev, &mips);
+	int r;
 
+	if (argc > 0 && cli_is_help(argv[0])) {
+		printf("Usage: nestvm probe [DEVICE]\n"
+		       "Time guest kernel code on DEVICE (default /dev/kvm): hardware speed, or emulated.\n"
+		       "Exit status: 0 at hardware speed, 1 when emulated or on an error.\n");
+		return 0;
+	}
+	if (argc > 1) {
+		cli_error("probe: one DEVICE at most (see nestvm probe --help)");
+		return EXIT_USAGE;
+	}
+	r = vm_probe_speed(dev, &mips);
 	if (r < 0) {
 		cli_error("probe %s: %s", dev, strerror(-r));
 		return 1;

@@ -314,19 +314,12 @@ static int switch_show(const char *name, const struct switch_opts *o)
 	return 0;
 }
 
-static int name_cmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static int switch_list(const char *unused, const struct switch_opts *o)
 {
 	char root[SWITCHD_PATH_MAX], err[2 * SWITCHD_PATH_MAX];
 	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *e;
+	size_t n = 0;
 	struct json j;
-	DIR *d;
 	int r;
 
 	(void)unused;
@@ -335,31 +328,11 @@ static int switch_list(const char *unused, const struct switch_opts *o)
 		cli_error("switch list: cannot find the store (%s); name it with --store DIR", strerror(-r));
 		return EXIT_USAGE;
 	}
-	d = opendir(root);
-	if (!d && errno != ENOENT) {
-		cli_error("switch list: %s: %s", root, strerror(errno));
+	r = switchd_list(o->store, &names, &n);
+	if (r < 0) {
+		cli_error("switch list: %s: %s", root, strerror(-r));
 		return 1;
 	}
-	while (d && (e = readdir(d))) {
-		char why[160];
-
-		if (switchd_name_check(e->d_name, why, sizeof(why)) < 0)
-			continue;
-		if (n == cap) {
-			char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
-
-			if (!nn)
-				break;
-			names = nn;
-		}
-		if (!(names[n] = strdup(e->d_name)))
-			break;
-		n++;
-	}
-	if (d)
-		closedir(d);
-	if (n)
-		qsort(names, n, sizeof(*names), name_cmp);
 	if (o->json) {
 		json_init(&j, stdout, true);
 		json_array_begin(&j);
@@ -399,9 +372,8 @@ static int switch_list(const char *unused, const struct switch_opts *o)
 			printf("%-24s %-8s %s%s%s\n", names[i], alive ? "running" : "stopped",
 			       kind ? kind : "none", kind ? " " : "", kind ? ifname : "");
 		}
-		free(names[i]);
 	}
-	free(names);
+	store_list_free(names, n);
 	if (o->json) {
 		json_array_end(&j);
 		r = json_finish(&j);

@@ -90,6 +90,8 @@ static const struct opt set_table[] = {
 	VO("mac", 0, OPT_STR, mac, "ADDRESS|new", "the adapter's MAC address, or a new random one (VM off)", 0, 0, NULL),
 	VO("mac-spoofing", 0, OPT_ONOFF, spoof, "on|off",
 	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, NULL),
+	VO("autostart", 0, OPT_ONOFF, cfg.autostart, "on|off",
+	   "start the VM with the host (nestvm autostart start, the nestvm.service unit)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -139,6 +141,12 @@ static const struct opt checkpoint_table[] = {
 
 static const struct opt remove_table[] = {
 	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before deleting the VM and its disks", 0, 0, NULL),
+	VO_STORE,
+	{ 0 },
+};
+
+static const struct opt discard_table[] = {
+	VO("yes", 'y', OPT_FLAG, yes, NULL, "do not ask before throwing the saved state away", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -439,7 +447,8 @@ static int vm_set(struct vm_ctx *c)
 	for (int i = 0; !needs_off && set_needs_off[i]; i++)
 		if (opts_given(set_table, c->given, set_needs_off[i]))
 			needs_off = set_needs_off[i];
-	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing")) {
+	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing") &&
+	    !opts_given(set_table, c->given, "autostart")) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
 		return EXIT_USAGE;
 	}
@@ -489,6 +498,7 @@ static void vm_json_vm(struct json *j, const struct vmconfig *vm, const struct v
 	json_kv_uint(j, "memoryBytes", vm->memory);
 	json_kv_bool(j, "exposeVirtualizationExtensions", vm->expose_virt);
 	json_kv_bool(j, "dynamicMemoryEnabled", vm->dynamic_memory);
+	json_kv_bool(j, "autostart", vm->autostart);
 	if (vm->memory_min)
 		json_kv_uint(j, "memoryMinimumBytes", vm->memory_min);
 	if (vm->memory_max)
@@ -622,6 +632,7 @@ static int vm_show(struct vm_ctx *c)
 	printf("Memory: %s\n", util_fmt_size(vm->memory, s, sizeof(s)));
 	printf("ExposeVirtualizationExtensions: %s\n", vm->expose_virt ? "True" : "False");
 	printf("DynamicMemoryEnabled: %s\n", vm->dynamic_memory ? "True" : "False");
+	printf("AutomaticStartAction: %s\n", vm->autostart ? "Start" : "Nothing");
 	if (vm->memory_min)
 		printf("MemoryMinimum: %s\n", util_fmt_size(vm->memory_min, s, sizeof(s)));
 	if (vm->memory_max)
@@ -1138,46 +1149,8 @@ static int vm_start(struct vm_ctx *c)
 
 static int vm_save(struct vm_ctx *c)
 {
-	const char *root = c->root, *name = c->name;
-	struct api_request req = { .cmd = API_SAVE };
-	struct api_object *reply;
-	struct vmm_state st;
-	int r;
-
-	vmm_state(root, name, &st);
-	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
-		cli_error("vm save: VM %s is %s; only a running or paused VM is saved", name, st.state);
-		return 1;
-	}
-	reply = malloc(sizeof(*reply));
-	if (!reply)
-		return 1;
 	/* Guest memory goes to disk: minutes for a large guest on a slow disk. */
-	r = vmm_call_request(root, name, &req, reply, 3600 * 1000);
-	if (r == 0) {
-		const struct api_member *b = api_get(reply, "savedBytes"), *ms = api_get(reply, "saveMillis");
-		uint64_t bytes = b && b->type == API_INT ? (uint64_t)b->num : 0;
-		uint64_t millis = ms && ms->type == API_INT ? (uint64_t)ms->num : 0;
-
-		if (!vmm_wait_off(root, name, 30000)) {
-			cli_error("vm save: VM %s was saved, but its VMM has not ended yet", name);
-			r = 1;
-		} else {
-			printf("Saved VM %s (%.1f MiB in %llu.%03llu s); nestvm vm start %s resumes it\n", name,
-			       (double)bytes / (1 << 20), (unsigned long long)(millis / 1000),
-			       (unsigned long long)(millis % 1000), name);
-		}
-	} else if (r == -EPROTO) {
-		const struct api_member *e = api_get(reply, "error");
-
-		cli_error("vm save: VM %s: %s", name, e && e->type == API_STRING ? e->str : "refused");
-		r = 1;
-	} else {
-		cli_error("vm save: VM %s: its VMM did not answer: %s", name, strerror(-r));
-		r = 1;
-	}
-	free(reply);
-	return r;
+	return vmctl_save(c->cmd, c->root, c->name, 3600);
 }
 
 static int vm_discard_saved(struct vm_ctx *c)
@@ -1329,7 +1302,7 @@ static const struct vm_sub vm_subs[] = {
 	  "Change the settings of the VM NAME. Processors, memory, dynamic memory, the\n"
 	  "virtualization extensions, kernel, initrd, command line, new adapters and MAC\n"
 	  "addresses change only while the VM is Off; the switch and MAC address spoofing\n"
-	  "of an adapter change at any time. With dynamic memory on, --memory is what the\n"
+	  "of an adapter, and --autostart, change at any time. With dynamic memory on, --memory is what the\n"
 	  "guest starts with and a balloon then moves it between the minimum and maximum.",
 	  set_table, VM_NAMED, vm_set },
 	{ "list", "nestvm vm list [--json]",
@@ -1357,7 +1330,7 @@ static const struct vm_sub vm_subs[] = {
 	{ "discard-saved", "nestvm vm discard-saved NAME [--yes]",
 	  "Throw away the saved state of the Saved VM NAME: it is Off, and its next start\n"
 	  "boots it anew. On a terminal it asks first; elsewhere --yes is required.",
-	  remove_table, VM_NAMED, vm_discard_saved },
+	  discard_table, VM_NAMED, vm_discard_saved },
 	{ "checkpoint", "nestvm vm checkpoint [create] NAME [CHECKPOINT] | list NAME [--json] | "
 	  "restore NAME CHECKPOINT | remove NAME CHECKPOINT",
 	  "Checkpoints of the VM NAME: its disks, configuration and, if it runs, its whole state\n"

@@ -114,6 +114,48 @@ int vmctl_stop(const char *cmd, const char *root, const char *name, int timeout_
 	return 1;
 }
 
+int vmctl_save(const char *cmd, const char *root, const char *name, int timeout_s)
+{
+	struct api_request req = { .cmd = API_SAVE };
+	struct api_object *reply;
+	struct vmm_state st;
+	int r;
+
+	vmm_state(root, name, &st);
+	if (strcmp(st.state, "Running") && strcmp(st.state, "Paused")) {
+		cli_error("%s: VM %s is %s; only a running or paused VM is saved", cmd, name, st.state);
+		return 1;
+	}
+	reply = malloc(sizeof(*reply));
+	if (!reply)
+		return 1;
+	r = vmm_call_request(root, name, &req, reply, timeout_s * 1000);
+	if (r == 0) {
+		const struct api_member *b = api_get(reply, "savedBytes"), *ms = api_get(reply, "saveMillis");
+		uint64_t bytes = b && b->type == API_INT ? (uint64_t)b->num : 0;
+		uint64_t millis = ms && ms->type == API_INT ? (uint64_t)ms->num : 0;
+
+		if (!vmm_wait_off(root, name, 30000)) {
+			cli_error("%s: VM %s was saved, but its VMM has not ended yet", cmd, name);
+			r = 1;
+		} else {
+			printf("Saved VM %s (%.1f MiB in %llu.%03llu s); nestvm vm start %s resumes it\n", name,
+			       (double)bytes / (1 << 20), (unsigned long long)(millis / 1000),
+			       (unsigned long long)(millis % 1000), name);
+		}
+	} else if (r == -EPROTO) {
+		const struct api_member *e = api_get(reply, "error");
+
+		cli_error("%s: VM %s: %s", cmd, name, e && e->type == API_STRING ? e->str : "refused");
+		r = 1;
+	} else {
+		cli_error("%s: VM %s: its VMM did not answer: %s", cmd, name, strerror(-r));
+		r = 1;
+	}
+	free(reply);
+	return r;
+}
+
 int vmctl_ask(const char *fmt, ...)
 {
 	char line[256];

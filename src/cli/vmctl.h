@@ -16,6 +16,9 @@ int vmctl_load(const char *cmd, const char *root, const char *name, struct vmcon
 /* Power button, a wait of timeout_s for the VMM to end; with force then the
  * API's stop and, last, SIGKILL. Returns the exit status, message printed. */
 int vmctl_stop(const char *cmd, const char *root, const char *name, int timeout_s, bool force, bool quiet);
+/* Saves the running or paused VM (the API's save), waiting up to
+ * timeout_s for it. Returns the exit status, message printed. */
+int vmctl_save(const char *cmd, const char *root, const char *name, int timeout_s);
 
 /* Asks a yes/no question on stdin/stdout until answered Y or N (any case, or
  * yes/no); returns 1 for yes, 0 for no, -1 at end of input. */

@@ -158,6 +158,8 @@ struct switchd_config {
 MUST_CHECK int switchd_name_check(const char *name, char *err, size_t errlen);
 /* STORE/switches, STORE from store_root(store). */
 MUST_CHECK int switchd_root(const char *store, char *buf, size_t len);
+/* The names of the store's switches, sorted; free with store_list_free. */
+MUST_CHECK int switchd_list(const char *store, char ***names, size_t *n);
 /* STORE/switches/NAME/file (file NULL: the directory). */
 MUST_CHECK int switchd_path(const char *store, const char *name, const char *file,
 			    char *buf, size_t len);

@@ -146,6 +146,16 @@ int switchd_root(const char *store, char *buf, size_t len)
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
+int switchd_list(const char *store, char ***names, size_t *n)
+{
+	char root[SWITCHD_PATH_MAX];
+	int r = switchd_root(store, root, sizeof(root));
+
+	*names = NULL;
+	*n = 0;
+	return r < 0 ? r : store_list_dir(root, "switch", names, n);
+}
+
 int switchd_path(const char *store, const char *name, const char *file, char *buf, size_t len)
 {
 	char root[SWITCHD_PATH_MAX];

@@ -224,6 +224,36 @@ static void test_config_errors(void)
 	expect_parse_error(BASE "vsock-cid = 4294967295\n", "vm.conf:5: vsock-cid");
 }
 
+/* autostart: set on and off by vm set at any state, written only when on,
+ * and read back by the one parser. */
+static void test_autostart_setting(void)
+{
+	struct vmconfig vm;
+	char e[1200], path[400], *text;
+
+	CHECK_EQ(VM("new", "auto", "--store", root, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/auto/vm.conf", root);
+	text = read_text(path);
+	CHECK(text && !strstr(text, "autostart"));
+	free(text);
+	CHECK_EQ(VM("set", "auto", "--store", root, "--autostart", "on"), 0);
+	CHECK_EQ(store_load(root, "auto", &vm, e, sizeof(e)), 0);
+	CHECK(vm.autostart);
+	text = read_text(path);
+	CHECK(text && strstr(text, "\nautostart = on\n"));
+	free(text);
+	CHECK_EQ(VM("show", "auto", "--store", root), 0);
+	CHECK(strstr(out, "AutomaticStartAction: Start"));
+	CHECK_EQ(VM("show", "auto", "--store", root, "--json"), 0);
+	CHECK(strstr(out, "\"autostart\": true"));
+	expect_err(VM("set", "auto", "--store", root, "--autostart", "maybe"), 2, "--autostart");
+	CHECK_EQ(VM("set", "auto", "--store", root, "--autostart", "off"), 0);
+	CHECK_EQ(store_load(root, "auto", &vm, e, sizeof(e)), 0);
+	CHECK(!vm.autostart);
+	expect_parse_error(BASE "autostart = sometimes\n", "vm.conf:5: autostart 'sometimes': must be on or off");
+	CHECK_EQ(VM("remove", "auto", "--store", root, "--yes"), 0);
+}
+
 /* A hand-edited file with an error is reported, never reset. */
 static void test_hand_edited_error(void)
 {
@@ -699,6 +729,7 @@ int main(void)
 	RUN(test_config_errors);
 	RUN(test_hand_edited_error);
 	RUN(test_create_duplicate_and_list);
+	RUN(test_autostart_setting);
 	RUN(test_disks_and_nics);
 	RUN(test_atomic_write_failure);
 	RUN(test_lock_contention);
