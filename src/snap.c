@@ -177,6 +177,21 @@ uint64_t snap_get_u64(struct snap_cur *c)
 	return lo | (uint64_t)snap_get_u32(c) << 32;
 }
 
+void snap_put_struct(struct snap_buf *b, const void *p, size_t n)
+{
+	snap_put_u32(b, (uint32_t)n);
+	snap_put_bytes(b, p, n);
+}
+
+void snap_get_struct(struct snap_cur *c, void *p, size_t n, const char *what)
+{
+	uint32_t len = snap_get_u32(c);
+
+	if (!c->bad && len != n)
+		snap_cur_fail(c, "%s of %u bytes where this nestvm's are %zu", what, len, n);
+	snap_get_bytes(c, p, c->bad ? 0 : n);
+}
+
 void snap_get_str(struct snap_cur *c, char *dst, size_t dstlen)
 {
 	uint32_t n = snap_get_u32(c);

@@ -54,6 +54,9 @@ void snap_put_u64(struct snap_buf *b, uint64_t v);
 void snap_put_bytes(struct snap_buf *b, const void *p, size_t n);
 /* A string: its length (u32), then its bytes. */
 void snap_put_str(struct snap_buf *b, const char *s);
+/* A kernel structure: its size (u32), then its bytes; read back only at
+ * exactly that size, else a fault naming what. */
+void snap_put_struct(struct snap_buf *b, const void *p, size_t n);
 void snap_buf_free(struct snap_buf *b);
 
 /* A cursor over a record's payload. Reading past the end marks it bad and
@@ -73,6 +76,7 @@ uint64_t snap_get_u64(struct snap_cur *c);
 void snap_get_bytes(struct snap_cur *c, void *dst, size_t n);
 /* A string into dst (NUL-terminated); longer than dstlen - 1 is a fault. */
 void snap_get_str(struct snap_cur *c, char *dst, size_t dstlen);
+void snap_get_struct(struct snap_cur *c, void *p, size_t n, const char *what);
 /* A bool: only 0 or 1. */
 bool snap_get_bool(struct snap_cur *c);
 void snap_cur_fail(struct snap_cur *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

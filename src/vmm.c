@@ -987,13 +987,33 @@ static int vmm_hold_for_save(struct vmm *v, bool *was_paused, char *err, size_t 
 	return 0;
 }
 
+/* The machine held (vmm_hold_for_save) and its state written to path with
+ * its configuration. *held says whether the VM is left paused and locked,
+ * as it is after the write, whether the write succeeded or not. */
+static int vmm_hold_and_write(struct vmm *v, const char *path, bool *was_paused, bool *held,
+			      struct vmm_save_info *info, char *err, size_t errlen)
+{
+	char *text = store_format(&v->cfg);
+	int r;
+
+	*held = false;
+	if (!text)
+		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
+	r = vmm_hold_for_save(v, was_paused, err, errlen);
+	if (r >= 0) {
+		*held = true;
+		r = vmm_write_state(v, path, text, info, err, errlen);
+	}
+	free(text);
+	return r;
+}
+
 int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save_info *info,
 	     char *err, size_t errlen)
 {
 	char own[VMM_PATH_MAX + 16];
 	uint64_t t0 = util_now_ns();
-	bool was_paused;
-	char *text;
+	bool was_paused, held;
 	int r;
 
 	memset(info, 0, sizeof(*info));
@@ -1005,16 +1025,9 @@ int vmm_save(struct vmm *v, const char *path, bool keep_running, struct vmm_save
 	}
 	if (strlen(path) >= VMM_PATH_MAX)
 		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", path);
-	text = store_format(&v->cfg);
-	if (!text)
-		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
-	r = vmm_hold_for_save(v, &was_paused, err, errlen);
-	if (r < 0) {
-		free(text);
+	r = vmm_hold_and_write(v, path, &was_paused, &held, info, err, errlen);
+	if (!held)
 		return r;
-	}
-	r = vmm_write_state(v, path, text, info, err, errlen);
-	free(text);
 	info->ns = util_now_ns() - t0;
 	if (r >= 0 && !keep_running) {
 		/* Saved: the VM ends with the state on disk; nothing runs on. */
@@ -1034,28 +1047,20 @@ int vmm_checkpoint(struct vmm *v, const char *dir, struct vmm_save_info *info, c
 {
 	char path[VMM_PATH_MAX + 16];
 	uint64_t t0 = util_now_ns();
-	bool was_paused;
-	char *text;
+	bool was_paused, held;
 	int r;
 
 	memset(info, 0, sizeof(*info));
 	if (strlen(dir) >= VMM_PATH_MAX)
 		return vmm_fail(err, errlen, -ENAMETOOLONG, "'%s': path too long", dir);
 	snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_STATE);
-	text = store_format(&v->cfg);
-	if (!text)
-		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
-	r = vmm_hold_for_save(v, &was_paused, err, errlen);
-	if (r < 0) {
-		free(text);
-		return r;
-	}
 	/* Memory and disks of one moment: both while the VM stands still
 	 * (the save flushes the disks first). */
-	r = vmm_write_state(v, path, text, info, err, errlen);
+	r = vmm_hold_and_write(v, path, &was_paused, &held, info, err, errlen);
+	if (!held)
+		return r;
 	if (r >= 0)
 		r = checkpoint_copy_disks(&v->cfg, NULL, dir, err, errlen);
-	free(text);
 	info->ns = util_now_ns() - t0;
 	if (!was_paused)
 		vm_resume(v->vm);

@@ -83,21 +83,6 @@ void vmstate_release_devices(struct vm *vm)
 
 /* ---- saving ---- */
 
-static void vs_put_struct(struct snap_buf *b, const void *p, size_t n)
-{
-	snap_put_u32(b, (uint32_t)n);
-	snap_put_bytes(b, p, n);
-}
-
-static void vs_get_struct(struct snap_cur *c, void *p, size_t n, const char *what)
-{
-	uint32_t len = snap_get_u32(c);
-
-	if (!c->bad && len != n)
-		snap_cur_fail(c, "%s of %u bytes where this nestvm's is %zu", what, len, n);
-	snap_get_bytes(c, p, c->bad ? 0 : n);
-}
-
 int vmstate_put_head(struct vm *vm, const char *config_text, struct snap_writer *w, char *err, size_t errlen)
 {
 	struct kvm_cpuid_entry2 *e0 = cpuid_find(vm->supported_cpuid, 0, 0);
@@ -217,7 +202,7 @@ int vmstate_put_devices(struct vm *vm, struct snap_writer *w, char *err, size_t 
 	r = kvm_vm_get_clock(&vm->kvm, &clock);
 	if (r < 0)
 		return vs_err(err, errlen, r, "reading the guest clock: %s: %s", kvm_last_op(), strerror(-r));
-	vs_put_struct(&b, &clock, sizeof(clock));
+	snap_put_struct(&b, &clock, sizeof(clock));
 	r = snap_write_buf(w, SNAP_REC_CLOCK, &b);
 	snap_buf_free(&b);
 	if (r >= 0 && !vm->cfg.no_irqchip) {
@@ -228,7 +213,7 @@ int vmstate_put_devices(struct vm *vm, struct snap_writer *w, char *err, size_t 
 			struct kvm_irqchip c = { .chip_id = chip };
 
 			r = kvm_vm_get_irqchip(&vm->kvm, &c);
-			vs_put_struct(&b, &c, sizeof(c));
+			snap_put_struct(&b, &c, sizeof(c));
 		}
 		if (r < 0) {
 			snap_buf_free(&b);
@@ -238,7 +223,7 @@ int vmstate_put_devices(struct vm *vm, struct snap_writer *w, char *err, size_t 
 		snap_buf_free(&b);
 		if (r >= 0 && (r = kvm_vm_get_pit2(&vm->kvm, &pit)) < 0)
 			return vs_err(err, errlen, r, "reading the PIT: %s: %s", kvm_last_op(), strerror(-r));
-		vs_put_struct(&b, &pit, sizeof(pit));
+		snap_put_struct(&b, &pit, sizeof(pit));
 		if (r >= 0)
 			r = snap_write_buf(w, SNAP_REC_PIT, &b);
 		snap_buf_free(&b);
@@ -453,7 +438,7 @@ static int vs_apply_platform(struct vs_records *s, struct vm *vm, char *err, siz
 	int r;
 
 	snap_cur_init(&c, s->clock.payload, s->clock.len);
-	vs_get_struct(&c, &clock, sizeof(clock), "a clock");
+	snap_get_struct(&c, &clock, sizeof(clock), "a clock");
 	if (snap_cur_done(&c) < 0)
 		return vs_err(err, errlen, -EINVAL, "its clock record %s", c.why);
 	/* Only the clock's value: the host's TSC and realtime are this host's. */
@@ -469,7 +454,7 @@ static int vs_apply_platform(struct vs_records *s, struct vm *vm, char *err, siz
 	for (uint32_t chip = 0; chip < VMSTATE_NCHIPS && !c.bad; chip++) {
 		struct kvm_irqchip k;
 
-		vs_get_struct(&c, &k, sizeof(k), "an irqchip");
+		snap_get_struct(&c, &k, sizeof(k), "an irqchip");
 		if (!c.bad && k.chip_id != chip)
 			snap_cur_fail(&c, "holds chip %u where chip %u belongs", k.chip_id, chip);
 		if (!c.bad && (r = kvm_vm_set_irqchip(&vm->kvm, &k)) < 0)
@@ -481,7 +466,7 @@ static int vs_apply_platform(struct vs_records *s, struct vm *vm, char *err, siz
 		struct kvm_pit_state2 pit;
 
 		snap_cur_init(&c, s->pit.payload, s->pit.len);
-		vs_get_struct(&c, &pit, sizeof(pit), "a PIT");
+		snap_get_struct(&c, &pit, sizeof(pit), "a PIT");
 		if (snap_cur_done(&c) < 0)
 			return vs_err(err, errlen, -EINVAL, "its PIT record %s", c.why);
 		r = kvm_vm_set_pit2(&vm->kvm, &pit);

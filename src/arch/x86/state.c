@@ -171,34 +171,18 @@ bool x86_vcpu_state_in_guest_mode(const struct x86_vcpu_state *st)
 
 #define X86_MAX_MSRS 4096
 
-/* A kernel structure: its size, then its bytes; read back only at that size. */
-static void put_struct(struct snap_buf *b, const void *p, size_t n)
-{
-	snap_put_u32(b, (uint32_t)n);
-	snap_put_bytes(b, p, n);
-}
-
-static void get_struct(struct snap_cur *c, void *p, size_t n, const char *what)
-{
-	uint32_t len = snap_get_u32(c);
-
-	if (!c->bad && len != n)
-		snap_cur_fail(c, "%s of %u bytes where this nestvm's are %zu", what, len, n);
-	snap_get_bytes(c, p, c->bad ? 0 : n);
-}
-
 void x86_vcpu_state_put(const struct x86_vcpu_state *st, struct snap_buf *b)
 {
 	snap_put_u8(b, st->irqchip);
-	put_struct(b, &st->regs, sizeof(st->regs));
-	put_struct(b, &st->sregs, sizeof(st->sregs));
-	put_struct(b, &st->xsave, sizeof(st->xsave));
+	snap_put_struct(b, &st->regs, sizeof(st->regs));
+	snap_put_struct(b, &st->sregs, sizeof(st->sregs));
+	snap_put_struct(b, &st->xsave, sizeof(st->xsave));
 	snap_put_u8(b, st->has_xcrs);
-	put_struct(b, &st->xcrs, sizeof(st->xcrs));
-	put_struct(b, &st->lapic, sizeof(st->lapic));
-	put_struct(b, &st->events, sizeof(st->events));
-	put_struct(b, &st->mp, sizeof(st->mp));
-	put_struct(b, &st->debugregs, sizeof(st->debugregs));
+	snap_put_struct(b, &st->xcrs, sizeof(st->xcrs));
+	snap_put_struct(b, &st->lapic, sizeof(st->lapic));
+	snap_put_struct(b, &st->events, sizeof(st->events));
+	snap_put_struct(b, &st->mp, sizeof(st->mp));
+	snap_put_struct(b, &st->debugregs, sizeof(st->debugregs));
 	snap_put_u32(b, st->msrs ? st->msrs->nmsrs : 0);
 	for (uint32_t i = 0; st->msrs && i < st->msrs->nmsrs; i++) {
 		snap_put_u32(b, st->msrs->entries[i].index);
@@ -216,15 +200,15 @@ int x86_vcpu_state_get(struct x86_vcpu_state *st, struct snap_cur *c, int max_ne
 
 	memset(st, 0, sizeof(*st));
 	st->irqchip = snap_get_bool(c);
-	get_struct(c, &st->regs, sizeof(st->regs), "registers");
-	get_struct(c, &st->sregs, sizeof(st->sregs), "special registers");
-	get_struct(c, &st->xsave, sizeof(st->xsave), "an XSAVE area");
+	snap_get_struct(c, &st->regs, sizeof(st->regs), "registers");
+	snap_get_struct(c, &st->sregs, sizeof(st->sregs), "special registers");
+	snap_get_struct(c, &st->xsave, sizeof(st->xsave), "an XSAVE area");
 	st->has_xcrs = snap_get_bool(c);
-	get_struct(c, &st->xcrs, sizeof(st->xcrs), "XCRs");
-	get_struct(c, &st->lapic, sizeof(st->lapic), "a local APIC");
-	get_struct(c, &st->events, sizeof(st->events), "pending events");
-	get_struct(c, &st->mp, sizeof(st->mp), "an MP state");
-	get_struct(c, &st->debugregs, sizeof(st->debugregs), "debug registers");
+	snap_get_struct(c, &st->xcrs, sizeof(st->xcrs), "XCRs");
+	snap_get_struct(c, &st->lapic, sizeof(st->lapic), "a local APIC");
+	snap_get_struct(c, &st->events, sizeof(st->events), "pending events");
+	snap_get_struct(c, &st->mp, sizeof(st->mp), "an MP state");
+	snap_get_struct(c, &st->debugregs, sizeof(st->debugregs), "debug registers");
 	n = snap_get_u32(c);
 	if (!c->bad && n > X86_MAX_MSRS)
 		snap_cur_fail(c, "%u MSRs, more than any vCPU has", n);
