@@ -1,5 +1,6 @@
 /* libFuzzer target for the kernel image, the first untrusted bytes nestvm
- * reads: the bzImage parser, and the Linux loader whenever the image parses.
+ * reads: the bzImage and ELF vmlinux parsers, and the Linux loader whenever
+ * the image parses.
  * Every invariant the loader promises is checked with __builtin_trap(). */
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
@@ -52,6 +53,49 @@ static uint32_t rd32(const uint8_t *p)
 	return v;
 }
 
+/* An ELF vmlinux: each segment byte for byte at its address, the tail
+ * of each zeroed, the entry its own, the initrd past the last segment. */
+static int fuzz_elf(struct guestmem *mem, const struct boot_linux *bl, const uint8_t *data, size_t size)
+{
+	struct boot_entry entry;
+	struct boot_elf elf;
+	const char *why = NULL;
+	char err[256];
+	int r;
+
+	r = boot_parse_elf(data, size, size, &elf, &why);
+	if (r < 0) {
+		ASSERT(why && why[0]);
+		return 0;
+	}
+	ASSERT(elf.nseg >= 1 && elf.nseg <= BOOT_ELF_MAX_SEGMENTS);
+	for (unsigned int i = 0; i < elf.nseg; i++) {
+		const struct boot_elf_seg *s = &elf.seg[i];
+
+		ASSERT(s->offset + s->filesz <= size && s->filesz <= s->memsz);
+		ASSERT(s->paddr >= LAYOUT_HIGH_MEM_ADDR && s->paddr + s->memsz <= elf.end);
+		ASSERT(elf.end <= LAYOUT_MMIO_HOLE_ADDR);
+	}
+	err[0] = 0;
+	r = boot_load_linux(mem, bl, &entry, err, sizeof(err));
+	if (r < 0) {
+		ASSERT(err[0]);
+		return 0;
+	}
+	ASSERT(entry.rip == elf.entry);
+	ASSERT(!entry.initrd_addr || entry.initrd_addr >= elf.end);
+	/* Segments may overlap: the last one written wins, so check that one. */
+	{
+		const struct boot_elf_seg *s = &elf.seg[elf.nseg - 1];
+		const uint8_t *p = guestmem_ptr(mem, s->paddr, s->memsz);
+
+		ASSERT(p && !memcmp(p, data + s->offset, s->filesz));
+		for (uint64_t i = s->filesz; i < s->memsz; i++)
+			ASSERT(p[i] == 0);
+	}
+	return 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct guestmem *mem = fuzz_mem();
@@ -70,6 +114,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t *dst;
 	int r;
 
+	if (boot_is_elf(data, size))
+		return fuzz_elf(mem, &bl, data, size);
 	r = boot_parse_bzimage(data, size, size, &bz, &why);
 	if (r < 0) {
 		ASSERT(why && why[0]);

@@ -45,7 +45,7 @@ static struct fuzz_state *fuzz_state(void)
 		/* Heap, not mmap: AddressSanitizer guards both ends of it. */
 		st.buf = malloc(MEM_SIZE);
 		ASSERT(st.buf);
-		st.mem.regions[0] = (struct guestmem_region){ MEM_GPA, MEM_SIZE, st.buf };
+		st.mem.regions[0] = (struct guestmem_region){ .gpa = MEM_GPA, .size = MEM_SIZE, .host = st.buf };
 		st.mem.nregions = 1;
 		st.mem.total = MEM_SIZE;
 		ASSERT(virtio_dev_init(&st.dev, &fuzz_ops, "fuzz-vq", 0, MAX_QSZ, 0) == 0);

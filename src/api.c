@@ -446,9 +446,7 @@ struct api_client {
 };
 
 struct api_server {
-	int fd;
-	int wake[2];
-	pthread_t thread;
+	struct util_server srv;
 	api_handler_fn h;
 	void *opaque;
 	struct api_client clients[API_MAX_CLIENTS];
@@ -538,7 +536,7 @@ static void *api_server_thread(void *arg)
 
 		for (int i = 0; i < API_MAX_CLIENTS; i++)
 			fds[i] = s->clients[i].fd;
-		if (util_serve_wait(s->wake[0], s->fd, fds, API_MAX_CLIENTS, &fd, ready) < 0)
+		if (util_serve_wait(s->srv.wake[0], s->srv.fd, fds, API_MAX_CLIENTS, &fd, ready) < 0)
 			return NULL;
 		if (fd >= 0)
 			api_accept(s, fd);
@@ -562,51 +560,27 @@ int api_server_start(struct api_server **out, const char *path, api_handler_fn h
 		return -ENOMEM;
 	s->h = h;
 	s->opaque = opaque;
-	s->wake[0] = s->wake[1] = -1;
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
 		s->clients[i].fd = -1;
-	if (pipe2(s->wake, O_CLOEXEC) < 0) {
-		s->fd = -1;
-		r = -errno;
-		goto fail;
-	}
 	/* A socket left by a VMM that died answers nobody: replace it. The
 	 * caller holds the VM's run lock, so no live VMM owns it. */
-	s->fd = util_unix_listen(path, SOCK_STREAM, 8);
-	if (s->fd < 0) {
-		r = s->fd;
-		goto fail;
+	r = util_server_start(&s->srv, path, api_server_thread, s, "nestvm-api");
+	if (r < 0) {
+		free(s);
+		return r;
 	}
-	r = -pthread_create(&s->thread, NULL, api_server_thread, s);
-	if (r < 0)
-		goto fail;
 	*out = s;
 	return 0;
-fail:
-	if (s->fd >= 0)
-		close(s->fd);
-	if (s->wake[0] >= 0) {
-		close(s->wake[0]);
-		close(s->wake[1]);
-	}
-	free(s);
-	return r;
 }
 
 void api_server_stop(struct api_server *s)
 {
 	if (!s)
 		return;
-	if (write(s->wake[1], "x", 1) < 0) {
-		/* The thread then stays in poll; the process is ending anyway. */
-	}
-	pthread_join(s->thread, NULL);
+	util_server_stop(&s->srv);
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0)
 			close(s->clients[i].fd);
-	close(s->fd);
-	close(s->wake[0]);
-	close(s->wake[1]);
 	free(s);
 }
 

@@ -732,7 +732,7 @@ static void hostinfo_reasons_json(struct json *j, const struct hostinfo_verdict 
 	json_key(j, "reasons");
 	json_array_begin(j);
 	for (unsigned int i = 0; i < v->nreasons; i++)
-		json_string(j, v->reason[i]);
+		json_str(j, v->reason[i]);
 	json_array_end(j);
 }
 

@@ -124,7 +124,7 @@ void json_key(struct json *j, const char *key)
 	j->has_items[j->depth - 1] = true;
 	/* The key is a string value as far as escaping goes. */
 	j->have_key = true;
-	json_string(j, key);
+	json_str(j, key);
 	j->have_key = true;
 	json_puts(j, j->pretty ? ": " : ":");
 }
@@ -183,12 +183,12 @@ static size_t json_utf8_len(const unsigned char *s)
 	return 0;
 }
 
-void json_string(struct json *j, const char *str)
+void json_str(struct json *j, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str, *run;
 
 	if (!str) {
-		json_null(j);
+		json_nil(j);
 		return;
 	}
 	if (!json_value_start(j))
@@ -244,7 +244,7 @@ static void json_raw_value(struct json *j, const char *text)
 }
 
 void json_bool(struct json *j, bool v) { json_raw_value(j, v ? "true" : "false"); }
-void json_null(struct json *j) { json_raw_value(j, "null"); }
+void json_nil(struct json *j) { json_raw_value(j, "null"); }
 
 void json_int(struct json *j, int64_t v)
 {
@@ -267,16 +267,16 @@ void json_double(struct json *j, double v)
 	char b[32];
 
 	if (!isfinite(v)) {
-		json_null(j);
+		json_nil(j);
 		return;
 	}
 	snprintf(b, sizeof(b), "%.15g", v);
 	json_raw_value(j, b);
 }
 
-void json_kv_string(struct json *j, const char *key, const char *s) { json_key(j, key); json_string(j, s); }
+void json_kv_string(struct json *j, const char *key, const char *s) { json_key(j, key); json_str(j, s); }
 void json_kv_bool(struct json *j, const char *key, bool v) { json_key(j, key); json_bool(j, v); }
-void json_kv_null(struct json *j, const char *key) { json_key(j, key); json_null(j); }
+void json_kv_null(struct json *j, const char *key) { json_key(j, key); json_nil(j); }
 void json_kv_int(struct json *j, const char *key, int64_t v) { json_key(j, key); json_int(j, v); }
 void json_kv_uint(struct json *j, const char *key, uint64_t v) { json_key(j, key); json_uint(j, v); }
 void json_kv_double(struct json *j, const char *key, double v) { json_key(j, key); json_double(j, v); }

@@ -47,9 +47,9 @@ void json_array_end(struct json *j);
 void json_key(struct json *j, const char *key);
 
 /* NULL writes null. Invalid UTF-8 bytes become U+FFFD. */
-void json_string(struct json *j, const char *s);
+void json_str(struct json *j, const char *s);
 void json_bool(struct json *j, bool v);
-void json_null(struct json *j);
+void json_nil(struct json *j);
 void json_int(struct json *j, int64_t v);
 void json_uint(struct json *j, uint64_t v);
 /* 15 significant digits (3.9, not 3.8999999999999999); NaN and infinities,

@@ -111,6 +111,7 @@ enum store_type {
 	STORE_CPUS,     /* unsigned int, 1 to VMCONFIG_MAX_CPUS */
 	STORE_BOOL,     /* bool, on|off */
 	STORE_MAC,      /* uint8_t[6] */
+	STORE_CID,      /* uint64_t, a vsock CID: 3 to 2^32 - 2 */
 };
 
 struct store_key {
@@ -139,6 +140,7 @@ static const struct store_key vm_keys[] = {
 	VM_KEY("kernel", STORE_TEXT, kernel, true, false, false),
 	VM_KEY("initrd", STORE_TEXT, initrd, false, true, false),
 	VM_KEY("cmdline", STORE_TEXT, cmdline, false, true, false),
+	VM_KEY("vsock-cid", STORE_CID, vsock_cid, false, false, true),
 	VM_KEY("autostart", STORE_BOOL, autostart, false, false, true),
 	{ 0 },
 };
@@ -229,6 +231,11 @@ static int store_set(struct store_parser *p, const struct store_key *k, char *fi
 	case STORE_SIZE:
 		if (util_parse_size(v, &u) < 0)
 			return store_perr(p, "%s '%s': not a size (examples: 512M, 2G)", k->key, v);
+		memcpy(field, &u, sizeof(u));
+		return 0;
+	case STORE_CID:
+		if (util_parse_uint(v, 3, 0xfffffffeULL, &u) < 0)
+			return store_perr(p, "%s '%s': not a number from 3 to 4294967294", k->key, v);
 		memcpy(field, &u, sizeof(u));
 		return 0;
 	case STORE_CPUS: {
@@ -452,6 +459,11 @@ static void store_format_keys(struct store_buf *b, const struct store_key *keys,
 			if (u || !k->omit_zero)
 				store_printf(b, "%s = %s\n", k->key, util_fmt_size(u, s, sizeof(s)));
 			break;
+		case STORE_CID:
+			memcpy(&u, field, sizeof(u));
+			if (u || !k->omit_zero)
+				store_printf(b, "%s = %llu\n", k->key, (unsigned long long)u);
+			break;
 		case STORE_CPUS:
 			memcpy(&n, field, sizeof(n));
 			store_printf(b, "%s = %u\n", k->key, n);
@@ -602,6 +614,12 @@ int store_load_machine(const char *root, const char *name, struct vmconfig *vm, 
 			return -ENAMETOOLONG;
 		}
 		strcpy(d->path, path);
+	}
+	/* A VM's vsock is served on a socket in its directory. */
+	if (r == 0 && vm->vsock_cid && store_path(vm->vsock_uds, sizeof(vm->vsock_uds), root, name,
+						  STORE_VSOCK_SOCK) < 0) {
+		snprintf(err, errlen, "VM '%s': the path of its vsock socket is too long", name);
+		return -ENAMETOOLONG;
 	}
 	return r;
 }

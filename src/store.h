@@ -22,6 +22,7 @@
 #define STORE_RUN_LOCK   "run.lock"     /* held by the VM's running VMM */
 #define STORE_API_SOCK   "api.sock"
 #define STORE_CONSOLE_SOCK "console.sock"
+#define STORE_VSOCK_SOCK "vsock.sock"     /* the vsock's host side; guests reach "vsock.sock_PORT" */
 #define STORE_CONSOLE_LOG "console.log"
 #define STORE_PID        "vmm.pid"
 #define STORE_EXIT       "vmm.exit"     /* why the last VMM ended */

@@ -306,6 +306,35 @@ int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepte
 	}
 }
 
+int util_server_start(struct util_server *s, const char *path, void *(*fn)(void *), void *arg, const char *name)
+{
+	int r;
+
+	s->fd = -1;
+	if (pipe2(s->wake, O_CLOEXEC) < 0)
+		return -errno;
+	s->fd = util_unix_listen(path, SOCK_STREAM, 8);
+	r = s->fd < 0 ? s->fd : util_start_worker(&s->thread, fn, arg, name);
+	if (r < 0) {
+		if (s->fd >= 0)
+			close(s->fd);
+		close(s->wake[0]);
+		close(s->wake[1]);
+		return r;
+	}
+	return 0;
+}
+
+void util_server_stop(struct util_server *s)
+{
+	/* Should the write fail, the thread stays in poll: the process is ending. */
+	(void)!write(s->wake[1], "x", 1);
+	pthread_join(s->thread, NULL);
+	close(s->fd);
+	close(s->wake[0]);
+	close(s->wake[1]);
+}
+
 int util_create_image(const char *path, uint64_t size, bool preallocate)
 {
 	int fd, r = 0;

@@ -53,6 +53,19 @@ MUST_CHECK int util_unix_connect(const char *path, int type);
 #define UTIL_SERVE_MAX 32
 MUST_CHECK int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready);
 
+/* A small server's plumbing: the listening socket at path (a stale one
+ * replaced), the wake pipe util_serve_wait watches, and its thread, which
+ * takes no signals. util_server_stop wakes the thread, joins it and closes
+ * both; the clients are the caller's. -errno. */
+struct util_server {
+	int fd;
+	int wake[2];
+	pthread_t thread;
+};
+MUST_CHECK int util_server_start(struct util_server *s, const char *path, void *(*fn)(void *), void *arg,
+				 const char *name);
+void util_server_stop(struct util_server *s);
+
 /* Creates a raw disk image of size bytes (a multiple of 512) at path, never
  * over an existing file: sparse, or with preallocate every block allocated,
  * and on stable storage before it returns. On failure nothing is left. */

@@ -6,6 +6,7 @@
 #include "arch/x86/cpu.h"
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -202,12 +203,13 @@ static int vm_build_devices(struct vm *vm)
 	struct power_sink power = { vm_power_event, vm };
 	struct irq_line com1_irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_COM1_IRQ };
 	struct irq_line sci = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_SCI_IRQ };
+	struct irq_line kbd_irq = { vm->cfg.no_irqchip ? NULL : vm_irq_set, vm, LAYOUT_I8042_IRQ };
 	int r;
 
 	r = serial_init(&vm->com1, com1_irq, vm->cfg.console_out);
 	if (r < 0)
 		return r;
-	vm->i8042.power = power;
+	i8042_init(&vm->i8042, kbd_irq, power);
 	rtc_init(&vm->rtc, vm->mem.regions[0].size, vm->mem.nregions > 1 ? vm->mem.regions[1].size : 0);
 	acpi_pm_init(&vm->pm, sci, power);
 
@@ -261,7 +263,7 @@ static int vm_build_virtio(struct vm *vm)
 	int r;
 
 	r = vmconfig_check_devices(vm->cfg.ndisks, vm->cfg.nnics, vm->cfg.rng, vm->cfg.dynamic_memory,
-				   vm->err, sizeof(vm->err));
+				   vm->cfg.vsock_cid != 0, vm->err, sizeof(vm->err));
 	if (r < 0)
 		return r;
 	for (unsigned int i = 0; i < vm->cfg.ndisks; i++) {
@@ -312,6 +314,21 @@ static int vm_build_virtio(struct vm *vm)
 			r = vm_add_virtio(vm, dev);
 		if (r < 0) {
 			vm_errf(vm, "virtio-rng: %s", strerror(-r));
+			return r;
+		}
+	}
+	if (vm->cfg.vsock_cid) {
+		struct virtio_vsock_opts vo = { .guest_cid = vm->cfg.vsock_cid, .uds_path = vm->cfg.vsock_uds };
+		char err[256];
+
+		r = virtio_vsock_create(&dev, &vo, err, sizeof(err));
+		if (r < 0) {
+			vm_errf(vm, "vsock: %s", err);
+			return r;
+		}
+		r = vm_add_virtio(vm, dev);
+		if (r < 0) {
+			vm_errf(vm, "vsock: %s", strerror(-r));
 			return r;
 		}
 	}
@@ -367,6 +384,48 @@ static int vm_build_acpi(struct vm *vm)
 	return 0;
 }
 
+/* Step 6b: the MP table, for kernels that read no ACPI. It says what the
+ * MADT says: the SCI and the virtio windows are level-triggered. */
+static int vm_build_mptable(struct vm *vm)
+{
+	struct mptable_config mc = {
+		.ncpus = vm->cfg.ncpus, .lapic_addr = LAYOUT_LAPIC_ADDR, .ioapic_addr = LAYOUT_IOAPIC_ADDR,
+		.ioapic_id = (uint8_t)vm->cfg.ncpus, .ioapic_pins = LAYOUT_IOAPIC_PINS,
+		.level_pins = 1u << LAYOUT_SCI_IRQ,
+	};
+	void *buf = guestmem_ptr(&vm->mem, LAYOUT_MPTABLE_ADDR, LAYOUT_MPTABLE_SIZE);
+	ssize_t n;
+
+	for (unsigned int i = 0; i < vm->nvirtio; i++)
+		mc.level_pins |= 1u << vm->acpi_mmio[i].gsi;
+	n = buf ? mptable_build(buf, LAYOUT_MPTABLE_SIZE, LAYOUT_MPTABLE_ADDR, &mc) : -ENOMEM;
+	if (n < 0) {
+		vm_errf(vm, "building the MP table: %s", strerror((int)-n));
+		return (int)n;
+	}
+	return 0;
+}
+
+/* The command line the kernel gets: with acpi=off it also names the virtio
+ * windows, as Firecracker's guests expect (virtio_mmio.device=). */
+static int vm_boot_cmdline(struct vm *vm, const char **out)
+{
+	const char *cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "";
+	size_t len = strlen(cmdline) + 64 * (size_t)vm->nvirtio + 1;
+
+	*out = cmdline;
+	if (!boot_cmdline_acpi_off(cmdline) || !vm->nvirtio)
+		return 0;
+	vm->cmdline_buf = malloc(len);
+	if (!vm->cmdline_buf || boot_cmdline_mmio_devices(cmdline, vm->acpi_mmio, vm->nvirtio,
+							  vm->cmdline_buf, len) < 0) {
+		vm_errf(vm, "out of memory");
+		return -ENOMEM;
+	}
+	*out = vm->cmdline_buf;
+	return 0;
+}
+
 /* Step 7: the boot image and the boot vCPU's registers. */
 static int vm_build_boot(struct vm *vm)
 {
@@ -398,10 +457,11 @@ static int vm_build_boot(struct vm *vm)
 		return 0;
 	}
 	struct boot_linux bl = {
-		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd,
-		.cmdline = vm->cfg.cmdline ? vm->cfg.cmdline : "",
-		.rsdp_addr = LAYOUT_ACPI_ADDR,
+		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd, .rsdp_addr = LAYOUT_ACPI_ADDR,
 	};
+	r = vm_boot_cmdline(vm, &bl.cmdline);
+	if (r < 0)
+		return r;
 	r = boot_load_linux(&vm->mem, &bl, &entry, why, sizeof(why));
 	if (r < 0) {
 		vm_errf(vm, "kernel: %s", why);
@@ -457,6 +517,8 @@ int vm_create(struct vm *vm, const struct vm_config *cfg)
 		r = vm_build_virtio(vm);
 	if (r >= 0 && !cfg->payload && !cfg->restore)
 		r = vm_build_acpi(vm);
+	if (r >= 0 && !cfg->payload && !cfg->restore)
+		r = vm_build_mptable(vm);
 	if (r >= 0 && !cfg->restore)
 		r = vm_build_boot(vm);
 	if (r >= 0)
@@ -487,6 +549,8 @@ void vm_destroy(struct vm *vm)
 	guestmem_free(&vm->mem);
 	kvm_vm_destroy(&vm->kvm);
 	kvm_sys_close(&vm->sys);
+	free(vm->cmdline_buf);
+	vm->cmdline_buf = NULL;
 	bus_free(&vm->pio);
 	bus_free(&vm->mmio);
 }
@@ -665,6 +729,11 @@ void vm_resume(struct vm *vm)
 	pthread_mutex_unlock(&vm->lock);
 }
 
+void vm_start_paused(struct vm *vm)
+{
+	atomic_store(&vm->paused, true);
+}
+
 bool vm_is_paused(struct vm *vm)
 {
 	return atomic_load(&vm->paused);
@@ -673,6 +742,19 @@ bool vm_is_paused(struct vm *vm)
 void vm_power_button(struct vm *vm)
 {
 	acpi_pm_power_button(&vm->pm);
+}
+
+void vm_ctrl_alt_del(struct vm *vm)
+{
+	i8042_ctrl_alt_del(&vm->i8042);
+}
+
+int vm_swap_disk(struct vm *vm, unsigned int i, const char *path)
+{
+	/* Disks are the first virtio devices, in order. */
+	if (i >= vm->cfg.ndisks || i >= vm->nvirtio)
+		return -EINVAL;
+	return virtio_blk_swap(vm->vdev[i], path);
 }
 
 void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len)

@@ -63,6 +63,8 @@ struct vm_config {
 	const struct vm_nic *nics;      /* virtio-net: eth0, eth1, ... */
 	unsigned int nnics;
 	bool rng;                       /* virtio-rng */
+	uint64_t vsock_cid;             /* virtio-vsock's guest CID; 0: none */
+	const char *vsock_uds;          /* and its host socket */
 	int console_out;                /* COM1 output; -1 discards it */
 	const char *kvm_path;           /* NULL: /dev/kvm */
 	/* The machine is to be restored from a saved state: no ACPI tables and
@@ -117,6 +119,7 @@ struct vm {
 	_Atomic bool paused;            /* vCPUs are to park until resumed */
 	unsigned int parked;            /* vCPUs parked, under lock */
 	pthread_cond_t park_change;
+	char *cmdline_buf;              /* the command line with device arguments, or NULL */
 	char diag[1024];                /* why it stopped, for faults */
 	char err[512];                  /* why vm_create failed */
 };
@@ -134,9 +137,17 @@ const char *vm_stop_reason_name(enum vm_stop_reason why);
  * VM stopped); vm_resume lets them go on. Any thread but a vCPU's. */
 void vm_pause(struct vm *vm);
 void vm_resume(struct vm *vm);
+/* Before vm_run: the vCPUs park as they start, running no guest code,
+ * until vm_resume. */
+void vm_start_paused(struct vm *vm);
 bool vm_is_paused(struct vm *vm);
 /* The ACPI power button: a guest with acpid or systemd shuts down cleanly. */
 void vm_power_button(struct vm *vm);
+/* Types Ctrl-Alt-Del on the keyboard: a Linux guest reboots. */
+void vm_ctrl_alt_del(struct vm *vm);
+/* Puts the image at path behind disk i (in the order of cfg.disks) while
+ * the machine runs: -EINVAL for no such disk, else as virtio_blk_swap. */
+MUST_CHECK int vm_swap_disk(struct vm *vm, unsigned int i, const char *path);
 /* Console input: bytes typed at COM1, waiting while its FIFO is full; it
  * returns early once vm_console_close_input() has run (a stop, a reboot). */
 void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);

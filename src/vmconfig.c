@@ -51,13 +51,24 @@ void vmconfig_memory_range(const struct vmconfig *c, uint64_t *min, uint64_t *ma
 }
 
 int vmconfig_check_devices(unsigned int ndisks, unsigned int nnics, bool rng, bool balloon,
-			   char *err, size_t errlen)
+			   bool vsock, char *err, size_t errlen)
 {
-	if (ndisks + nnics + rng + balloon <= VMCONFIG_MAX_DEVICES)
+	if (ndisks + nnics + rng + balloon + vsock <= VMCONFIG_MAX_DEVICES)
 		return 0;
-	return vmconfig_err(err, errlen, "%u disks and %u network adapters%s%s: at most %d devices in all",
+	return vmconfig_err(err, errlen, "%u disks and %u network adapters%s%s%s: at most %d devices in all",
 			    ndisks, nnics, rng ? " and the rng" : "", balloon ? " and the memory balloon" : "",
-			    VMCONFIG_MAX_DEVICES);
+			    vsock ? " and the vsock" : "", VMCONFIG_MAX_DEVICES);
+}
+
+int vmconfig_check_vsock(uint64_t cid, const char *uds, char *err, size_t errlen)
+{
+	if (cid < 3 || cid > 0xfffffffeULL)
+		return vmconfig_err(err, errlen, "vsock CID %llu: must be from 3 to 4294967294 (0-2 are reserved)",
+				    (unsigned long long)cid);
+	if (uds && (!uds[0] || strlen(uds) >= VMCONFIG_PATH_MAX - 16))
+		return vmconfig_err(err, errlen, "vsock: its host socket needs a path of 1 to %d characters",
+				    VMCONFIG_PATH_MAX - 17);
+	return 0;
 }
 
 int vmconfig_check_disk_size(uint64_t size, char *err, size_t errlen)
@@ -192,7 +203,10 @@ int vmconfig_validate(const struct vmconfig *c, const struct vmconfig_names *n, 
 		return vmconfig_err(err, errlen, "%s: one line of at most %d characters", n->cmdline,
 				    VMCONFIG_CMDLINE_MAX - 1);
 	/* The count first: it bounds the arrays as well. */
-	r = vmconfig_check_devices(c->ndisks, c->nnics, !c->no_rng, c->dynamic_memory, err, errlen);
+	r = vmconfig_check_devices(c->ndisks, c->nnics, !c->no_rng, c->dynamic_memory, c->vsock_cid != 0,
+				   err, errlen);
+	if (r == 0 && c->vsock_cid)
+		r = vmconfig_check_vsock(c->vsock_cid, c->vsock_uds[0] ? c->vsock_uds : NULL, err, errlen);
 	for (unsigned int i = 0; r == 0 && i < c->ndisks; i++)
 		r = vmconfig_check_disk(c, i, err, errlen);
 	for (unsigned int i = 0; r == 0 && i < c->nnics; i++)

@@ -72,6 +72,8 @@ struct vmconfig {
 	struct vmconfig_disk disks[VMCONFIG_MAX_DISKS];
 	struct vmconfig_nic nics[VMCONFIG_MAX_NICS];
 	bool no_rng;                            /* no virtio-rng (there is one by default) */
+	uint64_t vsock_cid;                     /* virtio-vsock's guest CID; 0: none */
+	char vsock_uds[VMCONFIG_PATH_MAX];      /* its host side: a Unix socket (see virtio/vsock.c) */
 	bool autostart;                         /* started with the host (nestvm autostart start) */
 };
 
@@ -96,10 +98,13 @@ MUST_CHECK int vmconfig_validate(const struct vmconfig *c, const struct vmconfig
 MUST_CHECK int vmconfig_check_memory(uint64_t bytes);
 /* Dynamic memory's bounds as the VM gets them: those set, else the defaults. */
 void vmconfig_memory_range(const struct vmconfig *c, uint64_t *min, uint64_t *max);
-/* How many virtio devices a VM has: its disks and adapters, the rng and,
- * with dynamic memory, the balloon. 0, or -EINVAL with err. */
+/* How many virtio devices a VM has: its disks and adapters, the rng,
+ * with dynamic memory the balloon, and the vsock. 0, or -EINVAL with err. */
 MUST_CHECK int vmconfig_check_devices(unsigned int ndisks, unsigned int nnics, bool rng, bool balloon,
-				      char *err, size_t errlen);
+				      bool vsock, char *err, size_t errlen);
+/* A vsock: a guest CID from 3 to 2^32 - 2 and its host socket's path (NULL:
+ * not known yet, as for a stored VM, whose socket is in its directory). */
+MUST_CHECK int vmconfig_check_vsock(uint64_t cid, const char *uds, char *err, size_t errlen);
 /* A new disk's size: from 1M to 64T, whole sectors. 0, or -EINVAL with err. */
 MUST_CHECK int vmconfig_check_disk_size(uint64_t size, char *err, size_t errlen);
 /* The switch an adapter names: 1 to 63 characters, no control characters. */

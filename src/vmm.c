@@ -194,8 +194,8 @@ static int vmm_claim(struct vmm *v)
 	return -EALREADY;
 }
 
-/* Opens a saved state and reads its head; *cfg gets the configuration it
- * carries. The loader stays with the VMM until the machine takes the rest. */
+/* Opens a saved state and reads its head; *cfg (unless NULL) gets the
+ * configuration it carries. The loader stays with the VMM until the machine takes the rest. */
 static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmconfig *cfg, char *err, size_t errlen)
 {
 	char why[1024];
@@ -216,6 +216,8 @@ static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmco
 	r = vmstate_load_head(v->restore, v->restore_fd, why, sizeof(why));
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "saved state '%s': %s", path, why);
+	if (!cfg)
+		return 0;
 	r = store_parse_machine(v->restore->config_text, strlen(v->restore->config_text), path, cfg, why,
 				sizeof(why));
 	if (r < 0)
@@ -223,19 +225,20 @@ static int vmm_open_state(struct vmm *v, const char *path, bool own, struct vmco
 	return 0;
 }
 
-int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt, char *err, size_t errlen)
+int vmm_create_restored(struct vmm **out, const char *path, const struct vmconfig *given,
+			const struct vmm_options *opt, char *err, size_t errlen)
 {
 	struct vmm probe = { .restore_fd = -1 };
-	struct vmconfig *cfg = calloc(1, sizeof(*cfg));
+	struct vmconfig *cfg = given ? NULL : calloc(1, sizeof(*cfg));
 	struct vmm_options o = *opt;
 	int r;
 
-	if (!cfg)
+	if (!given && !cfg)
 		return vmm_fail(err, errlen, -ENOMEM, "out of memory");
 	r = vmm_open_state(&probe, path, false, cfg, err, errlen);
 	o.restore = path;
 	if (r == 0)
-		r = vmm_create(out, cfg, &o, err, errlen);
+		r = vmm_create(out, given ? given : cfg, &o, err, errlen);
 	if (r == 0) {
 		(*out)->restore = probe.restore;
 		(*out)->restore_fd = probe.restore_fd;
@@ -389,7 +392,6 @@ static int vmm_probe(struct vmm *v, char *err, size_t errlen)
 int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 {
 	uint8_t hdr[BOOT_HDR_BYTES];
-	struct bzimage bz;
 	const char *why;
 	size_t n;
 	int r;
@@ -415,7 +417,7 @@ int vmm_check_boot(struct vmm *v, char *err, size_t errlen)
 	r = boot_blob_read(&v->kernel, 0, hdr, n);
 	if (r < 0)
 		return vmm_fail(err, errlen, r, "kernel '%s': %s", v->cfg.kernel, strerror(-r));
-	if (boot_parse_bzimage(hdr, n, v->kernel.size, &bz, &why) < 0)
+	if (boot_check_kernel(hdr, n, v->kernel.size, &why) < 0)
 		return vmm_fail(err, errlen, -EINVAL, "kernel '%s': %s", v->cfg.kernel, why);
 	if (v->initrd.size >= v->cfg.memory)
 		return vmm_fail(err, errlen, -EINVAL,
@@ -687,6 +689,7 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		.kernel = v->kernel, .initrd = v->initrd, .cmdline = v->cfg.cmdline,
 		.expose_virt = v->cfg.expose_virt, .disks = v->disks, .ndisks = v->cfg.ndisks,
 		.nics = v->nics, .nnics = v->cfg.nnics, .rng = !v->cfg.no_rng,
+		.vsock_cid = v->cfg.vsock_cid, .vsock_uds = v->cfg.vsock_uds,
 		.console_out = v->com1_fd, .kvm_path = v->opt.kvm_path,
 	};
 	v->machine.restore = v->restore != NULL;
@@ -728,6 +731,10 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		/* The VM runs from it now: it is no longer Saved. */
 		if (v->restore_is_own)
 			unlink(v->restore_path);
+	}
+	if (v->opt.start_paused) {
+		v->opt.start_paused = false;    /* a reboot's machine runs */
+		vm_start_paused(v->vm);
 	}
 	if (v->opt.signals && pthread_create(&v->sig_thread, NULL, vmm_signal_thread, v) == 0)
 		v->sig_started = true;
@@ -870,6 +877,33 @@ int vmm_resume(struct vmm *v)
 int vmm_power_button(struct vmm *v)
 {
 	return vmm_on_live(v, vm_power_button);
+}
+
+int vmm_ctrl_alt_del(struct vmm *v)
+{
+	return vmm_on_live(v, vm_ctrl_alt_del);
+}
+
+int vmm_swap_disk(struct vmm *v, unsigned int i, const char *path, char *err, size_t errlen)
+{
+	int r;
+
+	if (i >= v->cfg.ndisks)
+		return vmm_fail(err, errlen, -EINVAL, "no disk %u: the VM has %u", i, v->cfg.ndisks);
+	if (strlen(path) >= sizeof(v->cfg.disks[i].path))
+		return vmm_fail(err, errlen, -ENAMETOOLONG, "disk '%.64s...': path too long", path);
+	pthread_mutex_lock(&v->lock);
+	r = v->live ? vm_swap_disk(v->vm, i, path) : -EAGAIN;
+	if (r == 0)
+		snprintf(v->cfg.disks[i].path, sizeof(v->cfg.disks[i].path), "%s", path);
+	pthread_mutex_unlock(&v->lock);
+	if (r == -EAGAIN)
+		return vmm_fail(err, errlen, r, "the VM is between two machines (rebooting): try again");
+	if (r < 0)
+		return vmm_fail(err, errlen, r, "disk '%s': %s", path,
+				r == -EBUSY ? "in use by another VM (locked)" :
+				r == -EINVAL ? "not a usable raw image (empty or under 512 bytes)" : strerror(-r));
+	return 0;
 }
 
 void vmm_stop(struct vmm *v, const char *why)

@@ -37,6 +37,8 @@ struct vmm_options {
 	api_handler_fn api_handler;     /* which: vmm_api_handler, nestvm's control API */
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
+	bool no_seccomp;                /* no system-call filter (nestvm firecracker --no-seccomp) */
+	bool start_paused;              /* the first machine's vCPUs wait for vmm_resume */
 	/* Resume this saved state instead of booting the kernel. A stored VM
 	 * that is Saved resumes its own (STORE_SAVED) without being told. */
 	const char *restore;
@@ -81,9 +83,12 @@ struct vmm_status {
 struct vmm;
 
 /* A VMM that resumes the saved state at path, a machine of the
- * configuration the state carries. */
-MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmm_options *opt,
-				   char *err, size_t errlen);
+ * configuration the state carries, or of cfg where a front end keeps more
+ * of it than the state's configuration says (TAP devices, read-only disks,
+ * the vsock's socket): the state's devices must match cfg's, which loading
+ * them checks. */
+MUST_CHECK int vmm_create_restored(struct vmm **out, const char *path, const struct vmconfig *cfg,
+				   const struct vmm_options *opt, char *err, size_t errlen);
 /* A VMM for the machine cfg: validated, its adapters' sockets found. */
 MUST_CHECK int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_options *opt,
 			  char *err, size_t errlen);
@@ -121,6 +126,13 @@ void vmm_destroy(struct vmm *v);
 MUST_CHECK int vmm_pause(struct vmm *v);
 MUST_CHECK int vmm_resume(struct vmm *v);
 MUST_CHECK int vmm_power_button(struct vmm *v);
+/* Ctrl-Alt-Del on the guest's keyboard. */
+MUST_CHECK int vmm_ctrl_alt_del(struct vmm *v);
+/* Puts the raw image at path behind disk i of the running VM (a backing
+ * file swapped, as container engines do to hot-plug a drive); the VM keeps
+ * it across a reboot. -EINVAL for no such disk, -EAGAIN between a reboot's
+ * two machines, else why the image did not open, with err. */
+MUST_CHECK int vmm_swap_disk(struct vmm *v, unsigned int i, const char *path, char *err, size_t errlen);
 /* Stops the VM (why: for the exit record; NULL for the default). */
 void vmm_stop(struct vmm *v, const char *why);
 /* What a save wrote and how long it took. */

@@ -15,6 +15,8 @@ int cmd_status(int argc, char **argv);
 int cmd_switch(int argc, char **argv);
 int cmd_vm(int argc, char **argv);
 int cmd_nested(int argc, char **argv);
+int cmd_firecracker(int argc, char **argv);
+int cmd_vsock(int argc, char **argv);
 int cmd_autostart(int argc, char **argv);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -34,6 +36,11 @@ struct run_stored_opts {
  * --name does, and as nestvm vm start does detached; cmd prefixes its
  * messages. Returns the exit status. */
 int run_stored(const char *cmd, const char *store, const char *name, const struct run_stored_opts *o);
+
+/* The exit status for how a VM ended (0 powered off or rebooted, 1 crashed,
+ * 128+N stopped by signal N), saying on stderr what is to be said. */
+struct vmm_exit;
+int run_exit_status(const struct vmm_exit *ex);
 
 /* A command with subcommands, before it looks at argv[0]: none given
  * prints its usage on stderr and is EXIT_USAGE; help, --help or -h prints

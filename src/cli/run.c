@@ -20,6 +20,7 @@ struct run_opts {
 	struct vmconfig cfg;
 	struct opt_list disks;          /* FILE[,ro] */
 	struct opt_list nics;           /* switch=NAME|tap=IF[,mac=M][,spoofing=on] */
+	const char *vsock;              /* CID,PATH */
 	int on_reboot;                  /* enum vmm_on_reboot */
 	bool stats, skip_probe, detach;
 	const char *kvm, *name, *store, *console_log, *api_socket, *console_socket, *restore;
@@ -47,6 +48,9 @@ static const struct opt run_table[] = {
 	RUN_OPT("nic", 0, OPT_LIST, nics, "switch=NAME|tap=IF[,mac=MAC][,spoofing=on]",
 		"a virtio-net adapter on a virtual switch or a TAP device (repeatable)", 0, VMCONFIG_MAX_NICS, NULL),
 	RUN_OPT("no-rng", 0, OPT_FLAG, cfg.no_rng, NULL, "no virtio-rng device (on by default)", 0, 0, NULL),
+	RUN_OPT("vsock", 0, OPT_STR, vsock, "CID,PATH",
+		"a virtio-vsock with guest CID CID; host programs connect to the Unix socket PATH and send "
+		"'CONNECT <port>', and the guest reaches host port P at PATH_P", 0, 0, NULL),
 	RUN_OPT("nested", 0, OPT_FLAG, cfg.expose_virt, NULL,
 		"expose the virtualization extensions (VMX/SVM) to the guest", 0, 0, NULL),
 	RUN_OPT("stats", 0, OPT_FLAG, stats, NULL, "print memory figures on stderr at exit", 0, 0, NULL),
@@ -71,7 +75,7 @@ static const struct opt run_table[] = {
 /* What describes the machine: a VM of the store takes it from the store. */
 static const char *const run_machine_opts[] = {
 	"kernel", "initrd", "cmdline", "memory", "dynamic-memory", "memory-minimum", "memory-maximum", "cpus",
-	"disk", "nic", "no-rng", "nested", NULL,
+	"disk", "nic", "no-rng", "nested", "vsock", NULL,
 };
 
 /* How run names the settings in messages. */
@@ -166,7 +170,7 @@ static int run_parse_nic(const char *spec, struct vmconfig_nic *n, char *err, si
 /* The machine the options describe, checked: 0 or the exit status. */
 static int run_machine(struct run_opts *o, uint64_t given)
 {
-	char err[1200];
+	char err[1200] = "";
 
 	for (unsigned int i = 0; i < o->disks.n; i++)
 		if (run_parse_disk(o->disks.v[i], &o->cfg.disks[o->cfg.ndisks++], err, sizeof(err)) < 0) {
@@ -178,6 +182,25 @@ static int run_machine(struct run_opts *o, uint64_t given)
 			cli_error("run: --nic '%s': %s", o->nics.v[i], err);
 			return EXIT_USAGE;
 		}
+	if (o->vsock) {
+		const char *comma = strchr(o->vsock, ',');
+		uint64_t cid;
+		char num[24];
+
+		if (!comma || (size_t)(comma - o->vsock) >= sizeof(num) || !comma[1]) {
+			cli_error("run: --vsock '%s': give CID,PATH (e.g. 3,/run/vm.vsock)", o->vsock);
+			return EXIT_USAGE;
+		}
+		memcpy(num, o->vsock, (size_t)(comma - o->vsock));
+		num[comma - o->vsock] = 0;
+		if (util_parse_uint(num, 0, UINT64_MAX, &cid) < 0 ||
+		    vmconfig_check_vsock(cid, comma + 1, err, sizeof(err)) < 0) {
+			cli_error("run: --vsock '%s': %s", o->vsock, err[0] ? err : "the CID is not a number");
+			return EXIT_USAGE;
+		}
+		o->cfg.vsock_cid = cid;
+		snprintf(o->cfg.vsock_uds, sizeof(o->cfg.vsock_uds), "%s", comma + 1);
+	}
 	if (!o->cfg.dynamic_memory && (opts_given(run_table, given, "memory-minimum") ||
 				       opts_given(run_table, given, "memory-maximum"))) {
 		cli_error("run: --memory-%s goes with --dynamic-memory",
@@ -191,8 +214,7 @@ static int run_machine(struct run_opts *o, uint64_t given)
 	return 0;
 }
 
-/* The exit status for how the VM ended, with what is to be said about it. */
-static int run_exit_status(const struct vmm_exit *ex)
+int run_exit_status(const struct vmm_exit *ex)
 {
 	switch (ex->why) {
 	case VM_STOP_POWEROFF:
@@ -358,7 +380,7 @@ int cmd_run(int argc, char **argv)
 			.api_socket = o->api_socket, .api_handler = vmm_api_handler, .console_tty = !o->detach,
 			.signals = true,
 		};
-		if (vmm_create_restored(&v, o->restore, &opt, err, sizeof(err)) < 0) {
+		if (vmm_create_restored(&v, o->restore, NULL, &opt, err, sizeof(err)) < 0) {
 			cli_error("run: %s", err);
 			goto out;
 		}

@@ -365,7 +365,7 @@ static int switch_list(const char *unused, const struct switch_opts *o)
 				json_kv_string(&j, "interface", ifname);
 				json_object_end(&j);
 			} else {
-				json_null(&j);
+				json_nil(&j);
 			}
 			json_object_end(&j);
 		} else {

@@ -53,13 +53,21 @@ void serial_close_input(struct serial *s);
 void serial_save(struct serial *s, struct snap_buf *b);
 MUST_CHECK int serial_load(struct serial *s, struct snap_cur *c);
 
-/* i8042: only what a guest without a PS/2 device uses, the reset pulse. */
+/* i8042 with a keyboard (set 2 scan codes) and no mouse: the reset pulse,
+ * the probe a guest's driver makes, and Ctrl-Alt-Del from the host. */
+#define I8042_QUEUE 16
 struct i8042 {
+	pthread_mutex_t lock;
+	struct irq_line irq;            /* IRQ 1, edge-triggered */
 	struct power_sink power;
-	uint8_t cmd, ctr, out;
-	bool has_out;
+	uint8_t cmd, ctr, outp, last;
+	uint8_t queue[I8042_QUEUE];     /* bytes for the data port */
+	unsigned int head, count;
 };
+void i8042_init(struct i8042 *k, struct irq_line irq, struct power_sink power);
 bus_handler_fn i8042_io;
+/* Types Ctrl-Alt-Del on the keyboard. Any thread. */
+void i8042_ctrl_alt_del(struct i8042 *k);
 void i8042_save(struct i8042 *k, struct snap_buf *b);
 MUST_CHECK int i8042_load(struct i8042 *k, struct snap_cur *c);
 

@@ -664,7 +664,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 		json_kv_string(j, "interface", cfg->uplink_tap[0] ? cfg->uplink_tap : cfg->uplink_if);
 		json_object_end(j);
 	} else {
-		json_null(j);
+		json_nil(j);
 	}
 	json_kv_uint(j, "maxPorts", d->sw->cfg.max_ports);
 	json_kv_uint(j, "maxAddresses", d->sw->cfg.fdb_max);

@@ -359,6 +359,35 @@ static int blk_open(struct virtio_blk *b, const struct virtio_blk_opts *o)
 	return 0;
 }
 
+int virtio_blk_swap(struct virtio_dev *dev, const char *path)
+{
+	struct virtio_blk *b = to_blk(dev);
+	struct virtio_blk nb = { .fd = -1 };
+	struct virtio_blk_opts o = { .path = path, .read_only = b->read_only };
+	int r, old;
+
+	r = blk_open(&nb, &o);
+	if (r < 0) {
+		if (nb.fd >= 0)
+			close(nb.fd);
+		return r;
+	}
+	/* The worker lets go of the old image; requests that came meanwhile
+	 * are served from the new one once it is kicked again. */
+	virtio_worker_quiesce(&b->worker);
+	old = b->fd;
+	b->fd = nb.fd;
+	b->capacity = nb.capacity;
+	b->can_punch = nb.can_punch;
+	b->can_zero = nb.can_zero;
+	put_le64(b->config + BLK_CFG_CAPACITY, b->capacity);
+	pthread_mutex_unlock(&b->worker.lock);
+	close(old);
+	virtio_worker_kick(&b->worker, 0);
+	virtio_dev_config_changed(dev);
+	return 0;
+}
+
 int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *o)
 {
 	uint16_t qsize = o->queue_size ? o->queue_size : BLK_DEFAULT_QUEUE;

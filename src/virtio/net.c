@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define NET_F_MAC               5
@@ -36,19 +35,9 @@ struct virtio_net {
 	struct virtio_dev vdev;         /* first: the ops get this pointer */
 	struct net_backend be;
 	uint8_t mac[NET_MAC_LEN];
-	int kick_fd;                    /* eventfd: a queue was kicked, or stop/reset */
-
-	pthread_t thread;
-	bool thread_started;
-	pthread_mutex_t lock;
-	pthread_cond_t idle;
-	pthread_cond_t resume;          /* held is over */
-	bool busy, stop;
-	bool held;                      /* for a save: the worker stands still */
-	unsigned int reset_gen;
+	struct virtio_poller worker;    /* polls the backend and the kicks */
 
 	/* The worker's own. */
-	unsigned int seen_reset_gen;
 	struct virtq_elem rx, tx;
 	bool rx_held;                   /* rx holds a popped buffer not yet filled */
 	bool rx_starved;                /* the guest gave no buffers: wait for a kick */
@@ -274,9 +263,9 @@ static void *net_worker(void *arg)
 	bool more = false;
 
 	for (;;) {
-		struct pollfd p[2] = { { n->kick_fd, POLLIN, 0 }, { n->be.fd, 0, 0 } };
+		struct pollfd p[2] = { { n->worker.kick_fd, POLLIN, 0 }, { n->be.fd, 0, 0 } };
 		int np = 1, timeout = -1;
-		uint64_t v;
+		bool reset;
 
 		if (n->be.fd >= 0) {
 			p[1].events = (short)((n->rx_starved ? 0 : POLLIN) | (n->tx_held ? POLLOUT : 0));
@@ -288,23 +277,11 @@ static void *net_worker(void *arg)
 			timeout = 0;
 		if (poll(p, (nfds_t)np, timeout) < 0 && errno != EINTR)
 			p[0].revents = p[1].revents = 0;
-		if (p[0].revents & POLLIN)
-			(void)!read(n->kick_fd, &v, sizeof(v));
-
-		pthread_mutex_lock(&n->lock);
-		while (n->held && !n->stop)
-			pthread_cond_wait(&n->resume, &n->lock);
-		if (n->stop) {
-			pthread_mutex_unlock(&n->lock);
+		if (!virtio_poller_begin(&n->worker, p[0].revents & POLLIN, &reset))
 			break;
-		}
-		n->busy = true;
-		if (n->seen_reset_gen != n->reset_gen) {
-			/* The driver reset the device: what we held belongs to the old rings. */
-			n->seen_reset_gen = n->reset_gen;
+		/* The driver reset the device: what we held belongs to the old rings. */
+		if (reset)
 			n->rx_held = n->tx_held = false;
-		}
-		pthread_mutex_unlock(&n->lock);
 
 		/* A kick may be new receive buffers; and a broken device holds nothing. */
 		if (p[0].revents & POLLIN)
@@ -319,38 +296,20 @@ static void *net_worker(void *arg)
 			net_try_reconnect(n);
 		more = net_tx(n);
 		more |= net_rx(n);
-
-		pthread_mutex_lock(&n->lock);
-		n->busy = false;
-		pthread_cond_broadcast(&n->idle);
-		pthread_mutex_unlock(&n->lock);
+		virtio_poller_end(&n->worker);
 	}
 	return NULL;
-}
-
-static void net_kick(struct virtio_net *n)
-{
-	uint64_t one = 1;
-
-	(void)!write(n->kick_fd, &one, sizeof(one));
 }
 
 static void net_notify(struct virtio_dev *dev, unsigned int q)
 {
 	(void)q;
-	net_kick(to_net(dev));
+	virtio_poller_kick(&to_net(dev)->worker);
 }
 
 static void net_reset(struct virtio_dev *dev)
 {
-	struct virtio_net *n = to_net(dev);
-
-	pthread_mutex_lock(&n->lock);
-	n->reset_gen++;
-	while (n->busy)
-		pthread_cond_wait(&n->idle, &n->lock);
-	pthread_mutex_unlock(&n->lock);
-	net_kick(n);
+	virtio_poller_reset(&to_net(dev)->worker);
 }
 
 /* For a save: the worker finishes its round and waits; a receive buffer it
@@ -360,26 +319,16 @@ static void net_hold(struct virtio_dev *dev)
 {
 	struct virtio_net *n = to_net(dev);
 
-	pthread_mutex_lock(&n->lock);
-	n->held = true;
-	while (n->busy)
-		pthread_cond_wait(&n->idle, &n->lock);
+	virtio_poller_hold(&n->worker);
 	if (n->rx_held)
 		virtq_unpop(&n->vdev.vqs[NET_RXQ], &n->rx);
 	n->rx_held = false;
 	n->rx_starved = false;
-	pthread_mutex_unlock(&n->lock);
 }
 
 static void net_release(struct virtio_dev *dev)
 {
-	struct virtio_net *n = to_net(dev);
-
-	pthread_mutex_lock(&n->lock);
-	n->held = false;
-	pthread_cond_broadcast(&n->resume);
-	pthread_mutex_unlock(&n->lock);
-	net_kick(n);
+	virtio_poller_release(&to_net(dev)->worker);
 }
 
 static void net_config_read(struct virtio_dev *dev, uint32_t offset, void *data, uint32_t len)
@@ -398,19 +347,8 @@ static void net_destroy(struct virtio_dev *dev)
 {
 	struct virtio_net *n = to_net(dev);
 
-	if (n->thread_started) {
-		pthread_mutex_lock(&n->lock);
-		n->stop = true;
-		pthread_mutex_unlock(&n->lock);
-		net_kick(n);
-		pthread_join(n->thread, NULL);
-	}
-	if (n->kick_fd >= 0)
-		close(n->kick_fd);
+	virtio_poller_stop(&n->worker);
 	net_backend_close(&n->be);
-	pthread_cond_destroy(&n->resume);
-	pthread_cond_destroy(&n->idle);
-	pthread_mutex_destroy(&n->lock);
 	virtq_elem_free(&n->rx);
 	virtq_elem_free(&n->tx);
 	free(n->iov);
@@ -459,11 +397,13 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 		return -ENOMEM;
 	}
 	n->be.fd = -1;
-	n->kick_fd = -1;
 	memcpy(n->mac, mac, NET_MAC_LEN);
-	pthread_mutex_init(&n->lock, NULL);
-	pthread_cond_init(&n->idle, NULL);
-	pthread_cond_init(&n->resume, NULL);
+	r = virtio_poller_init(&n->worker);
+	if (r < 0) {
+		if (o->backend.kind == NET_BACKEND_FD && o->backend.fd >= 0)
+			close(o->backend.fd);
+		goto err_msg;
+	}
 
 	r = net_backend_open(&n->be, &o->backend, err, errlen);
 	if (r < 0)
@@ -484,16 +424,10 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 		r = -ENOMEM;
 		goto err_msg;
 	}
-	n->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (n->kick_fd < 0) {
-		r = -errno;
-		goto err_msg;
-	}
 	atomic_store(&n->link_up, true);
-	r = util_start_worker(&n->thread, net_worker, n, "nestvm-net");
+	r = virtio_poller_start(&n->worker, net_worker, n, "nestvm-net");
 	if (r < 0)
 		goto err_msg;
-	n->thread_started = true;
 	*out = &n->vdev;
 	return 0;
 

@@ -24,6 +24,7 @@
 #define VIRTIO_ID_BLOCK         2
 #define VIRTIO_ID_RNG           4
 #define VIRTIO_ID_BALLOON       5
+#define VIRTIO_ID_VSOCK         19
 
 /* Device status bits (2.1). */
 #define VIRTIO_STATUS_ACKNOWLEDGE      1u
@@ -248,6 +249,41 @@ void virtio_worker_stop(struct virtio_worker *w);
 void virtio_worker_hold(struct virtio_worker *w);
 void virtio_worker_release(struct virtio_worker *w);
 
+/* A device worker that polls file descriptors of its own beside the queues
+ * (virtio-net's backend, virtio-vsock's sockets): kicks and resets arrive
+ * on kick_fd, an eventfd it polls with them. Its loop: poll (kick_fd
+ * included), virtio_poller_begin, serve, virtio_poller_end. */
+struct virtio_poller {
+	int kick_fd;
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;           /* guards the fields below */
+	pthread_cond_t idle, resume;
+	bool busy, stop;
+	bool held;                      /* for a save: no round begins */
+	unsigned int reset_gen, seen_reset_gen;
+};
+
+/* The eventfd and the lock; -errno. On failure p needs only virtio_poller_stop. */
+MUST_CHECK int virtio_poller_init(struct virtio_poller *p);
+MUST_CHECK int virtio_poller_start(struct virtio_poller *p, void *(*fn)(void *), void *arg, const char *name);
+/* From ops->notify, on a vCPU: never blocks. */
+void virtio_poller_kick(struct virtio_poller *p);
+/* From ops->reset: waits until the worker is between rounds, then kicks it;
+ * its next round begins with *reset true. */
+void virtio_poller_reset(struct virtio_poller *p);
+/* After the worker's poll: drains the eventfd if kicked said so. false once
+ * stopped; else the round begins, *reset saying whether the driver reset the
+ * device since the last one (what the worker held is the old rings'). */
+bool virtio_poller_begin(struct virtio_poller *p, bool kicked, bool *reset);
+void virtio_poller_end(struct virtio_poller *p);
+/* For ops->hold: waits until the worker is between rounds and keeps it
+ * there (its begin waits) until virtio_poller_release, which kicks it. */
+void virtio_poller_hold(struct virtio_poller *p);
+void virtio_poller_release(struct virtio_poller *p);
+/* Stops and joins the worker (if it started) and frees the rest. */
+void virtio_poller_stop(struct virtio_poller *p);
+
 /* For transports. size must be a power of two no larger than queue_max, and
  * each ring aligned and wholly in guest RAM: -EINVAL or -EFAULT otherwise. */
 MUST_CHECK int virtq_setup(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa,
@@ -317,6 +353,48 @@ struct virtio_blk_opts {
 /* -ENOENT, -EACCES...: the image could not be opened; -EBUSY: another
  * process holds it; -EINVAL: bad options or an image under 512 bytes. */
 MUST_CHECK int virtio_blk_create(struct virtio_dev **out, const struct virtio_blk_opts *opts);
+/* Puts the image at path behind a running disk, read-only as before, and
+ * tells the driver its new capacity (a configuration change). On failure
+ * the old image stays. -errno as virtio_blk_create. */
+MUST_CHECK int virtio_blk_swap(struct virtio_dev *dev, const char *path);
+
+/* virtio-vsock, stream sockets, its host side on Unix sockets (Firecracker's
+ * hybrid vsock): host programs connect to uds_path and write "CONNECT
+ * <port>\n"; the guest connecting to host port P reaches "<uds_path>_P".
+ * A saved device carries its queues and CID but no connection: their host
+ * ends are this process's sockets. The restored one tells the guest's driver
+ * so with a transport reset event, as Firecracker's does after a snapshot
+ * load; the guest's listeners stay, and hosts connect to them anew. */
+#define VIRTIO_VSOCK_HOST_CID   2
+#define VIRTIO_VSOCK_PATH_MAX   1024
+#define VIRTIO_VSOCK_BUF_SIZE   (64 * 1024)     /* per connection, each way: the credit */
+#define VIRTIO_VSOCK_MAX_CONNS  64
+
+struct virtio_vsock_opts {
+	const char *name;               /* NULL: "virtio-vsock" */
+	uint64_t guest_cid;             /* 3 to 2^32 - 2 */
+	const char *uds_path;           /* listened on (a stale socket replaced); removed at the end */
+	uint32_t buf_size;              /* 0: VIRTIO_VSOCK_BUF_SIZE */
+	unsigned int max_conns;         /* 0: VIRTIO_VSOCK_MAX_CONNS */
+};
+
+struct virtio_vsock_stats {
+	uint64_t rx_packets, rx_bytes;  /* to the guest */
+	uint64_t tx_packets, tx_bytes;  /* from the guest */
+	uint64_t conns_opened, conns_refused;
+	uint64_t credit_violations;     /* connections reset for sending past their credit */
+	uint64_t dropped;               /* packets with a wrong address or length */
+};
+
+static inline bool virtio_vsock_cid_ok(uint64_t cid)
+{
+	return cid >= 3 && cid <= 0xfffffffeULL;
+}
+
+/* -EINVAL for a bad CID or path, else why the socket or thread failed; err says it. */
+MUST_CHECK int virtio_vsock_create(struct virtio_dev **out, const struct virtio_vsock_opts *opts,
+				   char *err, size_t errlen);
+void virtio_vsock_get_stats(struct virtio_dev *dev, struct virtio_vsock_stats *st);
 
 /* A migration's view of a disk: writes tracked in chunks of
  * VIRTIO_BLK_CHUNK while track is on, the chunks written since the last

@@ -8,6 +8,7 @@
 
 #include "arch/x86/acpi.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/mptable.h"
 #include "harness.h"
 
 #include <errno.h>
@@ -439,8 +440,8 @@ static void test_fadt(void)
 	CHECK_EQ(f[91], 0);                            /* PM_TMR_LEN */
 	CHECK_EQ(f[92], 0);                            /* GPE0_BLK_LEN */
 
-	/* IAPC_BOOT_ARCH: no 8042, no VGA, MSI allowed */
-	CHECK_EQ(rd16(f + 109) & 0x2, 0);
+	/* IAPC_BOOT_ARCH: an 8042, no VGA, MSI allowed */
+	CHECK_EQ(rd16(f + 109) & 0x2, 0x2);
 	CHECK_EQ(rd16(f + 109) & 0x4, 0x4);
 	CHECK_EQ(rd16(f + 109) & 0x8, 0);
 
@@ -867,8 +868,78 @@ static void test_gpa(void)
 	CHECK(acpi_build(tables, sizeof(tables), 0x100000000ULL - 0x1000, &cfg) > 0);
 }
 
+/* The MP table as Linux's MP parser reads it: floating pointer, checksums,
+ * one processor per vCPU (the first boots), the ISA bus, the I/O APIC, an
+ * interrupt entry per pin with the level pins marked, LINT0 and LINT1. */
+static void test_mptable(void)
+{
+	struct mptable_config mc = {
+		.ncpus = 3, .lapic_addr = LAYOUT_LAPIC_ADDR, .ioapic_addr = LAYOUT_IOAPIC_ADDR,
+		.ioapic_id = 3, .ioapic_pins = 24, .level_pins = (1u << 9) | (1u << 16),
+	};
+	static uint8_t buf[8192];
+	const uint8_t *t, *e;
+	uint8_t sum = 0;
+	ssize_t n;
+
+	n = mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR, &mc);
+	CHECK_EQ(n, 16 + 44 + 3 * 20 + (2 + 24 + 2) * 8);
+	CHECK(!memcmp(buf, "_MP_", 4));
+	CHECK_EQ(rd32(buf + 4), LAYOUT_MPTABLE_ADDR + 16);
+	CHECK_EQ(buf[8], 1);
+	CHECK_EQ(buf[9], 4);
+	CHECK_EQ(acpi_checksum(buf, 16), 0);
+	CHECK_EQ(buf[11], 0);                          /* no default configuration */
+	t = buf + 16;
+	CHECK(!memcmp(t, "PCMP", 4));
+	CHECK_EQ(rd16(t + 4), n - 16);
+	CHECK_EQ(acpi_checksum(t, (size_t)n - 16), 0);
+	CHECK_EQ(rd16(t + 34), 3 + 2 + 24 + 2);
+	CHECK_EQ(rd32(t + 36), LAYOUT_LAPIC_ADDR);
+	e = t + 44;
+	for (unsigned int i = 0; i < 3; i++, e += 20) {
+		CHECK_EQ(e[0], 0);
+		CHECK_EQ(e[1], i);
+		CHECK_EQ(e[3], i == 0 ? 3 : 1);        /* enabled, the first the BSP */
+	}
+	CHECK_EQ(e[0], 1);
+	CHECK(!memcmp(e + 2, "ISA   ", 6));
+	e += 8;
+	CHECK_EQ(e[0], 2);
+	CHECK_EQ(e[1], 3);
+	CHECK_EQ(e[3], 1);
+	CHECK_EQ(rd32(e + 4), LAYOUT_IOAPIC_ADDR);
+	e += 8;
+	for (unsigned int pin = 0; pin < 24; pin++, e += 8) {
+		CHECK_EQ(e[0], 3);
+		CHECK_EQ(rd16(e + 2), pin == 9 || pin == 16 ? 0xd : 0);
+		CHECK_EQ(e[5], pin);
+		CHECK_EQ(e[6], 3);
+		CHECK_EQ(e[7], pin);
+	}
+	CHECK_EQ(e[0], 4);
+	CHECK_EQ(e[1], 3);                             /* ExtINT */
+	CHECK_EQ(e[7], 0);
+	CHECK_EQ(e[8], 4);
+	CHECK_EQ(e[9], 1);                             /* NMI */
+	CHECK_EQ(e[15], 1);
+	for (ssize_t i = 0; i < n; i++)
+		sum = (uint8_t)(sum + buf[i]);
+	CHECK_EQ(sum, 0);
+	/* Refusals: too small a buffer, an I/O APIC ID taken by a CPU. */
+	CHECK_EQ(mptable_build(buf, 100, LAYOUT_MPTABLE_ADDR, &mc), -ENOSPC);
+	mc.ioapic_id = 2;
+	CHECK_EQ(mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR, &mc), -EINVAL);
+	mc.ioapic_id = 255;
+	mc.ncpus = 255;
+	CHECK_EQ(mptable_build(buf, 4096, LAYOUT_MPTABLE_ADDR, &mc), -ENOSPC);
+	CHECK(mptable_build(buf, sizeof(buf), LAYOUT_MPTABLE_ADDR, &mc) > 0);
+	CHECK(sizeof(buf) <= LAYOUT_MPTABLE_SIZE);     /* the most vCPUs fit where it goes */
+}
+
 int main(void)
 {
+	RUN(test_mptable);
 	RUN(test_checksum);
 	RUN(test_rsdp);
 	RUN(test_xsdt);

@@ -212,8 +212,138 @@ static void test_guestmem_bounds(void)
 	guestmem_free(&m);
 }
 
+/* A made-up vmlinux: ELF64 header, program headers (a note to skip and
+ * two loads, the second with a zero-filled tail), then the bytes. */
+#define ELF_LEN 0x3000
+static uint8_t *make_elf(void)
+{
+	uint8_t *f = calloc(1, ELF_LEN);
+	uint8_t *ph;
+
+	CHECK(f);
+	memcpy(f, "\177ELF", 4);
+	f[4] = 2;                                       /* 64-bit */
+	f[5] = 1;                                       /* little-endian */
+	f[6] = 1;
+	f[16] = 2;                                      /* ET_EXEC */
+	f[18] = 62;                                     /* x86-64 */
+	*(uint64_t *)(f + 24) = 0x1000000;              /* entry: startup_64 */
+	*(uint64_t *)(f + 32) = 64;                     /* phoff */
+	*(uint16_t *)(f + 54) = 56;
+	*(uint16_t *)(f + 56) = 3;
+	ph = f + 64;
+	*(uint32_t *)ph = 4;                            /* PT_NOTE */
+	ph += 56;
+	*(uint32_t *)ph = 1;
+	*(uint64_t *)(ph + 8) = 0x1000;                 /* offset */
+	*(uint64_t *)(ph + 24) = 0x1000000;             /* paddr */
+	*(uint64_t *)(ph + 32) = 0x1000;
+	*(uint64_t *)(ph + 40) = 0x1000;
+	ph += 56;
+	*(uint32_t *)ph = 1;
+	*(uint64_t *)(ph + 8) = 0x2000;
+	*(uint64_t *)(ph + 24) = 0x1200000;
+	*(uint64_t *)(ph + 32) = 0x1000;
+	*(uint64_t *)(ph + 40) = 0x3000;                /* .bss after it */
+	memset(f + 0x1000, 0xaa, 0x1000);
+	memset(f + 0x2000, 0xbb, 0x1000);
+	return f;
+}
+
+static void expect_elf_reject(const uint8_t *f, size_t len, const char *needle)
+{
+	struct boot_elf elf;
+	const char *why = NULL;
+
+	CHECK_EQ(boot_parse_elf(f, len, len, &elf, &why), -ENOEXEC);
+	if (!why || !strstr(why, needle))
+		FAILF("reason '%s' does not mention '%s'", why ? why : "(none)", needle);
+}
+
+static void test_elf_vmlinux(void)
+{
+	struct guestmem m = mem_of(64 << 20);
+	uint8_t *f = make_elf(), *zp, *p;
+	struct boot_linux bl = { .kernel = BOOT_BLOB_MEM(f, ELF_LEN), .cmdline = "console=ttyS0 acpi=off",
+				 .rsdp_addr = LAYOUT_ACPI_ADDR };
+	struct boot_entry e;
+	struct boot_elf elf;
+	const char *why;
+	char err[128];
+	uint32_t v;
+
+	CHECK(boot_is_elf(f, ELF_LEN));
+	CHECK_EQ(boot_parse_elf(f, ELF_LEN, ELF_LEN, &elf, &why), 0);
+	CHECK_EQ(elf.nseg, 2);
+	CHECK_EQ(elf.end, 0x1203000);
+	CHECK_EQ(boot_check_kernel(f, ELF_LEN, ELF_LEN, &why), 0);
+	memset(guestmem_ptr(&m, 0x1201000, 0x2000), 0x55, 0x2000);     /* the loader clears it */
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), 0);
+	CHECK_EQ(e.rip, 0x1000000);
+	CHECK_EQ(e.rsi, LAYOUT_ZERO_PAGE_ADDR);
+	p = guestmem_ptr(&m, 0x1000000, 0x1000);
+	CHECK(p[0] == 0xaa && p[0xfff] == 0xaa);
+	p = guestmem_ptr(&m, 0x1200000, 0x3000);
+	CHECK(p[0] == 0xbb && p[0xfff] == 0xbb && p[0x1000] == 0 && p[0x2fff] == 0);
+	zp = guestmem_ptr(&m, LAYOUT_ZERO_PAGE_ADDR, 4096);
+	CHECK(!memcmp(zp + 0x202, "HdrS", 4));
+	CHECK_EQ(zp[0x1fe] | zp[0x1ff] << 8, 0xaa55);
+	CHECK_EQ(zp[0x210], 0xff);
+	memcpy(&v, zp + 0x228, 4);
+	CHECK_EQ(v, LAYOUT_CMDLINE_ADDR);
+	CHECK_STR((char *)guestmem_ptr(&m, LAYOUT_CMDLINE_ADDR, 24), "console=ttyS0 acpi=off");
+	/* Too little memory for where it loads. */
+	guestmem_free(&m);
+	m = mem_of(16 << 20);
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), -ENOMEM);
+	CHECK(strstr(err, "give the guest more memory"));
+	guestmem_free(&m);
+	/* Refusals. */
+	expect_elf_reject(f, 40, "too short");
+	f[4] = 1;
+	expect_elf_reject(f, ELF_LEN, "64-bit");
+	f[4] = 2;
+	f[16] = 3;
+	expect_elf_reject(f, ELF_LEN, "not an executable");
+	f[16] = 2;
+	*(uint64_t *)(f + 24) = 0x5000000;
+	expect_elf_reject(f, ELF_LEN, "entry point");
+	*(uint64_t *)(f + 24) = 0x1000000;
+	*(uint64_t *)(f + 64 + 56 + 24) = 0x1000;       /* below 1 MiB */
+	expect_elf_reject(f, ELF_LEN, "outside 1 MiB");
+	*(uint64_t *)(f + 64 + 56 + 24) = 0xfffffffffffff000ULL;
+	expect_elf_reject(f, ELF_LEN, "outside 1 MiB");
+	*(uint64_t *)(f + 64 + 56 + 24) = 0x1000000;
+	*(uint64_t *)(f + 64 + 56 + 32) = ELF_LEN;      /* filesz past the end */
+	expect_elf_reject(f, ELF_LEN, "past the end");
+	*(uint64_t *)(f + 64 + 56 + 32) = 0x1000;
+	*(uint16_t *)(f + 56) = 1000;                   /* headers past 4 KiB */
+	expect_elf_reject(f, ELF_LEN, "program headers");
+	free(f);
+}
+
+static void test_cmdline_devices(void)
+{
+	static const struct acpi_mmio_dev devs[] = {
+		{ 0xd0000000, 0x1000, 16, "LNRO0005" }, { 0xd0001000, 0x1000, 17, "LNRO0005" },
+	};
+	char out[256];
+
+	CHECK(boot_cmdline_acpi_off("console=ttyS0 acpi=off"));
+	CHECK(boot_cmdline_acpi_off("acpi=off pci=off"));
+	CHECK(!boot_cmdline_acpi_off("console=ttyS0"));
+	CHECK(!boot_cmdline_acpi_off("acpi=offline"));
+	CHECK(!boot_cmdline_acpi_off("xacpi=off"));
+	CHECK_EQ(boot_cmdline_mmio_devices("console=ttyS0 acpi=off", devs, 2, out, sizeof(out)), 0);
+	CHECK_STR(out, "console=ttyS0 acpi=off virtio_mmio.device=4K@0xd0000000:16 "
+		       "virtio_mmio.device=4K@0xd0001000:17");
+	CHECK_EQ(boot_cmdline_mmio_devices("console=ttyS0 acpi=off", devs, 2, out, 40), -ENOSPC);
+}
+
 int main(void)
 {
+	RUN(test_cmdline_devices);
+	RUN(test_elf_vmlinux);
 	RUN(test_parse_good_image);
 	RUN(test_parse_rejects_bad_images);
 	RUN(test_setup_sects_zero_means_four);

@@ -561,8 +561,9 @@ static void test_acpi_pm_reset_register(void)
 static void test_i8042(void)
 {
 	struct power_rec pr = { 0 };
-	struct i8042 k = { .power = { power_rec_fn, &pr } };
+	struct i8042 k;
 
+	i8042_init(&k, (struct irq_line){ 0 }, (struct power_sink){ power_rec_fn, &pr });
 	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);                 /* OBF clear */
 	wr8(i8042_io, &k, 4, 0x60);                               /* write command byte */
 	CHECK(rd8(i8042_io, &k, 4) & 0x08);                       /* next data byte is a command's */
@@ -572,8 +573,10 @@ static void test_i8042(void)
 	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 1);
 	CHECK_EQ(rd8(i8042_io, &k, 0), 0x47);
 	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);
-	/* A data write that follows no 0x60 leaves the command byte alone. */
+	/* A data write that follows no 0x60 goes to the keyboard, which
+	 * acknowledges it, and leaves the command byte alone. */
 	wr8(i8042_io, &k, 0, 0x11);
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0xfa);
 	wr8(i8042_io, &k, 4, 0x20);
 	CHECK_EQ(rd8(i8042_io, &k, 0), 0x47);
 	wr8(i8042_io, &k, 4, 0xaa);                               /* self-test */
@@ -584,6 +587,59 @@ static void test_i8042(void)
 	wr8(i8042_io, &k, 4, 0xfe);
 	CHECK_EQ(pr.n, 1);
 	CHECK_EQ(pr.ev[0], POWER_RESET);
+}
+
+static int kbd_irq_fn(void *opaque, uint32_t gsi, int level)
+{
+	unsigned int *edges = opaque;
+
+	CHECK_EQ(gsi, 1);
+	if (level)
+		(*edges)++;
+	return 0;
+}
+
+/* What Linux's i8042 and atkbd drivers ask at boot, then Ctrl-Alt-Del. */
+static void test_i8042_keyboard(void)
+{
+	static const uint8_t cad[] = { 0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0, 0x11, 0xf0, 0x14 };
+	struct power_rec pr = { 0 };
+	unsigned int edges = 0;
+	struct i8042 k;
+
+	i8042_init(&k, (struct irq_line){ kbd_irq_fn, &edges, 1 }, (struct power_sink){ power_rec_fn, &pr });
+	wr8(i8042_io, &k, 4, 0xab);                               /* keyboard port test */
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0x00);
+	wr8(i8042_io, &k, 0, 0xf2);                               /* identify */
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0xfa);
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0xab);
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0x83);
+	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);
+	wr8(i8042_io, &k, 0, 0xed);                               /* set LEDs: acknowledged */
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0xfa);
+	wr8(i8042_io, &k, 0, 0x00);
+	CHECK_EQ(rd8(i8042_io, &k, 0), 0xfa);
+	wr8(i8042_io, &k, 4, 0xd3);                               /* aux loop: no mouse answers */
+	wr8(i8042_io, &k, 0, 0x5a);
+	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);
+	edges = 0;
+	i8042_ctrl_alt_del(&k);
+	for (size_t i = 0; i < sizeof(cad); i++) {
+		CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 1);
+		CHECK_EQ(rd8(i8042_io, &k, 0), cad[i]);
+	}
+	CHECK_EQ(edges, sizeof(cad));                             /* one interrupt per byte */
+	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);
+	/* With the keyboard's interrupt off in the command byte, no edges. */
+	wr8(i8042_io, &k, 4, 0x60);
+	wr8(i8042_io, &k, 0, 0x00);
+	edges = 0;
+	i8042_ctrl_alt_del(&k);
+	CHECK_EQ(edges, 0);
+	for (int i = 0; i < 40; i++)                              /* more than queued: the last byte again */
+		(void)rd8(i8042_io, &k, 0);
+	CHECK_EQ(rd8(i8042_io, &k, 4) & 0x01, 0);
+	CHECK_EQ(pr.n, 0);
 }
 
 /* ---- RTC ---- */
@@ -1107,6 +1163,7 @@ int main(void)
 	RUN(test_acpi_pm_power_button);
 	RUN(test_acpi_pm_reset_register);
 	RUN(test_i8042);
+	RUN(test_i8042_keyboard);
 	RUN(test_rtc_bcd_and_binary);
 	RUN(test_rtc_set_year);
 	RUN(test_rtc_registers);

@@ -15,7 +15,7 @@ HARNESS_DEFINE;
 static const char *json_of_string(struct json *j, const char *s)
 {
 	json_init(j, NULL, false);
-	json_string(j, s);
+	json_str(j, s);
 	CHECK_EQ(json_finish(j), 0);
 	return json_buf(j);
 }
@@ -36,12 +36,12 @@ static void test_compact_document(void)
 	json_key(&j, "list");
 	json_array_begin(&j);
 	json_int(&j, 1);
-	json_string(&j, "two");
+	json_str(&j, "two");
 	json_array_begin(&j);
 	json_array_end(&j);
 	json_object_begin(&j);
 	json_object_end(&j);
-	json_null(&j);
+	json_nil(&j);
 	json_array_end(&j);
 	json_key(&j, "inner");
 	json_object_begin(&j);
@@ -68,8 +68,8 @@ static void test_pretty_document(void)
 	json_array_end(&j);
 	json_key(&j, "reasons");
 	json_array_begin(&j);
-	json_string(&j, "one");
-	json_string(&j, "two");
+	json_str(&j, "one");
+	json_str(&j, "two");
 	json_array_end(&j);
 	json_key(&j, "vms");
 	json_array_begin(&j);
@@ -304,7 +304,7 @@ static void test_buffer_grows(void)
 	json_init(&j, NULL, false);
 	json_array_begin(&j);
 	for (int i = 0; i < 3; i++)
-		json_string(&j, big);
+		json_str(&j, big);
 	json_array_end(&j);
 	free(big);
 	CHECK_EQ(json_finish(&j), 0);
@@ -345,7 +345,7 @@ static void test_file_write_error(void)
 		SKIP("no /dev/full here to make writes fail");
 	json_init(&j, f, false);
 	json_array_begin(&j);
-	json_string(&j, "no room");
+	json_str(&j, "no room");
 	json_array_end(&j);
 	CHECK_EQ(json_finish(&j), -EIO);
 	fclose(f);

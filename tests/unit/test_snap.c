@@ -374,7 +374,8 @@ static void test_rtc_pm_i8042_state(void)
 {
 	struct rtc ra, rb;
 	struct acpi_pm pa, pb;
-	struct i8042 ka = { .cmd = 0x60, .ctr = 0x47, .out = 0x55, .has_out = true }, kb = { 0 };
+	struct i8042 ka, kb;
+	uint8_t key, bad[] = { 0, 0, 0, 0, I8042_QUEUE + 1 };
 	struct snap_buf buf = { 0 };
 	struct snap_cur c;
 	int sci = 0;
@@ -407,11 +408,25 @@ static void test_rtc_pm_i8042_state(void)
 	CHECK_EQ(sci, 1);                       /* the pending button's SCI, driven anew */
 	snap_buf_free(&buf);
 
+	i8042_init(&ka, (struct irq_line){ NULL, NULL, 1 }, (struct power_sink){ 0 });
+	i8042_init(&kb, (struct irq_line){ NULL, NULL, 1 }, (struct power_sink){ 0 });
+	i8042_ctrl_alt_del(&ka);                /* keys the guest has not read yet */
+	i8042_io(&ka, 0, &key, 1, false);       /* the first read: the queue wraps later */
+	CHECK_EQ(key, 0x14);
+	ka.cmd = 0x60;
+	ka.outp = 0x55;
 	i8042_save(&ka, &buf);
 	snap_cur_init(&c, buf.data, buf.len);
 	CHECK_EQ(i8042_load(&kb, &c), 0);
-	CHECK(kb.cmd == 0x60 && kb.ctr == 0x47 && kb.out == 0x55 && kb.has_out);
+	CHECK_EQ(snap_cur_done(&c), 0);
+	CHECK(kb.cmd == 0x60 && kb.ctr == ka.ctr && kb.outp == 0x55 && kb.last == 0x14);
+	CHECK_EQ(kb.count, ka.count);
+	i8042_io(&kb, 0, &key, 1, false);
+	CHECK_EQ(key, 0x11);                    /* Alt follows Ctrl on the restored side */
 	snap_buf_free(&buf);
+	/* More queued bytes than the controller has room for. */
+	snap_cur_init(&c, bad, sizeof(bad));
+	CHECK_EQ(i8042_load(&kb, &c), -EINVAL);
 }
 
 static void test_vcpu_state_fields(void)

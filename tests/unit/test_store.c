@@ -168,6 +168,7 @@ static void sample_vm(struct vmconfig *vm, const char *name)
 	strcpy(vm->nics[0].sw, "External Switch");
 	memcpy(vm->nics[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
 	vm->nics[0].mac_spoofing = true;
+	vm->vsock_cid = 42;
 }
 
 static void test_config_round_trip(void)
@@ -180,6 +181,7 @@ static void test_config_round_trip(void)
 	text = store_format(&a);
 	CHECK(text);
 	CHECK(strstr(text, "\nmemory = 2G\n"));
+	CHECK(strstr(text, "\nvsock-cid = 42\n"));
 	CHECK(strstr(text, "\n[network-adapter]\nswitch = External Switch\nmac-address = 52:54:00:12:34:56\n"));
 	if (store_parse(text, strlen(text), "vm.conf", &b, e, sizeof(e)) != 0)
 		FAILF("parse of its own format: %s", e);
@@ -218,6 +220,8 @@ static void test_config_errors(void)
 	expect_parse_error(BASE "memory-typo\n", ":5:");
 	expect_parse_error(BASE "processors = 2\n", ":5: 'processors' given twice");
 	expect_parse_error(BASE "cmdline = \n\nmemory =\n", ":7:");
+	expect_parse_error(BASE "vsock-cid = 2\n", "vm.conf:5: vsock-cid '2': not a number from 3");
+	expect_parse_error(BASE "vsock-cid = 4294967295\n", "vm.conf:5: vsock-cid");
 }
 
 /* autostart: set on and off by vm set at any state, written only when on,

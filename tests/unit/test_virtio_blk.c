@@ -253,6 +253,44 @@ static void test_write_read_flush_id(void)
 	fx_teardown();
 }
 
+/* A running disk's backing file swapped: the driver hears of the new
+ * capacity and reads the new file; a file that does not open changes nothing. */
+static void test_swap_backing_file(void)
+{
+	char second[128];
+	uint64_t cap;
+	uint32_t len, gen;
+	int fd;
+
+	fx_base();
+	make_image();
+	fx_open_blk(false);
+	driver_init(~0ULL);
+	fill(DATA_GPA, 512, 9);
+	CHECK_EQ(blk_req(T_OUT, 0, DATA_GPA, 512, false, &len), S_OK);
+	snprintf(second, sizeof(second), "%s/second.img", img.dir);
+	CHECK_EQ(util_create_image(second, 2 * IMAGE_SIZE, false), 0);
+	fd = open(second, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(pwrite(fd, "swapped", 7, 0), 7);
+	close(fd);
+	CHECK_EQ(virtio_blk_swap(fx.dev, "/nonexistent/disk.img"), -ENOENT);
+	gen = rd(R_CONFIG_GEN);
+	wr(R_ACK, rd(R_ISR));
+	CHECK_EQ(virtio_blk_swap(fx.dev, second), 0);
+	CHECK(rd(R_ISR) & VIRTIO_ISR_CONFIG);
+	CHECK(rd(R_CONFIG_GEN) != gen);
+	virtio_mmio_io(fx.m, R_CONFIG, &cap, 8, false);
+	CHECK_EQ(cap, 2 * IMAGE_SIZE / 512);
+	memset(host(DATA2_GPA), 0, 512);
+	CHECK_EQ(blk_req(T_IN, 0, DATA2_GPA, 512, true, &len), S_OK);
+	CHECK(!memcmp(host(DATA2_GPA), "swapped", 7));
+	/* Sectors past the old end now exist. */
+	CHECK_EQ(blk_req(T_IN, IMAGE_SIZE / 512 + 1, DATA2_GPA, 512, true, &len), S_OK);
+	unlink(second);
+	fx_teardown();
+}
+
 static void test_bad_requests(void)
 {
 	uint32_t len;
@@ -595,6 +633,7 @@ int main(void)
 {
 	RUN(test_probe_registers_and_config);
 	RUN(test_write_read_flush_id);
+	RUN(test_swap_backing_file);
 	RUN(test_bad_requests);
 	RUN(test_read_only);
 	RUN(test_discard_write_zeroes);

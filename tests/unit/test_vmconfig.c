@@ -136,10 +136,18 @@ static void test_devices_and_text(void)
 	char err[256];
 
 	/* Eight virtio windows: disks, adapters, the rng and the balloon. */
-	CHECK_EQ(vmconfig_check_devices(7, 0, true, false, err, sizeof(err)), 0);
-	CHECK_EQ(vmconfig_check_devices(7, 0, true, true, err, sizeof(err)), -EINVAL);
+	CHECK_EQ(vmconfig_check_devices(7, 0, true, false, false, err, sizeof(err)), 0);
+	CHECK_EQ(vmconfig_check_devices(7, 0, true, true, false, err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "7 disks and 0 network adapters and the rng and the memory balloon: at most 8 devices"));
-	CHECK_EQ(vmconfig_check_devices(4, 4, false, false, err, sizeof(err)), 0);
+	CHECK_EQ(vmconfig_check_devices(4, 4, false, false, false, err, sizeof(err)), 0);
+	CHECK_EQ(vmconfig_check_devices(4, 3, true, false, true, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "and the vsock: at most 8"));
+	/* The vsock's CID and socket. */
+	CHECK_EQ(vmconfig_check_vsock(3, "/run/v.sock", err, sizeof(err)), 0);
+	CHECK_EQ(vmconfig_check_vsock(2, "/run/v.sock", err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "CID 2"));
+	CHECK_EQ(vmconfig_check_vsock(0xffffffffULL, "/run/v.sock", err, sizeof(err)), -EINVAL);
+	CHECK_EQ(vmconfig_check_vsock(3, "", err, sizeof(err)), -EINVAL);
 
 	base(&c);
 	for (unsigned int i = 0; i < 7; i++) {

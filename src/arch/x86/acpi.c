@@ -55,6 +55,7 @@
 #define FADT_F_SLP_BUTTON      (1u << 5)  /* set = no fixed sleep button */
 #define FADT_F_RESET_REG_SUP   (1u << 10)
 
+#define FADT_BOOT_8042         (1u << 1)
 #define FADT_BOOT_VGA_NOT_PRESENT (1u << 2)
 
 #define FADT_PM_PROFILE_UNSPECIFIED 0
@@ -642,7 +643,9 @@ static int acpi_build_fadt(struct acpi_buf *b, const struct acpi_config *cfg,
 	f[FADT_PM1_EVT_LEN] = 4;
 	f[FADT_PM1_CNT_LEN] = 2;
 	/* No PM timer, PM2 or GPE blocks: their addresses and lengths stay 0. */
-	acpi_put16(f + FADT_IAPC_BOOT_ARCH, FADT_BOOT_VGA_NOT_PRESENT);
+	/* The 8042 flag makes Linux probe the keyboard controller without a
+	 * PNP device for it: Ctrl-Alt-Del comes that way. */
+	acpi_put16(f + FADT_IAPC_BOOT_ARCH, FADT_BOOT_8042 | FADT_BOOT_VGA_NOT_PRESENT);
 	acpi_put32(f + FADT_FLAGS, FADT_F_WBINVD | FADT_F_SLP_BUTTON | FADT_F_RESET_REG_SUP);
 	acpi_put_gas_io(f + FADT_RESET_REG, 8, GAS_ACCESS_BYTE, cfg->reset_port);
 	f[FADT_RESET_VALUE] = cfg->reset_value;

@@ -21,6 +21,7 @@
 #define HDR_HEAP_END_PTR    0x224
 #define HDR_CMD_LINE_PTR    0x228
 #define HDR_INITRD_ADDR_MAX 0x22c
+#define HDR_KERNEL_ALIGNMENT 0x230
 #define HDR_XLOADFLAGS      0x236
 #define HDR_CMDLINE_SIZE    0x238
 #define HDR_INIT_SIZE       0x260
@@ -147,16 +148,195 @@ unsigned int boot_e820_map(const struct guestmem *mem, struct boot_e820 *map, un
 	return n;
 }
 
+bool boot_is_elf(const uint8_t *hdr, size_t hdr_len)
+{
+	return hdr_len >= 4 && !memcmp(hdr, "\177ELF", 4);
+}
+
+#define ELF_HDR_LEN     64
+#define ELF_PHDR_LEN    56
+#define ELF_PT_LOAD     1
+
+static uint64_t rd64(const uint8_t *p)
+{
+	return rd32(p) | (uint64_t)rd32(p + 4) << 32;
+}
+
+int boot_parse_elf(const uint8_t *h, size_t hdr_len, uint64_t size, struct boot_elf *elf, const char **why)
+{
+	uint64_t phoff;
+	unsigned int phnum;
+	bool entry_in = false;
+
+	memset(elf, 0, sizeof(*elf));
+	if (hdr_len < ELF_HDR_LEN || size < ELF_HDR_LEN) {
+		*why = "too short to hold an ELF header";
+		return -ENOEXEC;
+	}
+	if (h[4] != 2 || h[5] != 1 || rd16(h + 18) != 62) {
+		*why = "not a 64-bit little-endian x86-64 ELF executable";
+		return -ENOEXEC;
+	}
+	if (rd16(h + 16) != 2) {
+		*why = "an ELF file but not an executable (a vmlinux is ET_EXEC)";
+		return -ENOEXEC;
+	}
+	phoff = rd64(h + 32);
+	phnum = rd16(h + 56);
+	if (rd16(h + 54) != ELF_PHDR_LEN || !phnum || phoff > hdr_len ||
+	    (uint64_t)phnum * ELF_PHDR_LEN > hdr_len - phoff) {
+		*why = "ELF program headers missing or past the first 4 KiB";
+		return -ENOEXEC;
+	}
+	elf->entry = rd64(h + 24);
+	for (unsigned int i = 0; i < phnum; i++) {
+		const uint8_t *ph = h + phoff + (uint64_t)i * ELF_PHDR_LEN;
+		struct boot_elf_seg s = { rd64(ph + 8), rd64(ph + 24), rd64(ph + 32), rd64(ph + 40) };
+
+		if (rd32(ph) != ELF_PT_LOAD || !s.memsz)
+			continue;
+		if (elf->nseg == BOOT_ELF_MAX_SEGMENTS) {
+			*why = "more ELF segments to load than a kernel has";
+			return -ENOEXEC;
+		}
+		if (s.filesz > s.memsz || s.offset > size || s.filesz > size - s.offset) {
+			*why = "an ELF segment lies past the end of the file";
+			return -ENOEXEC;
+		}
+		/* Physical addresses from 1 MiB up, below the 32-bit hole. */
+		if (s.paddr < LAYOUT_HIGH_MEM_ADDR || s.paddr >= LAYOUT_MMIO_HOLE_ADDR ||
+		    s.memsz > LAYOUT_MMIO_HOLE_ADDR - s.paddr) {
+			*why = "an ELF segment loads outside 1 MiB to 3 GiB (is this a vmlinux?)";
+			return -ENOEXEC;
+		}
+		if (elf->entry >= s.paddr && elf->entry - s.paddr < s.memsz)
+			entry_in = true;
+		elf->end = MAX(elf->end, s.paddr + s.memsz);
+		elf->seg[elf->nseg++] = s;
+	}
+	if (!elf->nseg) {
+		*why = "an ELF file with nothing to load";
+		return -ENOEXEC;
+	}
+	if (!entry_in) {
+		*why = "the ELF entry point is in none of its segments";
+		return -ENOEXEC;
+	}
+	return 0;
+}
+
+int boot_check_kernel(const uint8_t *hdr, size_t hdr_len, uint64_t size, const char **why)
+{
+	struct boot_elf elf;
+	struct bzimage bz;
+
+	if (boot_is_elf(hdr, hdr_len))
+		return boot_parse_elf(hdr, hdr_len, size, &elf, why);
+	return boot_parse_bzimage(hdr, hdr_len, size, &bz, why);
+}
+
+/* What the two kinds of kernel give the rest of the loading. */
+struct boot_kernel {
+	uint64_t end;              /* guest memory the kernel takes, from 0 */
+	uint64_t initrd_max;       /* the initrd's last byte may be here */
+	uint32_t cmdline_max;      /* longest command line */
+	uint64_t entry;
+};
+
+static int boot_load_bzimage(const struct guestmem *mem, const struct boot_linux *p, const uint8_t *hdr,
+			     size_t hdr_len, uint8_t *zp, struct boot_kernel *k, char *err, size_t errlen)
+{
+	struct bzimage bz;
+	const char *why = NULL;
+	uint8_t *dst;
+	int r;
+
+	r = boot_parse_bzimage(hdr, hdr_len, p->kernel.size, &bz, &why);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", why);
+		return r;
+	}
+	k->end = LAYOUT_HIGH_MEM_ADDR + MAX((uint64_t)bz.init_size, (uint64_t)bz.kernel_size);
+	k->initrd_max = bz.initrd_addr_max;
+	k->cmdline_max = bz.cmdline_size;
+	k->entry = LAYOUT_HIGH_MEM_ADDR + 0x200;   /* startup_64 */
+	if (k->end > mem->regions[0].size) {
+		snprintf(err, errlen, "the kernel needs %llu MiB to decompress; give the guest more --memory",
+			 (unsigned long long)((k->end + (1 << 20) - 1) >> 20));
+		return -ENOMEM;
+	}
+	dst = guestmem_ptr(mem, LAYOUT_HIGH_MEM_ADDR, bz.kernel_size);
+	if (!dst) {
+		snprintf(err, errlen, "guest memory too small for the boot structures");
+		return -ENOMEM;
+	}
+	r = boot_blob_read(&p->kernel, bz.kernel_offset, dst, bz.kernel_size);
+	if (r < 0) {
+		snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
+		return r;
+	}
+	memcpy(zp + HDR_SETUP_SECTS, hdr + HDR_SETUP_SECTS, bz.hdr_end - HDR_SETUP_SECTS);
+	zp[HDR_LOADFLAGS] = (uint8_t)(bz.loadflags | CAN_USE_HEAP);
+	memcpy(zp + HDR_HEAP_END_PTR, &(uint16_t){ 0xfe00 }, 2);
+	return 0;
+}
+
+static int boot_load_elf(const struct guestmem *mem, const struct boot_linux *p, const uint8_t *hdr,
+			 size_t hdr_len, uint8_t *zp, struct boot_kernel *k, char *err, size_t errlen)
+{
+	struct boot_elf elf;
+	const char *why = NULL;
+	int r;
+
+	r = boot_parse_elf(hdr, hdr_len, p->kernel.size, &elf, &why);
+	if (r < 0) {
+		snprintf(err, errlen, "%s", why);
+		return r;
+	}
+	k->end = elf.end;
+	k->initrd_max = UINT32_MAX;
+	k->cmdline_max = (uint32_t)LAYOUT_CMDLINE_MAX - 1;
+	k->entry = elf.entry;
+	if (k->end > mem->regions[0].size) {
+		snprintf(err, errlen, "the kernel takes %llu MiB; give the guest more memory",
+			 (unsigned long long)((k->end + (1 << 20) - 1) >> 20));
+		return -ENOMEM;
+	}
+	for (unsigned int i = 0; i < elf.nseg; i++) {
+		const struct boot_elf_seg *s = &elf.seg[i];
+		uint8_t *dst = guestmem_ptr(mem, s->paddr, s->memsz);
+
+		if (!dst) {
+			snprintf(err, errlen, "an ELF segment lands outside guest memory");
+			return -ENOMEM;
+		}
+		r = boot_blob_read(&p->kernel, s->offset, dst, s->filesz);
+		if (r < 0) {
+			snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
+			return r;
+		}
+		memset(dst + s->filesz, 0, s->memsz - s->filesz);
+	}
+	/* No setup header in a vmlinux: the fields a loader fills, as for a
+	 * bzImage of protocol 2.12 loaded high. */
+	memcpy(zp + HDR_BOOT_FLAG, &(uint16_t){ 0xaa55 }, 2);
+	memcpy(zp + HDR_HEADER, "HdrS", 4);
+	memcpy(zp + HDR_VERSION, &(uint16_t){ 0x020c }, 2);
+	zp[HDR_LOADFLAGS] = LOADED_HIGH;
+	memcpy(zp + HDR_KERNEL_ALIGNMENT, &(uint32_t){ 0x01000000 }, 4);
+	memcpy(zp + HDR_CMDLINE_SIZE, &(uint32_t){ k->cmdline_max }, 4);
+	return 0;
+}
+
 int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 		    struct boot_entry *out, char *err, size_t errlen)
 {
 	struct boot_e820 e820[BOOT_E820_MAX];
 	uint8_t hdr[BOOT_HDR_BYTES];
 	size_t hdr_len = (size_t)MIN(p->kernel.size, (uint64_t)sizeof(hdr));
-	struct bzimage bz;
-	const char *why = NULL;
-	uint8_t *zp, *dst;
-	uint64_t low_end, kernel_end, initrd_addr = 0, top;
+	struct boot_kernel k;
+	uint8_t *zp;
+	uint64_t low_end, initrd_addr = 0, top;
 	size_t cmdlen = strlen(p->cmdline);
 	unsigned int n;
 	int r;
@@ -166,46 +346,33 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 		snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
 		return r;
 	}
-	r = boot_parse_bzimage(hdr, hdr_len, p->kernel.size, &bz, &why);
-	if (r < 0) {
-		snprintf(err, errlen, "%s", why);
-		return r;
-	}
 	if (mem->nregions == 0 || mem->regions[0].gpa != 0) {
 		snprintf(err, errlen, "no RAM at address 0");
 		return -EINVAL;
 	}
 	low_end = mem->regions[0].size;
-	kernel_end = LAYOUT_HIGH_MEM_ADDR + MAX((uint64_t)bz.init_size, (uint64_t)bz.kernel_size);
-	if (kernel_end > low_end) {
-		snprintf(err, errlen, "the kernel needs %llu MiB to decompress; give the guest more --memory",
-			 (unsigned long long)((kernel_end + (1 << 20) - 1) >> 20));
-		return -ENOMEM;
-	}
-	if (cmdlen > bz.cmdline_size || cmdlen >= LAYOUT_CMDLINE_MAX) {
-		snprintf(err, errlen, "command line is %zu bytes; this kernel takes at most %u",
-			 cmdlen, MIN(bz.cmdline_size, (uint32_t)LAYOUT_CMDLINE_MAX - 1));
-		return -E2BIG;
-	}
-
 	zp = guestmem_ptr(mem, LAYOUT_ZERO_PAGE_ADDR, BP_SIZE);
-	dst = guestmem_ptr(mem, LAYOUT_HIGH_MEM_ADDR, bz.kernel_size);
-	if (!zp || !dst) {
+	if (!zp) {
 		snprintf(err, errlen, "guest memory too small for the boot structures");
 		return -ENOMEM;
 	}
-	r = boot_blob_read(&p->kernel, bz.kernel_offset, dst, bz.kernel_size);
-	if (r < 0) {
-		snprintf(err, errlen, "reading the kernel: %s", strerror(-r));
+	memset(zp, 0, BP_SIZE);
+	r = boot_is_elf(hdr, hdr_len) ? boot_load_elf(mem, p, hdr, hdr_len, zp, &k, err, errlen)
+				       : boot_load_bzimage(mem, p, hdr, hdr_len, zp, &k, err, errlen);
+	if (r < 0)
 		return r;
+	if (cmdlen > k.cmdline_max || cmdlen >= LAYOUT_CMDLINE_MAX) {
+		snprintf(err, errlen, "command line is %zu bytes; this kernel takes at most %u",
+			 cmdlen, MIN(k.cmdline_max, (uint32_t)LAYOUT_CMDLINE_MAX - 1));
+		return -E2BIG;
 	}
 
 	if (p->initrd.size) {
 		uint64_t isize = p->initrd.size;
 		void *idst;
 
-		top = MIN(low_end, (uint64_t)bz.initrd_addr_max + 1);
-		if (isize > top || ((top - isize) & ~0xfffULL) < kernel_end) {
+		top = MIN(low_end, k.initrd_max + 1);
+		if (isize > top || ((top - isize) & ~0xfffULL) < k.end) {
 			snprintf(err, errlen,
 				 "initrd (%llu MiB) does not fit in guest memory beside the kernel; give the guest more --memory",
 				 (unsigned long long)((isize + (1 << 20) - 1) >> 20));
@@ -228,11 +395,7 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 		return -ENOMEM;
 	}
 
-	memset(zp, 0, BP_SIZE);
-	memcpy(zp + HDR_SETUP_SECTS, hdr + HDR_SETUP_SECTS, bz.hdr_end - HDR_SETUP_SECTS);
 	zp[HDR_TYPE_OF_LOADER] = 0xff;
-	zp[HDR_LOADFLAGS] = (uint8_t)(bz.loadflags | CAN_USE_HEAP);
-	memcpy(zp + HDR_HEAP_END_PTR, &(uint16_t){ 0xfe00 }, 2);
 	memcpy(zp + HDR_CMD_LINE_PTR, &(uint32_t){ (uint32_t)LAYOUT_CMDLINE_ADDR }, 4);
 	memcpy(zp + HDR_RAMDISK_IMAGE, &(uint32_t){ (uint32_t)initrd_addr }, 4);
 	memcpy(zp + HDR_RAMDISK_SIZE, &(uint32_t){ initrd_addr ? (uint32_t)p->initrd.size : 0 }, 4);
@@ -241,8 +404,39 @@ int boot_load_linux(const struct guestmem *mem, const struct boot_linux *p,
 	zp[BP_E820_ENTRIES] = (uint8_t)n;
 	memcpy(zp + BP_E820_TABLE, e820, n * sizeof(e820[0]));
 
-	out->rip = LAYOUT_HIGH_MEM_ADDR + 0x200;   /* startup_64 */
+	out->rip = k.entry;
 	out->rsi = LAYOUT_ZERO_PAGE_ADDR;
 	out->initrd_addr = initrd_addr;
+	return 0;
+}
+
+bool boot_cmdline_acpi_off(const char *cmdline)
+{
+	const char *p = cmdline;
+
+	while ((p = strstr(p, "acpi=off"))) {
+		bool starts = p == cmdline || p[-1] == ' ' || p[-1] == '\t';
+		char after = p[8];
+
+		if (starts && (after == 0 || after == ' ' || after == '\t'))
+			return true;
+		p += 8;
+	}
+	return false;
+}
+
+int boot_cmdline_mmio_devices(const char *cmdline, const struct acpi_mmio_dev *devs, unsigned int n, char *out,
+			      size_t len)
+{
+	size_t used = (size_t)snprintf(out, len, "%s", cmdline);
+
+	if (used >= len)
+		return -ENOSPC;
+	for (unsigned int i = 0; i < n; i++) {
+		used += (size_t)snprintf(out + used, len - used, " virtio_mmio.device=%uK@0x%llx:%u",
+					 devs[i].size >> 10, (unsigned long long)devs[i].base, devs[i].gsi);
+		if (used >= len)
+			return -ENOSPC;
+	}
 	return 0;
 }

@@ -4,9 +4,11 @@
 #ifndef NESTVM_ARCH_X86_BOOT_H
 #define NESTVM_ARCH_X86_BOOT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/x86/acpi.h"
 #include "guestmem.h"
 
 struct bzimage {
@@ -32,6 +34,29 @@ __attribute__((warn_unused_result))
 int boot_parse_bzimage(const uint8_t *hdr, size_t hdr_len, uint64_t size,
 		       struct bzimage *bz, const char **why);
 
+/* An uncompressed ELF vmlinux, what Firecracker boots on x86: its loadable
+ * segments at their physical addresses, entered in 64-bit mode at e_entry
+ * with the zero page in rsi, like a bzImage's startup_64. */
+#define BOOT_ELF_MAX_SEGMENTS 16
+struct boot_elf_seg {
+	uint64_t offset, paddr, filesz, memsz;
+};
+struct boot_elf {
+	uint64_t entry;
+	uint64_t end;              /* the highest byte any segment takes, plus one */
+	unsigned int nseg;
+	struct boot_elf_seg seg[BOOT_ELF_MAX_SEGMENTS];
+};
+
+bool boot_is_elf(const uint8_t *hdr, size_t hdr_len);
+/* Checks and decodes an ELF64 x86-64 executable of size bytes whose
+ * program headers lie in its first hdr_len bytes: -ENOEXEC with *why. */
+__attribute__((warn_unused_result))
+int boot_parse_elf(const uint8_t *hdr, size_t hdr_len, uint64_t size, struct boot_elf *elf, const char **why);
+/* A kernel nestvm boots: an ELF vmlinux or a bzImage. -ENOEXEC with *why. */
+__attribute__((warn_unused_result))
+int boot_check_kernel(const uint8_t *hdr, size_t hdr_len, uint64_t size, const char **why);
+
 /* Bytes the loader copies into the guest: a buffer, or a file read in place
  * so that a large kernel or initrd never sits in the VMM's own memory. */
 struct boot_blob {
@@ -51,6 +76,14 @@ struct boot_linux {
 	const char *cmdline;
 	uint64_t rsdp_addr;
 };
+
+/* Whether the command line turns ACPI off: "acpi=off" as a word. */
+bool boot_cmdline_acpi_off(const char *cmdline);
+/* cmdline with " virtio_mmio.device=<size>@<base>:<irq>" appended for each
+ * device, which is how a kernel that reads no ACPI finds them. 0, or
+ * -ENOSPC if out (len bytes) is too small. */
+MUST_CHECK int boot_cmdline_mmio_devices(const char *cmdline, const struct acpi_mmio_dev *devs, unsigned int n,
+					 char *out, size_t len);
 
 struct boot_entry {
 	uint64_t rip;

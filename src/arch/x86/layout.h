@@ -14,6 +14,8 @@
 #define LAYOUT_CMDLINE_ADDR    0x00020000ULL
 #define LAYOUT_CMDLINE_MAX     0x00010000ULL
 #define LAYOUT_EBDA_ADDR       0x0009fc00ULL  /* end of conventional RAM */
+#define LAYOUT_MPTABLE_ADDR    LAYOUT_EBDA_ADDR /* the last KiB of base memory, which Linux scans */
+#define LAYOUT_MPTABLE_SIZE    (LAYOUT_ACPI_ADDR - LAYOUT_MPTABLE_ADDR)
 #define LAYOUT_ACPI_ADDR       0x000e0000ULL  /* RSDP first: the BIOS area Linux scans */
 #define LAYOUT_ACPI_SIZE       0x00020000ULL
 #define LAYOUT_HIGH_MEM_ADDR   0x00100000ULL  /* the protected-mode kernel loads here */
@@ -32,6 +34,7 @@
 #define LAYOUT_COM1_PORT       0x3f8
 #define LAYOUT_COM1_IRQ        4
 #define LAYOUT_I8042_PORT      0x60           /* data 0x60, command/status 0x64 */
+#define LAYOUT_I8042_IRQ       1
 #define LAYOUT_RTC_PORT        0x70
 #define LAYOUT_RTC_IRQ         8
 #define LAYOUT_PM1A_EVT_PORT   0x600          /* PM1 status (2) + enable (2) */
