@@ -497,7 +497,8 @@ static void test_broken_and_reset(void)
 	fx_desc(0, 1, 0x40000000, 512, VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE, 2);
 	fx_desc(0, 2, STATUS_GPA, 1, VIRTQ_DESC_F_WRITE, 0);
 	fx_post(0, 0);
-	for (int i = 0; i < 5000 && !virtio_dev_is_broken(fx.dev); i++)
+	/* The worker sets the flag, then raises the interrupt: wait for both. */
+	for (int i = 0; i < 5000 && !(virtio_dev_is_broken(fx.dev) && fx.irq.level); i++)
 		usleep(1000);
 	CHECK(virtio_dev_is_broken(fx.dev));
 	CHECK(strstr(fx.dev->broken_why, "outside guest memory"));
