@@ -60,10 +60,12 @@ static const unsigned int nested_need[CH_COUNT] = {
 
 static void nested_warn(const char *name)
 {
-	printf("\nWhat nesting cannot do yet:\n"
-	       "  - Checkpoints and live migration of %s while it runs VMs of its own are not\n"
-	       "    available (they are not yet in nestvm at all); stop its guests first.\n"
-	       "  - Dynamic memory must stay off and its memory cannot be resized while it runs.\n"
+	printf("\nWhat to know about a nested host:\n"
+	       "  - Save, checkpoints and live migration work while %s runs VMs of its own:\n"
+	       "    they carry on where they were. It resumes, or moves, only to a host with the\n"
+	       "    same CPU vendor whose KVM takes its nested state.\n"
+	       "  - Dynamic memory stays off: a balloon that holds a host near its minimum\n"
+	       "    starves the guests it starts (measured; see the README).\n"
 	       "  - Its guests get the extensions only if it exposes them in turn (nestvm run --nested).\n",
 	       name);
 }

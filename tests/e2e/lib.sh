@@ -28,6 +28,22 @@ boot() {
 	return 0
 }
 
+# nv NESTVM-ARGS...: runs nestvm (killed after NV_BOUND seconds, default
+# 600), appending the command and its output to $out; the status is in $status.
+nv() {
+	echo "\$ nestvm $*" >>"$out"
+	timeout -k 10 "${NV_BOUND:-600}" ./nestvm "$@" >>"$out" 2>&1
+	status=$?
+	echo "[status $status]" >>"$out"
+}
+
+# nv_expect NAME WANT NESTVM-ARGS...: as nv, failing NAME on another status.
+nv_expect() {
+	name=$1 want=$2; shift 2
+	nv "$@"
+	[ "$status" = "$want" ] || { fail "$name" "nestvm $* exited $status, expected $want"; return 1; }
+}
+
 # expect NAME PATTERN: the output holds a line matching the extended regex.
 expect() {
 	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }

@@ -7,21 +7,7 @@
 e2e_chained=1
 export NESTVM_STORE=/tmp/e2e-store
 
-# lc NESTVM-ARGS...: runs nestvm, appending the command and its output to
-# $out; the status is in $status.
-lc() {
-	echo "\$ nestvm $*" >>"$out"
-	timeout -k 10 180 ./nestvm "$@" >>"$out" 2>&1
-	status=$?
-	echo "[status $status]" >>"$out"
-}
-
-# lc_expect NAME WANT NESTVM-ARGS...: as lc, failing NAME on another status.
-lc_expect() {
-	name=$1 want=$2; shift 2
-	lc "$@"
-	[ "$status" = "$want" ] || { fail "$name" "nestvm $* exited $status, expected $want"; return 1; }
-}
+NV_BOUND=180            # each nestvm command of this file (lib.sh: nv)
 
 # The console's history, read until PATTERN shows (up to 60 tries of 3 s).
 console_until() {
@@ -37,19 +23,19 @@ console_until() {
 case_lifecycle_create() {
 	rm -rf "$NESTVM_STORE"
 	: >"$out"
-	lc_expect lifecycle_create 0 vm new NestedHost --memory 384M --nic External \
+	nv_expect lifecycle_create 0 vm new NestedHost --memory 384M --nic External \
 		--cmdline "console=ttyS0 quiet nestvm.cmd=shell" || return
-	lc_expect lifecycle_create 2 vm new NestedHost || return
+	nv_expect lifecycle_create 2 vm new NestedHost || return
 	expect lifecycle_create "already exists" || return
-	lc_expect lifecycle_create 2 nested enable NestedHost || return   # no terminal, no --yes
-	lc_expect lifecycle_create 0 nested enable NestedHost --yes || return
+	nv_expect lifecycle_create 2 nested enable NestedHost || return   # no terminal, no --yes
+	nv_expect lifecycle_create 0 nested enable NestedHost --yes || return
 	expect lifecycle_create 'Expose the virtualization extensions' &&
 	expect lifecycle_create 'Raise its memory from 384M to 512M' &&
 	expect lifecycle_create 'Turn on MAC address spoofing' &&
-	expect lifecycle_create 'Checkpoints and live migration' || return
-	lc_expect lifecycle_create 0 nested enable NestedHost || return
+	expect lifecycle_create 'Save, checkpoints and live migration work while' || return
+	nv_expect lifecycle_create 0 nested enable NestedHost || return
 	expect lifecycle_create 'already set up for nesting: nothing to change' || return
-	lc_expect lifecycle_create 0 vm show NestedHost || return
+	nv_expect lifecycle_create 0 vm show NestedHost || return
 	expect lifecycle_create '^ExposeVirtualizationExtensions: True' &&
 	expect lifecycle_create '^Memory: 512M' &&
 	expect lifecycle_create '^Kernel: /nestvm/image/vmlinuz' &&
@@ -59,13 +45,13 @@ case_lifecycle_create() {
 case_lifecycle_run() {
 	: >"$out"
 	# Its adapter's switch must run first; without it start says so.
-	lc_expect lifecycle_run 1 vm start NestedHost || return
+	nv_expect lifecycle_run 1 vm start NestedHost || return
 	expect lifecycle_run "switch 'External' is not running" || return
-	lc_expect lifecycle_run 0 switch new External || return
-	lc_expect lifecycle_run 0 vm start NestedHost || return
-	lc_expect lifecycle_run 1 vm start NestedHost || return
+	nv_expect lifecycle_run 0 switch new External || return
+	nv_expect lifecycle_run 0 vm start NestedHost || return
+	nv_expect lifecycle_run 1 vm start NestedHost || return
 	expect lifecycle_run 'is already (Running|Starting)' || return
-	lc status
+	nv status
 	sed -n '/^VM NestedHost/,/^$/p' "$out" >/tmp/status-vm.out
 	grep -Eq 'SupportsNesting: +YES' /tmp/status-vm.out &&
 	grep -Eq 'State: +Running' /tmp/status-vm.out ||
@@ -82,24 +68,24 @@ case_lifecycle_run() {
 	(sleep 2; echo 'echo lifecycle-$((6 * 7))'; sleep 4) |
 		timeout -k 5 10 ./nestvm vm console NestedHost >>"$out" 2>&1
 	expect lifecycle_run '^lifecycle-42' || return
-	lc_expect lifecycle_run 0 vm pause NestedHost || return
-	lc_expect lifecycle_run 0 vm list || return
+	nv_expect lifecycle_run 0 vm pause NestedHost || return
+	nv_expect lifecycle_run 0 vm list || return
 	expect lifecycle_run '^NestedHost +Paused' || return
-	lc_expect lifecycle_run 1 vm set NestedHost --cpus 2 || return
+	nv_expect lifecycle_run 1 vm set NestedHost --cpus 2 || return
 	expect lifecycle_run 'cpus needs VM NestedHost to be Off; it is Paused' || return
-	lc_expect lifecycle_run 0 vm resume NestedHost || return
+	nv_expect lifecycle_run 0 vm resume NestedHost || return
 	expect lifecycle_run 'NestedHost is Running' || return
 	# The image's acpid turns the power button into a clean poweroff.
-	lc_expect lifecycle_run 0 vm stop NestedHost --timeout 120 || return
-	lc_expect lifecycle_run 0 vm list || return
+	nv_expect lifecycle_run 0 vm stop NestedHost --timeout 120 || return
+	nv_expect lifecycle_run 0 vm list || return
 	expect lifecycle_run '^NestedHost +Off' || return
-	lc_expect lifecycle_run 0 vm show NestedHost || return
+	nv_expect lifecycle_run 0 vm show NestedHost || return
 	expect lifecycle_run '^LastExit: poweroff' || return
 	grep -q 'nestvm-guest: power button' "$NESTVM_STORE/NestedHost/console.log" ||
 		{ fail lifecycle_run "the guest never saw the power button"; return; }
 	grep -q 'nestvm-guest: init' "$NESTVM_STORE/NestedHost/console.log" ||
 		{ fail lifecycle_run "console.log lacks the guest's output"; return; }
-	lc status
+	nv status
 	sed -n '/^VM NestedHost/,/^$/p' "$out" | grep -Eq 'State: +Off' ||
 		{ fail lifecycle_run "nestvm status does not say NestedHost is Off"; return; }
 	pass lifecycle_run
@@ -108,19 +94,19 @@ case_lifecycle_run() {
 # A VMM killed outright is Off, with the reason, never Running.
 case_lifecycle_killed() {
 	: >"$out"
-	lc_expect lifecycle_killed 0 vm start NestedHost || return
+	nv_expect lifecycle_killed 0 vm start NestedHost || return
 	pid=$(cat "$NESTVM_STORE/NestedHost/vmm.pid")
 	kill -9 "$pid"
 	sleep 1
-	lc_expect lifecycle_killed 0 vm list || return
+	nv_expect lifecycle_killed 0 vm list || return
 	expect lifecycle_killed '^NestedHost +Off' || return
-	lc_expect lifecycle_killed 0 vm show NestedHost || return
+	nv_expect lifecycle_killed 0 vm show NestedHost || return
 	expect lifecycle_killed "LastExit: the VMM \\(pid $pid\\) ended without an exit record" || return
-	lc_expect lifecycle_killed 0 vm remove NestedHost --yes || return
+	nv_expect lifecycle_killed 0 vm remove NestedHost --yes || return
 	: >"$out"
-	lc_expect lifecycle_killed 0 vm list || return
+	nv_expect lifecycle_killed 0 vm list || return
 	grep -q '^NestedHost' "$out" && { fail lifecycle_killed "NestedHost still listed after remove"; return; }
-	lc_expect lifecycle_killed 0 switch remove External --force || return
+	nv_expect lifecycle_killed 0 switch remove External --force || return
 	pass lifecycle_killed
 }
 

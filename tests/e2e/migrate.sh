@@ -6,13 +6,13 @@
 # take the VM refuses, the source hears why and the VM runs on there.
 SRC=/tmp/mig-src DST=/tmp/mig-dst
 
-# m STORE NESTVM-ARGS...: nestvm on STORE, its command and output in $out.
+# m STORE NESTVM-ARGS...: nestvm on STORE (lib.sh's nv), its command and output in $out.
 m() {
-	st=$1; shift
-	echo "\$ [$st] nestvm $*" >>"$out"
-	NESTVM_STORE=$st timeout -k 10 600 ./nestvm "$@" >>"$out" 2>&1
-	status=$?
-	echo "[status $status]" >>"$out"
+	echo "[store $1]" >>"$out"
+	NESTVM_STORE=$1
+	export NESTVM_STORE
+	shift
+	nv "$@"
 }
 
 m_expect() {
@@ -158,3 +158,4 @@ e2e_case case_migrate_unix
 e2e_case case_migrate_tcp
 e2e_case case_migrate_refused
 e2e_case case_migrate_nested
+unset NESTVM_STORE

@@ -616,7 +616,7 @@ static void test_nested_yes(void)
 	CHECK(strstr(out, "2. Turn dynamic memory off"));
 	CHECK(strstr(out, "3. Raise its memory from 256M to 512M"));
 	CHECK(strstr(out, "4. Turn on MAC address spoofing"));
-	CHECK(strstr(out, "Checkpoints and live migration"));
+	CHECK(strstr(out, "Save, checkpoints and live migration work while nh2 runs VMs"));
 	CHECK_EQ(store_load(root, "nh2", &vm, e, sizeof(e)), 0);
 	CHECK(vm.expose_virt && !vm.dynamic_memory && vm.memory == 512ULL << 20 && vm.nics[0].mac_spoofing);
 	/* Again: nothing to do, nothing changed, no question. */
