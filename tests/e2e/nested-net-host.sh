@@ -9,15 +9,12 @@ ip link set eth0 up
 at "switch"
 nestvm switch new inner --uplink-if eth0 || echo "nested-net: switch failed"
 at "NestedVM"
-nestvm run --kernel /image/vmlinuz --initrd /image/nvm-initrd.img --memory 256M \
-	--nic switch=inner,mac=52:54:00:00:00:03 \
-	--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/net-guest.sh net.role=client" >/tmp/nvm.out 2>&1 &
-nvm=$!
-tail -f /tmp/nvm.out 2>/dev/null | sed 's/^/NestedVM| /' &
-tailer=$!
-wait $nvm
-rc=$?
-sleep 1
-kill $tailer 2>/dev/null
+{
+	nestvm run --kernel /image/vmlinuz --initrd /image/nvm-initrd.img --memory 256M \
+		--nic switch=inner,mac=52:54:00:00:00:03 \
+		--cmdline "console=ttyS0 panic=-1 quiet nestvm.script=/e2e/net-guest.sh net.role=client" 2>&1
+	echo $? >/tmp/nvm.rc
+} | sed 's/^/NestedVM| /'
+rc=$(cat /tmp/nvm.rc)
 at "NestedVM exit=$rc"
 echo "nested-net: NestedVM exit=$rc"
