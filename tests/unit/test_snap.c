@@ -263,23 +263,33 @@ static void *no_target(void *opaque, uint64_t gpa, uint64_t npages)
 	return NULL;
 }
 
+/* Reads fd from its start: the header, GOOD records that read, then one
+ * that fails with WANT and a message holding WHY; closes fd. */
+static void read_back_fails(int fd, int good, int want, const char *why)
+{
+	struct snap_reader r;
+	struct snap_record rec;
+
+	CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
+	snap_reader_init(&r, fd);
+	CHECK_EQ(snap_read_header(&r), 0);
+	for (int i = 0; i < good; i++) {
+		CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), 0);
+		free(rec.payload);
+	}
+	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), want);
+	CHECK(strstr(r.err, why));
+	close(fd);
+}
+
 static void test_pages_outside_ram_and_bad_end(void)
 {
 	int fd = scratch();
 	struct snap_writer w;
-	struct snap_reader r;
-	struct snap_record rec;
 	uint8_t count[4];
 
 	write_stream(fd);
-	CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
-	snap_reader_init(&r, fd);
-	CHECK_EQ(snap_read_header(&r), 0);
-	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), 0);
-	free(rec.payload);
-	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), -EINVAL);
-	CHECK(strstr(r.err, "not guest RAM"));
-	close(fd);
+	read_back_fails(fd, 1, -EINVAL, "not guest RAM");
 
 	/* An end record that counts what did not come. */
 	fd = scratch();
@@ -288,26 +298,14 @@ static void test_pages_outside_ram_and_bad_end(void)
 	CHECK_EQ(snap_write_record(&w, SNAP_REC_MACHINE, "m", 1), 0);
 	put_le32(count, 7);
 	CHECK_EQ(snap_write_record(&w, SNAP_REC_END, count, 4), 0);
-	CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
-	snap_reader_init(&r, fd);
-	CHECK_EQ(snap_read_header(&r), 0);
-	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), 0);
-	free(rec.payload);
-	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), -EINVAL);
-	CHECK(strstr(r.err, "incomplete"));
-	close(fd);
+	read_back_fails(fd, 1, -EINVAL, "incomplete");
 
 	/* A record type from the future, and one far too large. */
 	fd = scratch();
 	snap_writer_init(&w, fd);
 	CHECK_EQ(snap_write_header(&w), 0);
 	CHECK_EQ(snap_write_record(&w, 0x77, "?", 1), 0);
-	CHECK_EQ(lseek(fd, 0, SEEK_SET), 0);
-	snap_reader_init(&r, fd);
-	CHECK_EQ(snap_read_header(&r), 0);
-	CHECK_EQ(snap_read_record(&r, &rec, no_target, NULL), -EPROTO);
-	CHECK(strstr(r.err, "does not know"));
-	close(fd);
+	read_back_fails(fd, 0, -EPROTO, "does not know");
 	fd = scratch();
 	snap_writer_init(&w, fd);
 	CHECK_EQ(snap_write_record(&w, SNAP_REC_DEVICE, target_mem, SNAP_RECORD_MAX + 1), -EFBIG);
