@@ -9,9 +9,7 @@ export NESTVM_STORE=/tmp/autostart-store
 # state VM: its State nv vm list shows it.
 state() { ./nestvm vm list 2>/dev/null | awk -v n="$1" '$1 == n { print $2 }'; }
 
-count_of() {
-	grep -o 'count [0-9]*' "$NESTVM_STORE/$1/console.log" 2>/dev/null | awk '{ print $2 }' | sort -n | tail -n 1
-}
+count_of() { console_count "$NESTVM_STORE/$1/console.log" count; }
 
 case_autostart() {
 	rm -rf "$NESTVM_STORE"

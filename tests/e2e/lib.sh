@@ -44,6 +44,24 @@ nv_expect() {
 	[ "$status" = "$want" ] || { fail "$name" "nestvm $* exited $status, expected $want"; return 1; }
 }
 
+# console_count FILE PREFIX: the highest "PREFIX N" in a console log.
+console_count() {
+	grep -o "$2 [0-9]*" "$1" 2>/dev/null | awk '{ print $2 }' | sort -n | tail -n 1
+}
+
+# wait_console_count FILE PREFIX N [TRIES]: until that count reaches N, a
+# try a second (default 240); 1 if it never does.
+wait_console_count() {
+	_t=0
+	while [ $_t -lt "${4:-240}" ]; do
+		_c=$(console_count "$1" "$2")
+		[ -n "$_c" ] && [ "$_c" -ge "$3" ] && return 0
+		sleep 1
+		_t=$((_t + 1))
+	done
+	return 1
+}
+
 # expect NAME PATTERN: the output holds a line matching the extended regex.
 expect() {
 	grep -Eq "$2" "$out" || { fail "$1" "no line matching '$2'"; return 1; }

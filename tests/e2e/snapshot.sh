@@ -8,22 +8,10 @@
 export NESTVM_STORE=/tmp/snap-store
 
 
-# last_count VM PREFIX: the highest count PREFIX N in the VM's console log so far.
-last_count() {
-	grep -o "$2 [0-9]*" "$NESTVM_STORE/$1/console.log" 2>/dev/null | awk '{print $2}' | sort -n | tail -n 1
-}
-
-# wait_count VM PREFIX N [TRIES]: waits until the count reaches N (1 s a try).
-wait_count() {
-	t=0
-	while [ $t -lt "${4:-240}" ]; do
-		c=$(last_count "$1" "$2")
-		[ -n "$c" ] && [ "$c" -ge "$3" ] && return 0
-		sleep 1
-		t=$((t + 1))
-	done
-	return 1
-}
+# last_count VM PREFIX; wait_count VM PREFIX N [TRIES]: lib.sh's console
+# counts, on a VM of the store.
+last_count() { console_count "$NESTVM_STORE/$1/console.log" "$2"; }
+wait_count() { wait_console_count "$NESTVM_STORE/$1/console.log" "$2" "$3" "${4:-240}"; }
 
 # resumed_ok NAME VM PREFIX LINES LAST: after the resume (console lines past
 # LINES), the first count is LAST + 1 and none is below it.
