@@ -21,20 +21,23 @@ m_expect() {
 	[ "$status" = "$want" ] || { fail "$name" "nestvm $* exited $status, expected $want"; return 1; }
 }
 
-# count STORE VM PREFIX: the highest count in the VM's console log.
-count() {
-	grep -o "$3 [0-9]*" "$1/$2/console.log" 2>/dev/null | awk '{print $2}' | sort -n | tail -n 1
+# count STORE VM PREFIX; wait_count_in STORE VM PREFIX N [TRIES]: lib.sh's
+# console counts, on a VM of STORE.
+count() { console_count "$1/$2/console.log" "$3"; }
+wait_count_in() { wait_console_count "$1/$2/console.log" "$3" "$4" "${5:-240}"; }
+
+# counts_on SRC_LOG DST_LOG PREFIX: the counts of the two console logs
+# joined run on one by one from the first, none lost or repeated. Joined,
+# because the guest may be paused halfway through a line: its start is in
+# the source's log, its end in the destination's.
+counts_on() {
+	cat "$1" "$2" | grep -o "$3 [0-9]*" | awk '{ print $2 }' |
+		awk 'NR > 1 && $1 != p + 1 { exit 1 } { p = $1 }'
 }
 
-wait_count_in() {
-	t=0
-	while [ $t -lt "${5:-240}" ]; do
-		c=$(count "$1" "$2" "$3")
-		[ -n "$c" ] && [ "$c" -ge "$4" ] && return 0
-		sleep 1
-		t=$((t + 1))
-	done
-	return 1
+# first_after SRC_LOG DST_LOG PREFIX LAST: the first count past LAST, joined.
+first_after() {
+	cat "$1" "$2" | grep -o "$3 [0-9]*" | awk -v l="$4" '$2 > l { print $2; exit }'
 }
 
 # receive VM ADDRESS [STORE]: nestvm vm receive in the background, its output in /tmp/recv.out.
@@ -87,9 +90,10 @@ migrate_counter() {
 	expect "$name" '^mig +Off ' || return
 	wait_count_in "$DST" mig count $((last + 3)) ||
 		{ tail -n 5 "$DST/mig/console.log" >>"$out"; fail "$name" "the guest did not count on at the destination"; return; }
-	first=$(grep -o 'count [0-9]*' "$DST/mig/console.log" | head -n 1 | cut -d' ' -f2)
-	echo "source counted to $last; destination began at $first" >>"$out"
-	[ "$first" = $((last + 1)) ] || { fail "$name" "the destination began at $first, not $((last + 1))"; return; }
+	first=$(first_after "$SRC/mig/console.log" "$DST/mig/console.log" count "$last")
+	echo "source counted to $last; destination went on at $first" >>"$out"
+	[ "$first" = $((last + 1)) ] && counts_on "$SRC/mig/console.log" "$DST/mig/console.log" count ||
+		{ fail "$name" "the destination went on at $first after $last, or a count was lost or repeated"; return; }
 	m_expect "$name" 0 "$DST" vm stop mig --force || return
 	ondisk=$(head -c 16 "$DST/mig/disk0.img" | tr -dc 0-9)
 	[ -n "$ondisk" ] && [ "$ondisk" -gt "$last" ] ||
@@ -143,9 +147,11 @@ case_migrate_nested() {
 	last=$(count "$SRC" NestedHost nestedvm-count)
 	wait_count_in "$DST" NestedHost nestedvm-count $((last + 3)) ||
 		{ tail -n 10 "$DST/NestedHost/console.log" >>"$out"; fail migrate_nested "NestedVM did not count on at the destination"; return; }
-	first=$(grep -o 'nestedvm-count [0-9]*' "$DST/NestedHost/console.log" | head -n 1 | cut -d' ' -f2)
-	echo "NestedVM counted to $last at the source; began at $first at the destination" >>"$out"
-	[ "$first" = $((last + 1)) ] || { fail migrate_nested "NestedVM began at $first, not $((last + 1))"; return; }
+	first=$(first_after "$SRC/NestedHost/console.log" "$DST/NestedHost/console.log" nestedvm-count "$last")
+	echo "NestedVM counted to $last at the source; went on at $first at the destination" >>"$out"
+	[ "$first" = $((last + 1)) ] &&
+	counts_on "$SRC/NestedHost/console.log" "$DST/NestedHost/console.log" nestedvm-count ||
+		{ fail migrate_nested "NestedVM went on at $first after $last, or a count was lost or repeated"; return; }
 	if grep -iE 'WARNING|kvm.*(error|fail)|BUG:' "$DST/NestedHost/console.log" >/tmp/warn; then
 		cat /tmp/warn >>"$out"
 		fail migrate_nested "NestedHost's kernel warned after the migration"
