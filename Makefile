@@ -25,7 +25,7 @@ KVM_TESTS  := $(patsubst tests/kvm/%.c,$(B)/tests/kvm/%,$(wildcard tests/kvm/tes
 KVM_STATIC_TESTS := $(patsubst tests/kvm/%.c,$(B)/tests/kvm-static/%,$(wildcard tests/kvm/test_*.c))
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all check unit kvm e2e image demo fuzz fuzz-run bench clean deps install uninstall deb
+.PHONY: all check check-long unit kvm e2e image demo fuzz fuzz-run bench clean deps install uninstall deb
 all: $(B)/nestvm
 
 $(B)/obj/%.o: %.c
@@ -86,6 +86,12 @@ kvm: $(KVM_TESTS)
 
 check: all $(B)/nestvm-static $(UNIT_TESTS) $(KVM_TESTS) $(KVM_STATIC_TESTS)
 	tests/run
+
+# Every tier with the longest nested proofs too (saving and migrating a
+# NestedHost with its NestedVM, on both simulated hosts): nightly, about an
+# hour.
+check-long: all $(B)/nestvm-static $(UNIT_TESTS) $(KVM_TESTS) $(KVM_STATIC_TESTS)
+	E2E_LONG=1 tests/run
 
 fuzz: $(FUZZERS)
 fuzz-run: fuzz
