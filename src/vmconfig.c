@@ -81,11 +81,14 @@ int vmconfig_check_disk_size(uint64_t size, char *err, size_t errlen)
 
 int vmconfig_check_switch(const char *sw, char *err, size_t errlen)
 {
+	char why[128];
+
 	if (!sw[0] || strlen(sw) >= VMCONFIG_SWITCH_MAX)
-		return vmconfig_err(err, errlen, "switch name '%s': 1 to %d characters", sw, VMCONFIG_SWITCH_MAX - 1);
-	for (const char *p = sw; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return vmconfig_err(err, errlen, "switch name: no control characters");
+		return vmconfig_err(err, errlen, "switch name: 1 to %d characters", VMCONFIG_SWITCH_MAX - 1);
+	/* A switch is a directory of the store (STORE/switches/NAME): its name
+	 * follows the rule of every name there, so "../x" never leaves it. */
+	if (vmconfig_check_name(sw, "switch", why, sizeof(why)) < 0)
+		return vmconfig_err(err, errlen, "switch name: %s", why);
 	return 0;
 }
 

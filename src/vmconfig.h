@@ -107,7 +107,8 @@ MUST_CHECK int vmconfig_check_devices(unsigned int ndisks, unsigned int nnics, b
 MUST_CHECK int vmconfig_check_vsock(uint64_t cid, const char *uds, char *err, size_t errlen);
 /* A new disk's size: from 1M to 64T, whole sectors. 0, or -EINVAL with err. */
 MUST_CHECK int vmconfig_check_disk_size(uint64_t size, char *err, size_t errlen);
-/* The switch an adapter names: 1 to 63 characters, no control characters. */
+/* The switch an adapter names: a name of the store, as vmconfig_check_name
+ * has it (1 to 63 characters here), never a path. */
 MUST_CHECK int vmconfig_check_switch(const char *sw, char *err, size_t errlen);
 /* A name (of a VM, a switch, a disk file): 1 to 64 of A-Z a-z 0-9 . _ -,
  * not starting with '.' or '-'; what says whose name it is ("VM"). */

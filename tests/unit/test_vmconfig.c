@@ -181,10 +181,16 @@ static void test_devices_and_text(void)
 	c.nics[0].mac[0] = 0x52;
 	expect_valid(&c);
 	strcpy(c.nics[0].sw, "a\tb");
-	expect_invalid(&c, &vmconfig_conf_names, "network adapter 0: switch name: no control characters");
+	expect_invalid(&c, &vmconfig_conf_names,
+		       "network adapter 0: switch name: a switch name must not contain control characters");
 	CHECK_EQ(vmconfig_check_switch("", err, sizeof(err)), -EINVAL);
 	CHECK(strstr(err, "1 to 63 characters"));
-	CHECK_EQ(vmconfig_check_switch("External Switch", err, sizeof(err)), 0);
+	CHECK_EQ(vmconfig_check_switch("external-switch", err, sizeof(err)), 0);
+	/* A switch is a directory of the store: its name is never a path. */
+	CHECK_EQ(vmconfig_check_switch("../x", err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "must not start with '.'"));
+	CHECK_EQ(vmconfig_check_switch("a/b", err, sizeof(err)), -EINVAL);
+	CHECK_EQ(vmconfig_check_switch("External Switch", err, sizeof(err)), -EINVAL);
 	c.nnics = 0;
 
 	strcpy(c.cmdline, "console=ttyS0\ninit=/bin/sh");
