@@ -159,22 +159,14 @@ static void cp_field(const char *text, const char *key, char *out, size_t len)
 
 static int cp_read(const char *dir, const char *name, struct checkpoint *c)
 {
-	char path[CP_PATH_MAX + 32], v[64];
-	uint8_t *data = NULL;
+	char why[CP_PATH_MAX + 300], v[64];
 	size_t len = 0;
 	char *text;
+	int r;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, CHECKPOINT_CONF);
-	if (util_read_file(path, &data, &len) < 0)
-		return -ENOENT;
-	if (len > 4096) {
-		free(data);
-		return -EINVAL;
-	}
-	text = strndup((const char *)data, len);
-	free(data);
-	if (!text)
-		return -ENOMEM;
+	r = store_read_in(dir, CHECKPOINT_CONF, 4096, &text, &len, why, sizeof(why));
+	if (r < 0)
+		return r == -ENOENT ? -ENOENT : -EINVAL;
 	memset(c, 0, sizeof(*c));
 	snprintf(c->name, sizeof(c->name), "%s", name);
 	cp_field(text, "created", v, sizeof(v));
@@ -261,7 +253,7 @@ int checkpoint_restore(const char *root, const char *vm, const char *name, char 
 	struct vmconfig *cfg = NULL;
 	struct checkpoint c;
 	char why[1024];
-	uint8_t *text;
+	char *text;
 	size_t len;
 	int r;
 
@@ -277,12 +269,10 @@ int checkpoint_restore(const char *root, const char *vm, const char *name, char 
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return cp_err(err, errlen, -ENOMEM, "out of memory");
-	r = util_read_file(src, &text, &len);
-	if (r < 0) {
-		cp_err(err, errlen, r, "%s: %s", src, strerror(-r));
+	r = store_read_in(dir, CHECKPOINT_VMCONF, STORE_CONF_MAX, &text, &len, err, errlen);
+	if (r < 0)
 		goto out;
-	}
-	r = store_parse((const char *)text, len, src, cfg, why, sizeof(why));
+	r = store_parse(text, len, src, cfg, why, sizeof(why));
 	free(text);
 	if (r < 0) {
 		cp_err(err, errlen, r, "%s", why);

@@ -391,6 +391,32 @@ static int store_parse_any(const char *text, size_t len, const char *file, struc
 	return r;
 }
 
+/* A text value as vm.conf can hold it and give it back the same: one line
+ * of no control characters, without spaces at either end (the parser trims
+ * them), a disk a file name of the VM's directory. */
+static int store_check_text(const struct store_key *k, const char *v, char *err, size_t errlen)
+{
+	size_t n = strlen(v);
+	char why[160];
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f) {
+			snprintf(err, errlen, "%s: a control character (0x%02x): vm.conf holds one line of "
+				 "printable text for it", k->key, (unsigned char)v[i]);
+			return -EINVAL;
+		}
+	if (n && (isspace((unsigned char)v[0]) || isspace((unsigned char)v[n - 1]))) {
+		snprintf(err, errlen, "%s '%s': a space at its start or end, which vm.conf cannot keep: remove it",
+			 k->key, v);
+		return -EINVAL;
+	}
+	if (k->type == STORE_FILE && vmconfig_check_name(v, "disk", why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s '%s': a disk is a file name inside the VM's directory: %s", k->key, v, why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
 {
 	char why[160];
@@ -398,6 +424,30 @@ int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
 	if (store_name_check(vm->name, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "name '%s': %s", vm->name, why);
 		return -EINVAL;
+	}
+	/* Every text field of every record, as the tables name them. */
+	for (size_t i = 0; i < ARRAY_SIZE(store_sections); i++) {
+		const struct store_section *sec = &store_sections[i];
+		unsigned int n = 1;
+
+		if (sec->header)
+			memcpy(&n, (const char *)vm + sec->count_off, sizeof(n));
+		for (unsigned int j = 0; j < n && j < sec->max; j++) {
+			const char *rec = (const char *)vm + sec->array_off + j * sec->size;
+
+			for (const struct store_key *k = sec->keys; k->key; k++) {
+				const char *v = rec + k->off;
+
+				if (k->type != STORE_TEXT && k->type != STORE_FILE)
+					continue;
+				if (!memchr(v, 0, k->size)) {
+					snprintf(err, errlen, "%s is longer than %zu characters", k->key, k->size - 1);
+					return -EINVAL;
+				}
+				if (store_check_text(k, v, err, errlen) < 0)
+					return -EINVAL;
+			}
+		}
 	}
 	return vmconfig_validate(vm, &vmconfig_conf_names, err, errlen);
 }
@@ -507,30 +557,234 @@ char *store_format(const struct vmconfig *vm)
 
 /* ---- files ---- */
 
-static int store_fsync_dir(const char *dir)
+/* Whether the directory open at fd (path names it in messages) may hold the
+ * store's files: a directory owned by the caller or root. Anyone else owning
+ * it could plant links in it or swap a VM's files under it. */
+static int store_dir_trusted(int fd, const char *path, char *err, size_t errlen)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int r = 0;
+	struct stat st;
+	uid_t me = geteuid();
 
-	if (fd < 0)
-		return -errno;
-	if (store_io->fsync(fd) < 0)
+	if (fstat(fd, &st) < 0) {
+		int r = -errno;
+
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: not a directory", path);
+		return -ENOTDIR;
+	}
+	if (st.st_uid != me && st.st_uid != 0) {
+		snprintf(err, errlen, "%s: owned by uid %u, not by you (uid %u) or root: another user could change "
+			 "what is in it, so nestvm refuses it (use a store of your own, --store DIR)", path,
+			 (unsigned int)st.st_uid, (unsigned int)me);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Opens at/name as a trusted directory, never through a symbolic link. */
+static int store_open_at(int at, const char *name, const char *path, char *err, size_t errlen)
+{
+	struct stat st;
+	int fd, r;
+
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
 		r = -errno;
+		if ((r == -ELOOP || r == -ENOTDIR) && fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISLNK(st.st_mode)) {
+			snprintf(err, errlen, "%s: a symbolic link, which the store never follows: give the real "
+				 "directory instead", path);
+			return -ELOOP;
+		}
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	r = store_dir_trusted(fd, path, err, errlen);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int store_open_dir(const char *root, const char *name, char *err, size_t errlen)
+{
+	char path[STORE_PATH_MAX + 80], why[160];
+	int rfd, fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "store %s", root) >= sizeof(path)) {
+		snprintf(err, errlen, "store path too long");
+		return -ENAMETOOLONG;
+	}
+	rfd = store_open_at(AT_FDCWD, root, path, err, errlen);
+	if (rfd < 0 || !name)
+		return rfd;
+	/* A name of the store: never "..", never a path. */
+	if (vmconfig_check_name(name, "VM", why, sizeof(why)) < 0) {
+		close(rfd);
+		snprintf(err, errlen, "'%s': %s", name, why);
+		return -EINVAL;
+	}
+	if (store_path(path, sizeof(path), root, name, NULL) < 0) {
+		close(rfd);
+		snprintf(err, errlen, "store path too long");
+		return -ENAMETOOLONG;
+	}
+	fd = store_open_at(rfd, name, path, err, errlen);
+	close(rfd);
+	return fd;
+}
+
+/* Reads the file name of the directory at dfd as store_read() does. */
+static int store_read_at(int dfd, const char *name, const char *path, size_t max, char **text, size_t *len,
+			 char *err, size_t errlen)
+{
+	struct stat st;
+	size_t done = 0;
+	char *buf;
+	int fd, r;
+
+	*text = NULL;
+	*len = 0;
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer. */
+	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		r = -errno;
+		if (r == -ELOOP)
+			snprintf(err, errlen, "%s: a symbolic link, which the store never follows", path);
+		else
+			snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	if (fstat(fd, &st) < 0) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		snprintf(err, errlen, "%s: not a regular file (a FIFO, a device or a directory): refusing to read it",
+			 path);
+		goto out;
+	}
+	/* The size first: a huge (or sparse) file is refused, not read. */
+	if ((uint64_t)st.st_size > max) {
+		r = -EFBIG;
+		snprintf(err, errlen, "%s: %lld bytes, larger than the %zu such a file can have: not one nestvm wrote",
+			 path, (long long)st.st_size, max);
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		r = -ENOMEM;
+		snprintf(err, errlen, "%s: out of memory", path);
+		goto out;
+	}
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = -errno;
+			snprintf(err, errlen, "%s: %s", path, strerror(-r));
+			free(buf);
+			goto out;
+		}
+		if (n == 0)
+			break;          /* it shrank meanwhile: what is there */
+		done += (size_t)n;
+	}
+	buf[done] = 0;
+	*text = buf;
+	*len = done;
+	r = 0;
+out:
 	close(fd);
 	return r;
 }
 
+int store_read(const char *root, const char *name, const char *file, size_t max, char **text, size_t *len,
+	       char *err, size_t errlen)
+{
+	char path[STORE_PATH_MAX + 128];
+	int dfd, r;
+
+	*text = NULL;
+	*len = 0;
+	if (store_path(path, sizeof(path), root, name, file) < 0) {
+		snprintf(err, errlen, "store path too long");
+		return -ENAMETOOLONG;
+	}
+	dfd = store_open_dir(root, name, err, errlen);
+	if (dfd < 0)
+		return dfd;
+	r = store_read_at(dfd, file, path, max, text, len, err, errlen);
+	close(dfd);
+	return r;
+}
+
+int store_read_in(const char *dir, const char *file, size_t max, char **text, size_t *len,
+		  char *err, size_t errlen)
+{
+	char path[STORE_PATH_MAX + 300];
+	int dfd, r;
+
+	*text = NULL;
+	*len = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, file) >= sizeof(path)) {
+		snprintf(err, errlen, "store path too long");
+		return -ENAMETOOLONG;
+	}
+	dfd = store_open_at(AT_FDCWD, dir, dir, err, errlen);
+	if (dfd < 0)
+		return dfd;
+	r = store_read_at(dfd, file, path, max, text, len, err, errlen);
+	close(dfd);
+	return r;
+}
+
+int store_parse_pid(const char *text, size_t len, int *pid)
+{
+	uint64_t v = 0;
+	size_t i;
+
+	*pid = 0;
+	for (i = 0; i < len && text[i] >= '0' && text[i] <= '9'; i++) {
+		v = v * 10 + (uint64_t)(text[i] - '0');
+		if (v > INT32_MAX)
+			return -EINVAL;
+	}
+	if (i == 0 || v < 2)
+		return -EINVAL;
+	if (i < len && !(text[i] == '\n' && i + 1 == len))
+		return -EINVAL;
+	*pid = (int)v;
+	return 0;
+}
+
 int store_write_atomic(const char *dir, const char *file, const char *data, size_t len)
 {
-	char tmp[STORE_PATH_MAX + 64], dst[STORE_PATH_MAX + 64];
-	int fd, r = 0;
+	char tmp[VMCONFIG_NAME_MAX + 16], why[STORE_PATH_MAX + 300];
+	int dfd, fd, r = 0;
 
-	if ((size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, file) >= sizeof(tmp) ||
-	    (size_t)snprintf(dst, sizeof(dst), "%s/%s", dir, file) >= sizeof(dst))
+	if ((size_t)snprintf(tmp, sizeof(tmp), ".%s.tmp", file) >= sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
+	dfd = store_open_at(AT_FDCWD, dir, dir, why, sizeof(why));
+	if (dfd < 0)
+		return dfd;
+	/* A temporary left by a killed writer goes; O_EXCL then makes a fresh
+	 * file of mode 0600, which no umask can widen. */
+	(void)unlinkat(dfd, tmp, 0);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		close(dfd);
+		return r;
+	}
 	while (len) {
 		ssize_t n = store_io->write(fd, data, len);
 
@@ -547,26 +801,29 @@ int store_write_atomic(const char *dir, const char *file, const char *data, size
 		r = -errno;
 	if (close(fd) < 0 && !r)
 		r = -errno;
-	if (r) {
-		unlink(tmp);
-		return r;
-	}
+	if (r)
+		goto fail;
 	store_crash_point("save-written");
-	if (rename(tmp, dst) < 0) {
+	if (renameat(dfd, tmp, dfd, file) < 0) {
 		r = -errno;
-		unlink(tmp);
-		return r;
+		goto fail;
 	}
 	store_crash_point("save-renamed");
-	return store_fsync_dir(dir);
+	if (store_io->fsync(dfd) < 0)
+		r = -errno;
+	close(dfd);
+	return r;
+fail:
+	unlinkat(dfd, tmp, 0);
+	close(dfd);
+	return r;
 }
 
 int store_load(const char *root, const char *name, struct vmconfig *vm, char *err, size_t errlen)
 {
-	char path[STORE_PATH_MAX + 128], why[160];
-	uint8_t *data;
+	char path[STORE_PATH_MAX + 128], why[160], *data;
 	size_t len;
-	int r;
+	int dfd, r;
 
 	if (store_name_check(name, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "'%s': %s", name, why);
@@ -576,23 +833,26 @@ int store_load(const char *root, const char *name, struct vmconfig *vm, char *er
 		snprintf(err, errlen, "store path too long");
 		return -ENAMETOOLONG;
 	}
-	r = util_read_file(path, &data, &len);
-	if (r == -ENOENT) {
-		char dir[STORE_PATH_MAX + 80];
-		struct stat st;
-
-		if (store_path(dir, sizeof(dir), root, name, NULL) == 0 && stat(dir, &st) == 0) {
-			snprintf(err, errlen, "%s: missing: the VM's directory has no configuration", path);
-			return -EINVAL;
-		}
+	dfd = store_open_dir(root, name, err, errlen);
+	if (dfd == -ENOENT) {
 		snprintf(err, errlen, "no VM named '%s' in the store %s", name, root);
 		return -ENOENT;
 	}
-	if (r < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		return r;
+	if (dfd < 0)
+		return dfd;
+	r = store_read_at(dfd, STORE_CONF, path, STORE_CONF_MAX, &data, &len, err, errlen);
+	close(dfd);
+	if (r == -ENOENT) {
+		snprintf(err, errlen, "%s: missing: the VM's directory has no configuration", path);
+		return -EINVAL;
 	}
-	r = store_parse((const char *)data, len, path, vm, err, errlen);
+	if (r == -EFBIG) {
+		snprintf(err, errlen, "%s:1: larger than %d KiB: not a VM configuration", path, STORE_CONF_MAX >> 10);
+		return -EINVAL;
+	}
+	if (r < 0)
+		return r;
+	r = store_parse(data, len, path, vm, err, errlen);
 	free(data);
 	if (r == 0 && strcmp(vm->name, name)) {
 		snprintf(err, errlen, "%s: name '%s' does not match its directory '%s'", path, vm->name, name);
@@ -650,27 +910,43 @@ int store_save(const char *root, const struct vmconfig *vm, char *err, size_t er
 	return r;
 }
 
-static int store_rm_rf(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	int r = 0;
 
-	if (!d)
+/* Deletes at/name and all below it without following a link: a link is
+ * removed as a link, and only real directories are descended into (openat
+ * with O_NOFOLLOW, so one swapped for a link meanwhile is not entered). */
+static int store_rm_rf_at(int at, const char *name, int depth)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int fd, r = 0;
+
+	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISDIR(st.st_mode))
+		return unlinkat(at, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	if (depth > 16)
+		return -ELOOP;
+	fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
 	while ((e = readdir(d))) {
-		char sub[STORE_PATH_MAX + 300];
+		int sub;
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		if (e->d_type == DT_DIR)
-			r = store_rm_rf(sub) < 0 ? -EIO : r;
-		else if (unlink(sub) < 0)
-			r = -errno;
+		sub = store_rm_rf_at(dirfd(d), e->d_name, depth + 1);
+		if (sub < 0 && !r)
+			r = sub;
 	}
 	closedir(d);
-	if (rmdir(path) < 0)
+	if (unlinkat(at, name, AT_REMOVEDIR) < 0 && !r)
 		r = -errno;
 	return r;
 }
@@ -678,39 +954,49 @@ static int store_rm_rf(const char *path)
 int store_create(const char *root, const struct vmconfig *vm, char *err, size_t errlen)
 {
 	char tmp[STORE_PATH_MAX + 128], dst[STORE_PATH_MAX + 80];
+	const char *tmpname;
 	char *text = NULL;
 	struct stat st;
-	int r;
+	int rfd, r;
 
 	r = store_validate(vm, err, errlen);
 	if (r < 0)
 		return r;
-	r = util_mkdir_p(root, 0755);
+	/* A new store is its owner's alone: other users do not even see the
+	 * names of its VMs. */
+	r = util_mkdir_p(root, 0700);
 	if (r < 0) {
 		snprintf(err, errlen, "store %s: cannot create it: %s", root, strerror(-r));
 		return r;
 	}
-	if (access(root, W_OK) < 0) {
+	rfd = store_open_dir(root, NULL, err, errlen);
+	if (rfd < 0)
+		return rfd;
+	if (faccessat(rfd, ".", W_OK, AT_EACCESS) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "store %s: not writable: %s (choose another with --store DIR)", root,
-			 strerror(errno));
-		return r;
+			 strerror(-r));
+		goto out;
 	}
 	if (store_path(dst, sizeof(dst), root, vm->name, NULL) < 0 ||
 	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.new-%s.XXXXXX", root, vm->name) >= sizeof(tmp)) {
 		snprintf(err, errlen, "store path too long");
-		return -ENAMETOOLONG;
+		r = -ENAMETOOLONG;
+		goto out;
 	}
-	if (lstat(dst, &st) == 0) {
+	tmpname = tmp + strlen(root) + 1;
+	if (fstatat(rfd, vm->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 		snprintf(err, errlen, "a VM named '%s' already exists in %s", vm->name, root);
-		return -EEXIST;
+		r = -EEXIST;
+		goto out;
 	}
+	/* mkdtemp makes it 0700: the VM's console, disks and sockets are
+	 * behind a directory only its owner enters. */
 	if (!mkdtemp(tmp)) {
 		r = -errno;
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return r;
+		snprintf(err, errlen, "%s: %s", tmp, strerror(-r));
+		goto out;
 	}
-	chmod(tmp, 0755);
 	store_crash_point("create-dir");
 	for (unsigned int i = 0; i < vm->ndisks; i++) {
 		char path[sizeof(tmp) + STORE_PATH_MAX + 1];
@@ -737,7 +1023,7 @@ int store_create(const char *root, const struct vmconfig *vm, char *err, size_t 
 	}
 	store_crash_point("create-config");
 	/* The VM appears whole or not at all; never over one made meanwhile. */
-	if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE) < 0) {
+	if (renameat2(rfd, tmpname, rfd, vm->name, RENAME_NOREPLACE) < 0) {
 		r = -errno;
 		if (r == -EEXIST)
 			snprintf(err, errlen, "a VM named '%s' already exists in %s", vm->name, root);
@@ -746,35 +1032,49 @@ int store_create(const char *root, const struct vmconfig *vm, char *err, size_t 
 		goto fail;
 	}
 	store_crash_point("create-renamed");
-	free(text);
-	return store_fsync_dir(root) < 0 ? 0 : 0;
+	(void)store_io->fsync(rfd);
+	r = 0;
+	goto out;
 fail:
+	store_rm_rf_at(rfd, tmpname, 0);
+out:
 	free(text);
-	store_rm_rf(tmp);
+	close(rfd);
 	return r;
 }
 
 int store_remove(const char *root, const char *name, char *err, size_t errlen)
 {
-	char src[STORE_PATH_MAX + 80], tmp[STORE_PATH_MAX + 128];
-	int r;
+	char tmp[VMCONFIG_NAME_MAX + 32], why[160];
+	int rfd, dfd, r;
 
-	if (store_path(src, sizeof(src), root, name, NULL) < 0 ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.removed-%s.%d", root, name, (int)getpid()) >= sizeof(tmp)) {
-		snprintf(err, errlen, "store path too long");
-		return -ENAMETOOLONG;
+	if (store_name_check(name, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "'%s': %s", name, why);
+		return -EINVAL;
 	}
-	if (rename(src, tmp) < 0) {
+	snprintf(tmp, sizeof(tmp), ".removed-%s.%d", name, (int)getpid());
+	/* Only a real directory of the caller's (or root's) goes: a link in its
+	 * place is refused, not followed to whatever it points at. */
+	dfd = store_open_dir(root, name, err, errlen);
+	if (dfd < 0)
+		return dfd;
+	close(dfd);
+	rfd = store_open_dir(root, NULL, err, errlen);
+	if (rfd < 0)
+		return rfd;
+	if (renameat(rfd, name, rfd, tmp) < 0) {
 		r = -errno;
-		snprintf(err, errlen, "%s: %s", src, strerror(errno));
+		snprintf(err, errlen, "%s/%s: %s", root, name, strerror(-r));
+		close(rfd);
 		return r;
 	}
 	store_crash_point("remove-renamed");
-	(void)store_fsync_dir(root);
-	r = store_rm_rf(tmp);
+	(void)store_io->fsync(rfd);
+	r = store_rm_rf_at(rfd, tmp, 0);
 	if (r < 0)
-		snprintf(err, errlen, "%s: removed from the store, but deleting its files failed: %s",
-			 tmp, strerror(-r));
+		snprintf(err, errlen, "%s/%s: removed from the store, but deleting its files failed: %s",
+			 root, tmp, strerror(-r));
+	close(rfd);
 	return r;
 }
 
@@ -790,21 +1090,29 @@ int store_list(const char *root, char ***names, size_t *n)
 
 int store_list_dir(const char *dir, const char *what, char ***names, size_t *n)
 {
-	DIR *d = opendir(dir);
+	char why[STORE_PATH_MAX + 300];
 	struct dirent *e;
 	char **v = NULL;
 	size_t cnt = 0, cap = 0;
+	int fd;
+	DIR *d;
 
 	*names = NULL;
 	*n = 0;
-	if (!d)
-		return errno == ENOENT ? 0 : -errno;
+	fd = store_open_at(AT_FDCWD, dir, dir, why, sizeof(why));
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -ENOMEM;
+	}
 	while ((e = readdir(d))) {
-		char why[160];
+		char why2[160];
 
 		/* Hidden entries are VMs being made or removed. */
-		if ((!strcmp(what, "VM") ? store_name_check(e->d_name, why, sizeof(why))
-					 : vmconfig_check_name(e->d_name, what, why, sizeof(why))) < 0)
+		if ((!strcmp(what, "VM") ? store_name_check(e->d_name, why2, sizeof(why2))
+					 : vmconfig_check_name(e->d_name, what, why2, sizeof(why2))) < 0)
 			continue;
 		if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
 			continue;
@@ -839,18 +1147,23 @@ void store_list_free(char **names, size_t n)
 
 int store_lock(const char *root, const char *name, int wait_ms)
 {
-	char path[STORE_PATH_MAX + 128], dir[STORE_PATH_MAX + 80];
+	char why[STORE_PATH_MAX + 300];
 	struct stat st;
-	int fd;
+	int dfd, fd;
 
-	if (store_path(path, sizeof(path), root, name, STORE_LOCK) < 0 ||
-	    store_path(dir, sizeof(dir), root, name, NULL) < 0)
-		return -ENAMETOOLONG;
-	if (stat(dir, &st) < 0)
-		return -errno;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	dfd = store_open_dir(root, name, why, sizeof(why));
+	if (dfd < 0)
+		return dfd;
+	/* A VM made before its directory was its owner's alone is made so now,
+	 * by the first command that changes it. */
+	if (fstat(dfd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077))
+		(void)fchmod(dfd, st.st_mode & 0700);
+	fd = openat(dfd, STORE_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	close(dfd);
 	if (fd < 0)
 		return -errno;
+	if (fstat(fd, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 077))
+		(void)fchmod(fd, 0600);
 	for (int waited = 0;; waited += 20) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			return fd;
@@ -875,13 +1188,15 @@ void store_unlock(int fd)
 
 bool store_vmm_alive(const char *root, const char *name)
 {
-	char path[STORE_PATH_MAX + 128];
+	char why[STORE_PATH_MAX + 300];
 	bool alive = false;
-	int fd;
+	int dfd, fd;
 
-	if (store_path(path, sizeof(path), root, name, STORE_RUN_LOCK) < 0)
+	dfd = store_open_dir(root, name, why, sizeof(why));
+	if (dfd < 0)
 		return false;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = openat(dfd, STORE_RUN_LOCK, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	close(dfd);
 	if (fd < 0)
 		return false;
 	if (flock(fd, LOCK_SH | LOCK_NB) < 0)

@@ -95,7 +95,32 @@ void store_unlock(int fd);
 /* Whether a VMM holds the VM's run lock, that is, is alive. */
 bool store_vmm_alive(const char *root, const char *name);
 
-/* Writes data to dir/file atomically (temp, fsync, rename, fsync dir). */
+/* Opens a directory of the store, root/name (name NULL: the root itself),
+ * for use with openat(): never through a symbolic link, and only one owned
+ * by the caller or root, so that no other local user can plant or swap
+ * files in it. -ELOOP (a link), -EPERM (another's), -ENOTDIR, -ENOENT, with
+ * err saying which; else the fd. */
+MUST_CHECK int store_open_dir(const char *root, const char *name, char *err, size_t errlen);
+
+/* Reads root/name/file whole, NUL-terminated (*text malloc'd): a regular
+ * file, not a link, not a FIFO, of at most max bytes, so that a planted or
+ * damaged file can neither hang nor flood the reader. -ENOENT when absent;
+ * -EFBIG above max; -EINVAL not a regular file; err says which. */
+MUST_CHECK int store_read(const char *root, const char *name, const char *file, size_t max,
+			  char **text, size_t *len, char *err, size_t errlen);
+
+/* The same for dir/file, dir any directory the store keeps (a checkpoint's),
+ * refused as store_open_dir() refuses one. */
+MUST_CHECK int store_read_in(const char *dir, const char *file, size_t max, char **text, size_t *len,
+			     char *err, size_t errlen);
+
+/* A VMM's pid as a pid file holds it: decimal digits and a newline, more
+ * than 1 (never init, never a process group). -EINVAL for anything else. */
+MUST_CHECK int store_parse_pid(const char *text, size_t len, int *pid);
+
+/* Writes data to dir/file atomically (temp, fsync, rename, fsync dir). The
+ * file is its owner's alone (0600), whatever the umask; dir is refused as
+ * store_open_dir() refuses one. */
 MUST_CHECK int store_write_atomic(const char *dir, const char *file, const char *data, size_t len);
 
 /* Test hook: when $NESTVM_TEST_CRASH_AT names this step, the process ends

@@ -28,20 +28,36 @@ static void vmm_record(const char *text, const char *key, char *out, size_t len)
 	}
 }
 
+/* The records a VMM leaves are short: a longer one is not its. */
+#define VMM_RECORD_MAX 4096
+
+/* The pid in the VM's pid file; -EINVAL when it holds anything but one. */
+static int vmm_read_pid(const char *root, const char *name, int *pid)
+{
+	char *text, why[STORE_PATH_MAX + 300];
+	size_t len;
+	int r;
+
+	*pid = 0;
+	r = store_read(root, name, STORE_PID, 32, &text, &len, why, sizeof(why));
+	if (r < 0)
+		return r;
+	r = store_parse_pid(text, len, pid);
+	free(text);
+	return r;
+}
+
 /* Why an Off VM's last VMM ended: its exit record, else its pid file. */
 static void vmm_last_exit(const char *root, const char *name, struct vmm_state *st)
 {
-	char path[STORE_PATH_MAX + 128];
-	uint8_t *data;
+	char *text, why[STORE_PATH_MAX + 300];
 	size_t len;
+	int pid;
 
-	if (store_path(path, sizeof(path), root, name, STORE_EXIT) == 0 && util_read_file(path, &data, &len) == 0) {
-		char *text = strndup((const char *)data, len), reason[128], detail[1024], when[32];
+	if (store_read(root, name, STORE_EXIT, VMM_RECORD_MAX, &text, &len, why, sizeof(why)) == 0) {
+		char reason[128], detail[1024], when[32];
 		time_t t;
 
-		free(data);
-		if (!text)
-			return;
 		vmm_record(text, "reason", reason, sizeof(reason));
 		vmm_record(text, "detail", detail, sizeof(detail));
 		vmm_record(text, "time", when, sizeof(when));
@@ -50,12 +66,10 @@ static void vmm_last_exit(const char *root, const char *name, struct vmm_state *
 		snprintf(st->last_exit, sizeof(st->last_exit), "%s%s%s (%s)", reason, detail[0] ? ": " : "", detail,
 			 when);
 		free(text);
-	} else if (store_path(path, sizeof(path), root, name, STORE_PID) == 0 &&
-		   util_read_file(path, &data, &len) == 0) {
+	} else if (vmm_read_pid(root, name, &pid) == 0) {
 		snprintf(st->last_exit, sizeof(st->last_exit),
 			 "the VMM (pid %d) ended without an exit record: it was killed or crashed; see %s",
-			 atoi((const char *)data), STORE_CONSOLE_LOG);
-		free(data);
+			 pid, STORE_CONSOLE_LOG);
 	}
 }
 
@@ -63,8 +77,6 @@ void vmm_state(const char *root, const char *name, struct vmm_state *st)
 {
 	char path[STORE_PATH_MAX + 128];
 	struct api_object *reply;
-	uint8_t *data;
-	size_t len;
 
 	memset(st, 0, sizeof(*st));
 	if (!store_vmm_alive(root, name)) {
@@ -92,11 +104,8 @@ void vmm_state(const char *root, const char *name, struct vmm_state *st)
 			st->memory_assigned = (uint64_t)mem->num;
 	}
 	free(reply);
-	if (!st->pid && store_path(path, sizeof(path), root, name, STORE_PID) == 0 &&
-	    util_read_file(path, &data, &len) == 0) {
-		st->pid = atoi((const char *)data);
-		free(data);
-	}
+	if (!st->pid)
+		(void)!vmm_read_pid(root, name, &st->pid);
 }
 
 bool vmm_state_is_off(const struct vmm_state *st)

@@ -208,8 +208,19 @@ static int vm_lock(struct vm_ctx *c, int *lock)
 		cli_error("%s: no VM named '%s' in the store %s (see nestvm vm list)", c->cmd, c->name, c->root);
 		return EXIT_USAGE;
 	}
-	cli_error("%s: VM %s: %s", c->cmd, c->name,
-		  *lock == -EBUSY ? "another nestvm command holds its lock; try again" : strerror(-*lock));
+	if (*lock == -EBUSY) {
+		cli_error("%s: VM %s: another nestvm command holds its lock; try again", c->cmd, c->name);
+	} else {
+		/* The store's own words: a link or another's directory refused. */
+		char why[STORE_PATH_MAX + 300];
+		int fd = store_open_dir(c->root, c->name, why, sizeof(why));
+
+		if (fd >= 0) {
+			close(fd);
+			snprintf(why, sizeof(why), "VM %s: %s", c->name, strerror(-*lock));
+		}
+		cli_error("%s: %s", c->cmd, why);
+	}
 	return 1;
 }
 
@@ -555,7 +566,14 @@ static int vm_list(struct vm_ctx *c)
 
 	r = store_list(root, &names, &n);
 	if (r < 0) {
-		cli_error("vm list: store %s: %s", root, strerror(-r));
+		char why[STORE_PATH_MAX + 300];
+		int fd = store_open_dir(root, NULL, why, sizeof(why));
+
+		if (fd >= 0) {
+			close(fd);
+			snprintf(why, sizeof(why), "store %s: %s", root, strerror(-r));
+		}
+		cli_error("vm list: %s", why);
 		return 1;
 	}
 	vm = malloc(sizeof(*vm));

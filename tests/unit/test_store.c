@@ -165,7 +165,7 @@ static void sample_vm(struct vmconfig *vm, const char *name)
 	vm->disks[1].size = 1ULL << 20;
 	vm->disks[1].fixed = true;
 	vm->nnics = 1;
-	strcpy(vm->nics[0].sw, "External Switch");
+	strcpy(vm->nics[0].sw, "External-Switch");
 	memcpy(vm->nics[0].mac, "\x52\x54\x00\x12\x34\x56", 6);
 	vm->nics[0].mac_spoofing = true;
 	vm->vsock_cid = 42;
@@ -182,7 +182,7 @@ static void test_config_round_trip(void)
 	CHECK(text);
 	CHECK(strstr(text, "\nmemory = 2G\n"));
 	CHECK(strstr(text, "\nvsock-cid = 42\n"));
-	CHECK(strstr(text, "\n[network-adapter]\nswitch = External Switch\nmac-address = 52:54:00:12:34:56\n"));
+	CHECK(strstr(text, "\n[network-adapter]\nswitch = External-Switch\nmac-address = 52:54:00:12:34:56\n"));
 	if (store_parse(text, strlen(text), "vm.conf", &b, e, sizeof(e)) != 0)
 		FAILF("parse of its own format: %s", e);
 	free(text);
