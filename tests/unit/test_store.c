@@ -709,6 +709,408 @@ static void test_store_not_writable(void)
 	CHECK(!strstr(out, "\n") || !strchr(strchr(out, '\n') + 1, '\n'));
 }
 
+/* ---- other local users and hostile files ---- */
+
+static mode_t mode_of(const char *path)
+{
+	struct stat st;
+
+	if (lstat(path, &st) < 0)
+		FAILF("%s: %s", path, strerror(errno));
+	return st.st_mode & 07777;
+}
+
+/* The store's files and directories are their owner's alone, even when the
+ * command runs with umask 000. */
+static void test_owner_only_modes(void)
+{
+	char store[400], path[500];
+	mode_t old = umask(0);
+
+	snprintf(store, sizeof(store), "%s/umask0/store", tmpdir);
+	if (VM("new", "private", "--store", store, "--kernel", kernel, "--disk", "1M") != 0) {
+		umask(old);
+		FAILF("vm new: %.400s", err);
+	}
+	if (VM("set", "private", "--store", store, "--cpus", "2") != 0) {
+		umask(old);
+		FAILF("vm set: %.400s", err);
+	}
+	umask(old);
+	CHECK_EQ(mode_of(store) & 077, 0);
+	snprintf(path, sizeof(path), "%s/private", store);
+	CHECK_EQ(mode_of(path) & 077, 0);
+	snprintf(path, sizeof(path), "%s/private/%s", store, STORE_CONF);
+	CHECK_EQ(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/private/%s", store, STORE_LOCK);
+	CHECK_EQ(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/private/disk0.img", store);
+	CHECK_EQ(mode_of(path), 0600);
+	/* The VMM's records go through the same writer. */
+	snprintf(path, sizeof(path), "%s/private", store);
+	CHECK_EQ(store_write_atomic(path, STORE_PID, "4242\n", 5), 0);
+	snprintf(path, sizeof(path), "%s/private/%s", store, STORE_PID);
+	CHECK_EQ(mode_of(path), 0600);
+
+	/* A VM made before (0755, a 0644 lock) is tightened by the next
+	 * command that locks it. */
+	snprintf(path, sizeof(path), "%s/private", store);
+	CHECK_EQ(chmod(path, 0755), 0);
+	snprintf(path, sizeof(path), "%s/private/%s", store, STORE_LOCK);
+	CHECK_EQ(chmod(path, 0644), 0);
+	CHECK_EQ(VM("set", "private", "--store", store, "--cpus", "1"), 0);
+	CHECK_EQ(mode_of(path), 0600);
+	snprintf(path, sizeof(path), "%s/private", store);
+	CHECK_EQ(mode_of(path) & 077, 0);
+}
+
+/* Runs sh -c cmd as uid and gid 65534 with no groups; its status, stderr
+ * in err. */
+static int as_nobody(const char *cmd)
+{
+	char line[2000], errfile[400];
+	int st, fd;
+
+	snprintf(errfile, sizeof(errfile), "%s/nobody.err", tmpdir);
+	snprintf(line, sizeof(line), "setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '%s' >/dev/null 2>'%s'",
+		 cmd, errfile);
+	st = system(line);
+	fd = open(errfile, O_RDONLY);
+	err[0] = 0;
+	if (fd >= 0) {
+		ssize_t n = read(fd, err, sizeof(err) - 1);
+
+		err[n > 0 ? n : 0] = 0;
+		close(fd);
+	}
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+/* Another local user (uid 65534) can neither read a VM's console log, list
+ * its directory, nor open its lock to block it. */
+static void test_second_user_kept_out(void)
+{
+	char base[400], store[420], cmd[1200], path[500];
+	mode_t old;
+	int fd;
+
+	if (geteuid() != 0)
+		SKIP("needs root to act as a second user (setpriv); run as root to check it");
+	if (system("command -v setpriv >/dev/null 2>&1") != 0)
+		SKIP("setpriv (util-linux) is not installed: cannot act as a second user");
+	/* The scratch directory must let the other user reach the store. */
+	snprintf(base, sizeof(base), "%s/shared", tmpdir);
+	CHECK_EQ(mkdir(base, 0755), 0);
+	CHECK_EQ(chmod(base, 0755), 0);
+	CHECK_EQ(chmod(tmpdir, 0711), 0);
+	CHECK_EQ(as_nobody("true"), 0);
+	snprintf(store, sizeof(store), "%s/store", base);
+	old = umask(0);
+	fd = VM("new", "secret", "--store", store, "--kernel", kernel);
+	if (fd == 0)
+		fd = VM("set", "secret", "--store", store, "--cpus", "2");
+	/* What a VMM leaves: its console log. */
+	snprintf(path, sizeof(path), "%s/secret/%s", store, STORE_CONSOLE_LOG);
+	if (fd == 0) {
+		int log = open(path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+
+		fd = log >= 0 && write(log, "root password: hunter2\n", 23) == 23 ? 0 : -1;
+		if (log >= 0)
+			close(log);
+	}
+	umask(old);
+	if (fd != 0) {
+		chmod(tmpdir, 0700);
+		FAILF("making the VM: %.400s", err);
+	}
+	snprintf(cmd, sizeof(cmd), "cat %s", path);
+	fd = as_nobody(cmd);
+	if (fd == 0 || !strstr(err, "Permission denied")) {
+		chmod(tmpdir, 0700);
+		FAILF("another user read the console log (status %d, %.200s)", fd, err);
+	}
+	snprintf(cmd, sizeof(cmd), "ls %s/secret", store);
+	fd = as_nobody(cmd);
+	if (fd == 0 || !strstr(err, "Permission denied")) {
+		chmod(tmpdir, 0700);
+		FAILF("another user listed the VM's directory (status %d, %.200s)", fd, err);
+	}
+	snprintf(cmd, sizeof(cmd), ": < %s/secret/%s", store, STORE_LOCK);
+	fd = as_nobody(cmd);
+	if (fd == 0 || !strstr(err, "Permission denied")) {
+		chmod(tmpdir, 0700);
+		FAILF("another user opened the VM's lock (status %d, %.200s)", fd, err);
+	}
+	snprintf(cmd, sizeof(cmd), "ls %s", store);
+	fd = as_nobody(cmd);
+	chmod(tmpdir, 0700);
+	if (fd == 0 || !strstr(err, "Permission denied"))
+		FAILF("another user listed the store's VMs (status %d, %.200s)", fd, err);
+}
+
+/* A store, or a VM directory in it, that is a link or another user's is
+ * refused with a message saying so; vm remove never follows a link. */
+static void test_links_refused(void)
+{
+	char real[400], link[400], victim[400], path[600], conf[600];
+	struct vmconfig vm;
+	char e[1200];
+	struct stat st;
+
+	snprintf(real, sizeof(real), "%s/linked/real", tmpdir);
+	snprintf(link, sizeof(link), "%s/linked/link", tmpdir);
+	CHECK_EQ(VM("new", "a", "--store", real, "--kernel", kernel), 0);
+	CHECK_EQ(symlink(real, link), 0);
+	expect_err(VM("list", "--store", link), 1, "a symbolic link");
+	expect_err(VM("show", "a", "--store", link), 1, "a symbolic link");
+	expect_err(VM("new", "b", "--store", link, "--kernel", kernel), 1, "a symbolic link");
+
+	/* A VM directory that is a link to someone's directory, dressed as a
+	 * VM: neither loaded nor removed, and its target untouched. */
+	snprintf(victim, sizeof(victim), "%s/linked/victim", tmpdir);
+	CHECK_EQ(mkdir(victim, 0700), 0);
+	snprintf(path, sizeof(path), "%s/precious", victim);
+	write_file(path, "keep me\n");
+	{
+		char *text;
+
+		vmconfig_init(&vm, "evil");
+		snprintf(vm.kernel, sizeof(vm.kernel), "%s", kernel);
+		text = store_format(&vm);
+		CHECK(text);
+		snprintf(path, sizeof(path), "%s/%s", victim, STORE_CONF);
+		write_file(path, text);
+		free(text);
+	}
+	snprintf(path, sizeof(path), "%s/evil", real);
+	CHECK_EQ(symlink(victim, path), 0);
+	CHECK_EQ(store_load(real, "evil", &vm, e, sizeof(e)), -ELOOP);
+	CHECK(strstr(e, "symbolic link"));
+	expect_err(VM("remove", "evil", "--store", real, "--yes"), 1, "symbolic link");
+	CHECK_EQ(store_remove(real, "evil", e, sizeof(e)), -ELOOP);
+	snprintf(path, sizeof(path), "%s/precious", victim);
+	CHECK_EQ(stat(path, &st), 0);
+	snprintf(path, sizeof(path), "%s/%s", victim, STORE_CONF);
+	CHECK_EQ(stat(path, &st), 0);
+
+	/* Links inside a VM's directory are removed as links. */
+	snprintf(path, sizeof(path), "%s/a/evil", real);
+	CHECK_EQ(symlink(victim, path), 0);
+	snprintf(path, sizeof(path), "%s/a/sub", real);
+	CHECK_EQ(mkdir(path, 0700), 0);
+	snprintf(path, sizeof(path), "%s/a/sub/evil", real);
+	CHECK_EQ(symlink(victim, path), 0);
+	CHECK_EQ(VM("remove", "a", "--store", real, "--yes"), 0);
+	snprintf(path, sizeof(path), "%s/a", real);
+	CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+	snprintf(path, sizeof(path), "%s/precious", victim);
+	CHECK_EQ(stat(path, &st), 0);
+
+	/* The files of a VM are never opened through a link either. */
+	CHECK_EQ(VM("new", "c", "--store", real, "--kernel", kernel), 0);
+	snprintf(conf, sizeof(conf), "%s/c/%s", real, STORE_CONF);
+	snprintf(path, sizeof(path), "%s/c/real.conf", real);
+	CHECK_EQ(rename(conf, path), 0);
+	CHECK_EQ(symlink("real.conf", conf), 0);
+	expect_err(VM("show", "c", "--store", real), 1, "symbolic link");
+}
+
+static void test_foreign_owner_refused(void)
+{
+	char store[400], path[500];
+	struct vmconfig vm;
+	char e[1200];
+	struct stat st;
+
+	if (geteuid() != 0)
+		SKIP("needs root to give a directory to another user (chown); run as root to check it");
+	snprintf(store, sizeof(store), "%s/foreign", tmpdir);
+	CHECK_EQ(VM("new", "mine", "--store", store, "--kernel", kernel), 0);
+	CHECK_EQ(VM("new", "theirs", "--store", store, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/theirs", store);
+	CHECK_EQ(chown(path, 65534, 65534), 0);
+	CHECK_EQ(store_load(store, "theirs", &vm, e, sizeof(e)), -EPERM);
+	CHECK(strstr(e, "owned by uid 65534"));
+	expect_err(VM("show", "theirs", "--store", store), 1, "owned by uid 65534");
+	expect_err(VM("set", "theirs", "--store", store, "--cpus", "2"), 1, "owned by uid 65534");
+	expect_err(VM("remove", "theirs", "--store", store, "--yes"), 1, "owned by uid 65534");
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK_EQ(store_load(store, "mine", &vm, e, sizeof(e)), 0);
+	/* The whole store another user's. */
+	CHECK_EQ(chown(store, 65534, 65534), 0);
+	expect_err(VM("list", "--store", store), 1, "owned by uid 65534");
+	expect_err(VM("show", "mine", "--store", store), 1, "owned by uid 65534");
+	expect_err(VM("new", "more", "--store", store, "--kernel", kernel), 1, "owned by uid 65534");
+	CHECK_EQ(chown(store, 0, 0), 0);
+}
+
+/* Bytes this process has read, as the kernel counts them; -1 if unknown. */
+static long long bytes_read(void)
+{
+	char text[1024];
+	long long n = -1;
+	int fd = open("/proc/self/io", O_RDONLY);
+	ssize_t len;
+	char *p;
+
+	if (fd < 0)
+		return -1;
+	len = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (len <= 0)
+		return -1;
+	text[len] = 0;
+	p = strstr(text, "rchar: ");
+	if (p)
+		n = atoll(p + 7);
+	return n;
+}
+
+/* A 1 GiB sparse vm.conf is refused by its size, not read. */
+static void test_huge_conf_not_read(void)
+{
+	char path[400], e[1200];
+	struct vmconfig vm;
+	long long before, after;
+	uint64_t t0;
+	int fd;
+
+	CHECK_EQ(VM("new", "huge", "--store", root, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/huge/%s", root, STORE_CONF);
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, 1LL << 30), 0);
+	close(fd);
+	before = bytes_read();
+	t0 = util_now_ns();
+	CHECK_EQ(store_load(root, "huge", &vm, e, sizeof(e)), -EINVAL);
+	after = bytes_read();
+	CHECK(strstr(e, "larger than 64 KiB"));
+	CHECK(util_now_ns() - t0 < 1000000000ULL);
+	if (before >= 0 && after >= 0 && after - before > (1 << 20))
+		FAILF("read %lld bytes of a vm.conf it should have refused by its size", after - before);
+	expect_err(VM("show", "huge", "--store", root), 1, "larger than 64 KiB");
+	CHECK_EQ(VM("remove", "huge", "--store", root, "--yes"), 0);
+}
+
+/* A FIFO for vm.conf or a record is refused at once, not waited on. */
+static void test_fifo_refused(void)
+{
+	char path[400];
+	pid_t pid;
+	int st;
+
+	CHECK_EQ(VM("new", "fifo", "--store", root, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/fifo/%s", root, STORE_CONF);
+	CHECK_EQ(unlink(path), 0);
+	CHECK_EQ(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/fifo/%s", root, STORE_PID);
+	CHECK_EQ(mkfifo(path, 0600), 0);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct vmconfig vm;
+		struct vmm_state vs;
+		char e[1200];
+		int r;
+
+		alarm(10);      /* a hang fails the test rather than stalling it */
+		r = store_load(root, "fifo", &vm, e, sizeof(e));
+		if (r != -EINVAL || !strstr(e, "not a regular file"))
+			_exit(2);
+		vmm_state(root, "fifo", &vs);
+		if (strcmp(vs.state, "Off") || vs.pid)
+			_exit(3);
+		if (VM("show", "fifo", "--store", root) != 1 || !strstr(err, "not a regular file"))
+			_exit(4);
+		_exit(0);
+	}
+	CHECK(pid > 0);
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	if (!WIFEXITED(st))
+		FAILF("reading a FIFO hung (killed by signal %d)", WTERMSIG(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+	CHECK_EQ(VM("remove", "fifo", "--store", root, "--yes"), 0);
+}
+
+/* Pid files: exactly a pid and a newline; anything else gives no pid, and
+ * one without its newline is read within its bounds. */
+static void test_pid_files(void)
+{
+	static const struct { const char *text; int pid; } cases[] = {
+		{ "4242\n", 4242 }, { "4242", 4242 }, { "", 0 }, { "\n", 0 }, { "1\n", 0 }, { "0\n", 0 },
+		{ "-5\n", 0 }, { "12ab\n", 0 }, { "42\n\n", 0 }, { " 42\n", 0 }, { "99999999999\n", 0 },
+		{ "2147483647\n", 2147483647 }, { "2147483648\n", 0 },
+	};
+	char path[400];
+	struct vmm_state st;
+
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		int pid = -1, r = store_parse_pid(cases[i].text, strlen(cases[i].text), &pid);
+
+		if (cases[i].pid ? r != 0 || pid != cases[i].pid : r != -EINVAL || pid != 0)
+			FAILF("pid file '%s': %d, pid %d", cases[i].text, r, pid);
+	}
+	CHECK_EQ(VM("new", "pids", "--store", root, "--kernel", kernel), 0);
+	snprintf(path, sizeof(path), "%s/pids/%s", root, STORE_PID);
+	/* No newline, no NUL: the reader must stop at its end (ASan sees). */
+	write_file(path, "4242");
+	vmm_state(root, "pids", &st);
+	CHECK_STR(st.state, "Off");
+	CHECK(strstr(st.last_exit, "pid 4242"));
+	write_file(path, "12ab\n");
+	vmm_state(root, "pids", &st);
+	CHECK(st.last_exit[0] == 0);
+	write_file(path, "1\n");
+	vmm_state(root, "pids", &st);
+	CHECK(st.last_exit[0] == 0);
+	{
+		int fd = open(path, O_WRONLY | O_TRUNC);
+
+		CHECK(fd >= 0);
+		CHECK_EQ(ftruncate(fd, 1 << 20), 0);
+		close(fd);
+	}
+	vmm_state(root, "pids", &st);
+	CHECK(st.last_exit[0] == 0);
+	CHECK_EQ(VM("remove", "pids", "--store", root, "--yes"), 0);
+}
+
+/* Nothing the command line accepts makes a vm.conf that does not load:
+ * control characters, newlines and spaces at either end are refused. */
+static void test_cli_values_round_trip(void)
+{
+	char odd[400], e[1200];
+	struct vmconfig vm;
+
+	expect_err(VM("new", "v1", "--store", root, "--kernel", kernel, "--cmdline", "console=ttyS0\x01"), 2,
+		   "control character");
+	expect_err(VM("new", "v1", "--store", root, "--kernel", kernel, "--cmdline", "console=ttyS0 "), 2,
+		   "space at its start or end");
+	expect_err(VM("new", "v1", "--store", root, "--kernel", kernel, "--cmdline", "a\nkernel = /x"), 2,
+		   "one line");
+	/* A kernel whose file name holds a newline and a forged key. */
+	snprintf(odd, sizeof(odd), "%s/k\nname = x", tmpdir);
+	write_file(odd, "not a kernel");
+	expect_err(VM("new", "v1", "--store", root, "--kernel", odd), 2, "control character");
+	snprintf(odd, sizeof(odd), "%s/k ", tmpdir);
+	write_file(odd, "not a kernel");
+	expect_err(VM("new", "v1", "--store", root, "--kernel", odd), 2, "space at its start or end");
+	CHECK_EQ(store_load(root, "v1", &vm, e, sizeof(e)), -ENOENT);
+
+	CHECK_EQ(VM("new", "v2", "--store", root, "--kernel", kernel, "--cmdline", "console=ttyS0 quiet"), 0);
+	expect_err(VM("set", "v2", "--store", root, "--cmdline", "a\tb"), 2, "control character");
+	expect_err(VM("set", "v2", "--store", root, "--cmdline", " a"), 2, "space at its start or end");
+	expect_err(VM("set", "v2", "--store", root, "--kernel", odd), 2, "space at its start or end");
+	CHECK_EQ(store_load(root, "v2", &vm, e, sizeof(e)), 0);
+	CHECK(!strcmp(vm.cmdline, "console=ttyS0 quiet"));
+	/* Switch names are names of the store, never paths. */
+	expect_err(VM("set", "v2", "--store", root, "--add-nic", "../x"), 2, "switch name");
+	expect_err(VM("new", "v3", "--store", root, "--kernel", kernel, "--nic", "../../etc"), 2, "switch name");
+	check_all_load("refused values");
+	CHECK_EQ(VM("remove", "v2", "--store", root, "--yes"), 0);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/nestvm-test-store-XXXXXX");
@@ -739,6 +1141,14 @@ int main(void)
 	RUN(test_nested_yes);
 	RUN(test_nested_answers_on_terminal);
 	RUN(test_store_not_writable);
+	RUN(test_owner_only_modes);
+	RUN(test_second_user_kept_out);
+	RUN(test_links_refused);
+	RUN(test_foreign_owner_refused);
+	RUN(test_huge_conf_not_read);
+	RUN(test_fifo_refused);
+	RUN(test_pid_files);
+	RUN(test_cli_values_round_trip);
 	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }
