@@ -177,7 +177,7 @@ static int vmm_claim(struct vmm *v)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s", v->dir, STORE_RUN_LOCK);
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return -errno;
 	/* Probes hold it shared for a moment: retry briefly. */
@@ -433,7 +433,7 @@ static int vmm_open_log(struct vmm *v, char *err, size_t errlen)
 {
 	if (!v->opt.console_log || v->log_fd >= 0)
 		return 0;
-	v->log_fd = open(v->opt.console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	v->log_fd = open(v->opt.console_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (v->log_fd < 0)
 		return vmm_fail(err, errlen, -errno, "console log '%s': %s", v->opt.console_log, strerror(errno));
 	return 0;
