@@ -197,7 +197,7 @@ static int switch_new(const char *name, const struct switch_opts *o)
 
 	r = switchd_root(o->store, root, sizeof(root));
 	if (r == 0)
-		r = util_mkdir_p(root, 0755);
+		r = util_mkdir_p(root, 0700);
 	if (r < 0) {
 		cli_error("switch '%s': creating %s: %s", name, root, strerror(-r));
 		return 1;

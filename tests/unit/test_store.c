@@ -751,6 +751,14 @@ static void test_owner_only_modes(void)
 	CHECK_EQ(store_write_atomic(path, STORE_PID, "4242\n", 5), 0);
 	snprintf(path, sizeof(path), "%s/private/%s", store, STORE_PID);
 	CHECK_EQ(mode_of(path), 0600);
+	/* A store whose first use is a switch: the same. Its interface does
+	 * not exist, so the switch is not kept; the store is. */
+	snprintf(path, sizeof(path), "%s/umask0/switch-first", tmpdir);
+	umask(0);
+	CHECK_EQ(cli(NULL, cmd_switch, (const char *const[]){ "new", "sw", "--store", path, "--uplink-if",
+							      "nestvm-none0", NULL }), 1);
+	umask(old);
+	CHECK_EQ(mode_of(path) & 077, 0);
 
 	/* A VM made before (0755, a 0644 lock) is tightened by the next
 	 * command that locks it. */
