@@ -1,7 +1,9 @@
 /* The VM store: one directory per named VM under a store root, holding its
  * configuration (vm.conf, "key = value" lines, see store_format()), its disks
  * and the running VMM's socket, log and records. Writes are atomic and each
- * VM has a lock, so a killed command never leaves a VM half-written. */
+ * VM has a lock, so a killed command never leaves a VM half-written. The
+ * store is its owner's alone (directories 0700, files 0600), never followed
+ * through a link, and refused where another user owns it. */
 #ifndef NESTVM_STORE_H
 #define NESTVM_STORE_H
 

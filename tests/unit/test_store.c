@@ -1,8 +1,9 @@
 /* Tier 1: the VM store and the commands over it, no KVM. Names, the vm.conf
  * format and its errors by file:line, atomic writes under failing I/O, the
  * per-VM lock, commands killed at every step (every VM still loads), the
- * state derived from a fake VMM, and the nested assistant driven through a
- * pipe and a pty. */
+ * state derived from a fake VMM, the nested assistant driven through a
+ * pipe and a pty, and the store against other local users and hostile
+ * files (modes, links, other owners, huge files, FIFOs, pid files). */
 #include "harness.h"
 #include "api.h"
 #include "cli/cli.h"
