@@ -70,6 +70,8 @@ static void check_elem(struct fuzz_state *st, uint16_t qsz)
 
 	ASSERT(e->head < qsz);
 	ASSERT(e->nout + e->nin <= e->cap);
+	/* No chain has more descriptors than the queue, indirect ones included. */
+	ASSERT(e->nout + e->nin <= qsz);
 	for (unsigned int i = 0; i < e->nout + e->nin; i++) {
 		ASSERT(e->iov[i].iov_len > 0);
 		ASSERT(in_region(st, &e->iov[i]));

@@ -408,14 +408,17 @@ static void virtq_read_desc(const uint8_t *table, uint32_t i, struct virtq_desc 
 	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 }
 
-/* Walks the chain at head into e; the caller holds vq->lock. */
+/* Walks the chain at head into e; the caller holds vq->lock.
+ * A chain has at most the queue size's descriptors, counting those of an
+ * indirect table and the empty ones, and a table has no more entries than
+ * that (virtio 1.2, 2.7.5.3.1): whatever the guest writes, a walk reads at
+ * most size + 1 descriptors, however large guest RAM is. */
 static int virtq_walk(struct virtqueue *vq, uint16_t head, struct virtq_elem *e)
 {
 	struct virtio_dev *dev = vq->dev;
 	const uint8_t *table = vq->desc;
 	uint32_t table_n = vq->size;      /* entries the current table has */
-	uint32_t limit = vq->size;        /* descriptors a walk of it may visit */
-	uint32_t visited = 0;
+	uint32_t visited = 0;             /* descriptors of the chain so far */
 	uint32_t i = head;
 	bool indirect = false, seen_write = false;
 	const char *where = "";
@@ -426,10 +429,10 @@ static int virtq_walk(struct virtqueue *vq, uint16_t head, struct virtq_elem *e)
 		struct virtq_desc d;
 		void *p;
 
-		if (++visited > limit) {
-			virtio_dev_fail(dev, "queue %u: chain at head %u is longer than its %s%u "
-					"descriptors (a loop?)", vq->index, head,
-					indirect ? "indirect table's " : "queue's ", limit);
+		if (++visited > vq->size) {
+			virtio_dev_fail(dev, "queue %u: chain at head %u is longer than the queue's "
+					"%u descriptors%s (a loop?)", vq->index, head, vq->size,
+					indirect ? " with its indirect table" : "");
 			return -EIO;
 		}
 		virtq_read_desc(table, i, &d);
@@ -456,6 +459,14 @@ static int virtq_walk(struct virtqueue *vq, uint16_t head, struct virtq_elem *e)
 						"is not a non-zero multiple of 16", vq->index, d.len, head);
 				return -EIO;
 			}
+			/* Checked before the table is looked at: a guest can describe
+			 * one that spans all its RAM. */
+			if (d.len / VIRTQ_DESC_SIZE > vq->size) {
+				virtio_dev_fail(dev, "queue %u: indirect table of %u entries at head %u "
+						"is larger than the queue's %u", vq->index,
+						d.len / VIRTQ_DESC_SIZE, head, vq->size);
+				return -EIO;
+			}
 			table = guestmem_ptr(dev->mem, d.addr, d.len);
 			if (!table) {
 				virtio_dev_fail(dev, "queue %u: indirect table 0x%llx+%u at head %u is "
@@ -464,8 +475,9 @@ static int virtq_walk(struct virtqueue *vq, uint16_t head, struct virtq_elem *e)
 				return -EIO;
 			}
 			table_n = d.len / VIRTQ_DESC_SIZE;
-			limit = table_n;
-			visited = 0;
+			/* The table's entries are the chain's; the descriptor naming
+			 * it is not a buffer and is not counted. */
+			visited--;
 			indirect = true;
 			where = "indirect ";
 			i = 0;

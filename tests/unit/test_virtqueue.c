@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
 
 HARNESS_DEFINE;
 
@@ -18,6 +20,11 @@ HARNESS_DEFINE;
 #define USED_GPA  (MEM_GPA + 0x2000)
 #define TABLE_GPA (MEM_GPA + 0x3000)     /* indirect tables */
 #define DATA_GPA  (MEM_GPA + 0x4000)
+/* The largest indirect table a descriptor's 32-bit length can describe, and
+ * guest RAM for it to lie in: reserved, never touched but for its first page. */
+#define BIG_GPA   0x100000000ULL
+#define BIG_SIZE  0x100000000ULL
+#define BIG_TABLE 0xfffffff0u
 
 struct fx {
 	struct guestmem mem;
@@ -27,6 +34,7 @@ struct fx {
 	struct virtq_elem e;
 	uint16_t avail_idx;
 	unsigned int interrupts;
+	uint8_t *big;                   /* a second region, as large as a table can say */
 };
 
 static struct fx fx;
@@ -42,6 +50,8 @@ static void fx_interrupt(void *opaque, uint32_t isr)
 
 static void fx_teardown(void)
 {
+	if (fx.big)
+		munmap(fx.big, BIG_SIZE);
 	if (fx.dev.vqs)
 		virtio_dev_cleanup(&fx.dev);
 	virtq_elem_free(&fx.e);
@@ -382,6 +392,173 @@ static void test_indirect_bad(void)
 	expect_broken("not negotiated");
 }
 
+/* Resets the device as a driver would, and checks that a good chain goes
+ * through again: no hostile chain leaves the queue unusable. */
+static void expect_recovers(void)
+{
+	virtio_dev_reset(&fx.dev);
+	CHECK(!virtio_dev_is_broken(&fx.dev));
+	memset(host(DESC_GPA), 0, TABLE_GPA - DESC_GPA);
+	fx.avail_idx = 0;
+	fx.dev.features = ALL_RING | VIRTIO_BIT(VIRTIO_F_VERSION_1);
+	CHECK_EQ(virtq_setup(fx.vq, QSZ, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
+	desc(0, DATA_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+	desc(1, DATA_GPA + 0x100, 32, VIRTQ_DESC_F_WRITE, 0);
+	avail_add(0);
+	CHECK_EQ(virtq_pop(fx.vq, &fx.e), 0);
+	CHECK_EQ(fx.e.nout, 1);
+	CHECK_EQ(fx.e.nin, 1);
+	virtq_push(fx.vq, &fx.e, 32);
+	CHECK_EQ(used()->idx, 1);
+	CHECK(!virtio_dev_is_broken(&fx.dev));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Adds BIG_SIZE of guest RAM at BIG_GPA, reserved but not committed. */
+static void fx_add_big(void)
+{
+	void *p = mmap(NULL, BIG_SIZE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		SKIP("cannot reserve 4 GiB of address space for a table spanning guest RAM");
+	fx.big = p;
+	fx.mem.regions[1] = (struct guestmem_region){ .gpa = BIG_GPA, .size = BIG_SIZE, .host = fx.big };
+	fx.mem.nregions = 2;
+	fx.mem.total += BIG_SIZE;
+}
+
+static void test_indirect_table_spanning_ram(void)
+{
+	/* Empty, so that no buffer limit stops the walk either. */
+	struct virtq_desc self = { 0, 0, VIRTQ_DESC_F_NEXT, 0 };
+	double t0;
+
+	/* A table as large as a descriptor can say, its first entry linking to
+	 * itself: refused before a single entry is read, not walked 2^28 times
+	 * with the queue lock held. */
+	fx_setup(ALL_RING);
+	fx_add_big();
+	memcpy(fx.big, &self, sizeof(self));
+	desc(0, BIG_GPA, BIG_TABLE, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	t0 = now_s();
+	expect_broken("larger than the queue's 8");
+	if (now_s() - t0 > 0.05)
+		FAILF("refusing a table of %u entries took %.3f s", BIG_TABLE / 16, now_s() - t0);
+	expect_recovers();
+
+	/* One entry more than the queue, even with a one-buffer chain in it. */
+	fx_setup(ALL_RING);
+	put_desc(TABLE_GPA, 0, DATA_GPA, 16, 0, 0);
+	desc(0, TABLE_GPA, (QSZ + 1) * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	expect_broken("larger than the queue");
+	expect_recovers();
+
+	/* Exactly the queue's size, every entry in the chain: allowed. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, DATA_GPA + 0x10 * i, 0x10,
+			 i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	desc(0, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	CHECK_EQ(virtq_pop(fx.vq, &fx.e), 0);
+	CHECK_EQ(fx.e.nout, QSZ);
+}
+
+static void test_indirect_loops(void)
+{
+	/* Every entry of a full-sized table linking to itself. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, DATA_GPA, 16, VIRTQ_DESC_F_NEXT, (uint16_t)i);
+	desc(0, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	expect_broken("loop");
+	expect_recovers();
+
+	/* The last entry links back to the first. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, DATA_GPA, 16, VIRTQ_DESC_F_NEXT, (uint16_t)((i + 1) % QSZ));
+	desc(0, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	expect_broken("loop");
+	expect_recovers();
+
+	/* Direct descriptors and the table's together are one chain: five
+	 * direct ones then a full table are longer than the queue. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < 5; i++)
+		desc(i, DATA_GPA, 16, VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1));
+	desc(5, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, DATA_GPA, 16, i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0,
+			 (uint16_t)(i + 1));
+	avail_add(0);
+	expect_broken("longer than the queue's 8 descriptors with its indirect table");
+	expect_recovers();
+
+	/* A nested table, then a good chain after the reset. */
+	fx_setup(ALL_RING);
+	put_desc(TABLE_GPA, 0, TABLE_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	desc(0, TABLE_GPA, 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	expect_broken("another indirect");
+	expect_recovers();
+}
+
+static void test_zero_length_counted(void)
+{
+	/* Empty descriptors are never looked up, but each is one of the chain's. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < QSZ; i++)
+		desc(i, 0, 0, VIRTQ_DESC_F_NEXT, (uint16_t)((i + 1) % QSZ));
+	avail_add(0);
+	expect_broken("loop");
+	expect_recovers();
+
+	/* In a table: four empty direct ones, then a full table of empty ones. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < 4; i++)
+		desc(i, 0, 0, VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1));
+	desc(4, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, 0, 0, i + 1 < QSZ ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	avail_add(0);
+	expect_broken("longer than the queue");
+	expect_recovers();
+
+	/* An empty-entry table that loops. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < QSZ; i++)
+		put_desc(TABLE_GPA, i, 0, 0, VIRTQ_DESC_F_NEXT, 0);
+	desc(0, TABLE_GPA, QSZ * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	avail_add(0);
+	expect_broken("loop");
+	expect_recovers();
+
+	/* Three empty direct ones and five in a table: the queue's eight, allowed. */
+	fx_setup(ALL_RING);
+	for (unsigned int i = 0; i < 3; i++)
+		desc(i, 0, 0, VIRTQ_DESC_F_NEXT, (uint16_t)(i + 1));
+	desc(3, TABLE_GPA, 5 * 16, VIRTQ_DESC_F_INDIRECT, 0);
+	for (unsigned int i = 0; i < 5; i++)
+		put_desc(TABLE_GPA, i, 0, 0, i + 1 < 5 ? VIRTQ_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	avail_add(0);
+	CHECK_EQ(virtq_pop(fx.vq, &fx.e), 0);
+	CHECK_EQ(fx.e.nout + fx.e.nin, 0);
+	CHECK(!virtio_dev_is_broken(&fx.dev));
+}
+
 static void test_readable_after_writable(void)
 {
 	fx_setup(ALL_RING);
@@ -572,6 +749,9 @@ int main(void)
 	RUN(test_elem_capacity);
 	RUN(test_indirect_good);
 	RUN(test_indirect_bad);
+	RUN(test_indirect_table_spanning_ram);
+	RUN(test_indirect_loops);
+	RUN(test_zero_length_counted);
 	RUN(test_readable_after_writable);
 	RUN(test_avail_idx_jump);
 	RUN(test_zero_length_descriptors);
