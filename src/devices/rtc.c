@@ -16,7 +16,16 @@ enum {
 #define REG_B_24H  0x02
 #define REG_B_BIN  0x04
 #define REG_B_SET  0x80
+/* The years the year and century registers can show. A guest's write that
+ * would carry its clock outside them is ignored: the clock stays where the
+ * registers make sense, every sum below stays far from overflow whatever
+ * the guest writes, and the offset stays one a snapshot can carry. */
+#define RTC_YEAR_MIN 0
+#define RTC_YEAR_MAX 9999
+/* Further than this from the host clock is no offset a guest set. */
+#define RTC_MAX_OFFSET_S (1LL << 40)
 
+/* v is 0..99 (a register's two digits). */
 static uint8_t to_bcd(int v)
 {
 	return (uint8_t)(((v / 10) << 4) | (v % 10));
@@ -58,13 +67,34 @@ static int rtc_decode(const struct rtc *rtc, uint8_t v)
 	return (rtc->nvram[RTC_REG_B] & REG_B_BIN) ? v : from_bcd(v);
 }
 
+/* The guest's time now; false if it is none a struct tm can hold (an offset
+ * from a snapshot taken under a very different host clock). */
+static bool rtc_now(const struct rtc *rtc, time_t *now, struct tm *tm)
+{
+	int64_t t;
+
+	if (__builtin_add_overflow((int64_t)time(NULL), rtc->offset_s, &t))
+		return false;
+	*now = (time_t)t;
+	return gmtime_r(now, tm) != NULL;
+}
+
+/* Two decimal digits of a year that may lie outside the registers' range. */
+static int rtc_digits(long long v)
+{
+	return (int)(((v % 100) + 100) % 100);
+}
+
 static uint8_t rtc_read_time(struct rtc *rtc, uint8_t idx)
 {
-	time_t now = time(NULL) + rtc->offset_s;
+	long long year;
+	time_t now;
 	struct tm tm;
 	int hour;
 
-	gmtime_r(&now, &tm);
+	if (!rtc_now(rtc, &now, &tm))
+		return 0xff;
+	year = (long long)tm.tm_year + 1900;
 	switch (idx) {
 	case RTC_SEC: return rtc_encode(rtc, tm.tm_sec);
 	case RTC_MIN: return rtc_encode(rtc, tm.tm_min);
@@ -76,19 +106,25 @@ static uint8_t rtc_read_time(struct rtc *rtc, uint8_t idx)
 	case RTC_WDAY: return rtc_encode(rtc, tm.tm_wday + 1);
 	case RTC_MDAY: return rtc_encode(rtc, tm.tm_mday);
 	case RTC_MON: return rtc_encode(rtc, tm.tm_mon + 1);
-	case RTC_YEAR: return rtc_encode(rtc, tm.tm_year % 100);
-	default: return rtc_encode(rtc, (tm.tm_year + 1900) / 100);
+	case RTC_YEAR: return rtc_encode(rtc, rtc_digits(year));
+	default: return rtc_encode(rtc, rtc_digits(year / 100 - (year < 0 && year % 100)));
 	}
 }
 
 /* A guest that sets the clock moves its offset, never the host's clock. */
 static void rtc_write_time(struct rtc *rtc, uint8_t idx, uint8_t v)
 {
-	time_t now = time(NULL) + rtc->offset_s;
+	time_t now, t;
 	struct tm tm;
-	int val;
+	int val, year;
 
-	gmtime_r(&now, &tm);
+	if (!rtc_now(rtc, &now, &tm))
+		return;
+	/* The offset is bounded (by the year range here, by RTC_MAX_OFFSET_S
+	 * at a load), so the year is within some 40000 of today's and no sum
+	 * below overflows: each field gains at most 255. A clock a snapshot
+	 * left outside the range can still be set back into it. */
+	year = tm.tm_year + 1900;
 	val = rtc_decode(rtc, idx == RTC_HOUR ? (uint8_t)(v & 0x7f) : v);
 	switch (idx) {
 	case RTC_SEC: tm.tm_sec = val; break;
@@ -100,10 +136,16 @@ static void rtc_write_time(struct rtc *rtc, uint8_t idx, uint8_t v)
 		break;
 	case RTC_MDAY: tm.tm_mday = val; break;
 	case RTC_MON: tm.tm_mon = val - 1; break;
-	case RTC_YEAR: tm.tm_year = (tm.tm_year / 100) * 100 + val; break;
+	case RTC_YEAR: tm.tm_year = year - year % 100 + val - 1900; break;
 	default: return;
 	}
-	rtc->offset_s += (int64_t)(timegm(&tm) - now);
+	errno = 0;
+	t = timegm(&tm);                        /* normalises tm: months past 12, day 0 */
+	if (t == (time_t)-1 && errno)
+		return;
+	if (tm.tm_year + 1900 < RTC_YEAR_MIN || tm.tm_year + 1900 > RTC_YEAR_MAX)
+		return;
+	rtc->offset_s += (int64_t)(t - now);
 }
 
 static bool rtc_is_time_reg(uint8_t idx)
@@ -151,9 +193,6 @@ void rtc_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_wri
 	}
 	pthread_mutex_unlock(&rtc->lock);
 }
-
-/* Further than this from the host clock is no offset a guest set. */
-#define RTC_MAX_OFFSET_S (1LL << 40)
 
 void rtc_save(struct rtc *rtc, struct snap_buf *b)
 {

@@ -777,6 +777,69 @@ static void test_rtc_set_year(void)
 	}
 }
 
+/* Reads the full year the clock shows, century register included. */
+static int rtc_full_year(struct rtc *r, bool binary)
+{
+	uint8_t y = cmos_read(r, 0x09), c = cmos_read(r, 0x32);
+
+	return binary ? c * 100 + y : bcd(c) * 100 + bcd(y);
+}
+
+/* A guest writing the date registers over and over with the largest and
+ * smallest values they hold: every sum stays in range (the tests run under
+ * UBSan, which aborts on the first overflow or negative shift), the clock
+ * stays within the years 0000 to 9999 its registers can show, and the
+ * offset stays one a snapshot can carry. */
+static void test_rtc_hostile_date_writes(void)
+{
+	static const uint8_t regs[] = { 0x09, 0x32, 0x08, 0x07, 0x04, 0x02, 0x00 };
+	static const uint8_t vals[] = { 0xff, 0x00, 0x99, 0x80, 0x7f, 0x01 };
+	struct rtc r, back;
+	struct snap_buf b = { 0 };
+	struct snap_cur cur;
+	int year;
+
+	rtc_init(&r, 512 << 20, 0);
+	/* Backwards: each month 0 is December of the year before. */
+	for (int i = 0; i < 2500; i++)
+		cmos_write(&r, 0x08, 0x00);
+	year = rtc_full_year(&r, false);
+	CHECK(year >= 0 && year <= 1);
+	for (int i = 0; i < 2500; i++)
+		cmos_write(&r, 0x07, 0x00);                       /* day 0: the day before */
+	CHECK(rtc_full_year(&r, false) >= 0);
+
+	/* Forwards: year 0xff is 165 in BCD and 255 in binary, past the century. */
+	for (int mode = 0; mode < 2; mode++) {
+		bool binary = mode == 1;
+
+		cmos_write(&r, 0x0b, binary ? 0x06 : 0x02);
+		for (int i = 0; i < 20000; i++) {
+			cmos_write(&r, 0x09, 0xff);
+			cmos_write(&r, 0x08, 0xff);
+		}
+		year = rtc_full_year(&r, binary);
+		CHECK(year >= 9000 && year <= 9999);
+		/* Every register, every extreme, in turn; the clock read each time. */
+		for (int i = 0; i < 20000; i++) {
+			cmos_write(&r, regs[i % sizeof(regs)], vals[(i / sizeof(regs)) % sizeof(vals)]);
+			year = rtc_full_year(&r, binary);
+			if (year < 0 || year > 9999)
+				FAILF("after write %d the clock shows year %d", i, year);
+		}
+	}
+	CHECK(r.offset_s > -(10000LL * 366 * 86400) && r.offset_s < 10000LL * 366 * 86400);
+
+	/* A snapshot of whatever the guest did loads again. */
+	rtc_save(&r, &b);
+	CHECK(!b.oom);
+	snap_cur_init(&cur, b.data, b.len);
+	rtc_init(&back, 512 << 20, 0);
+	CHECK_EQ(rtc_load(&back, &cur), 0);
+	CHECK_EQ(back.offset_s, r.offset_s);
+	free(b.data);
+}
+
 static void test_rtc_registers(void)
 {
 	struct rtc r;
@@ -1166,6 +1229,7 @@ int main(void)
 	RUN(test_i8042_keyboard);
 	RUN(test_rtc_bcd_and_binary);
 	RUN(test_rtc_set_year);
+	RUN(test_rtc_hostile_date_writes);
 	RUN(test_rtc_registers);
 	RUN(test_exit_rep_outs);
 	RUN(test_exit_io_outside_page);
