@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@ struct console_hub {
 	int in;                 /* the pipe COM1 writes into: its read end */
 	int com1;               /* and its write end, COM1's */
 	int out;                /* the log or standard output */
+	char *log_path;         /* the log's path, when out is a capped log */
 	int listen;             /* the console socket, -1 for none */
 	int wake[2];
 	console_input_fn input;
@@ -49,6 +52,57 @@ struct console_hub {
 	pthread_t out_thread, in_thread;
 	bool out_started, in_started;
 };
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino;
+}
+
+/* The log is full: it becomes path.1 (replacing the one before) and a new
+ * log takes its descriptor's number, and that of standard output and error
+ * where they are the same file (a detached VMM's own messages). When it
+ * cannot move (the directory is read-only, the file was deleted or
+ * replaced), the log starts over in place: never more than the cap on disk. */
+static void hub_rotate(struct console_hub *h, const struct stat *cur)
+{
+	size_t len = strlen(h->log_path) + 3;
+	char *old = malloc(len);
+	struct stat at;
+	int fd = -1;
+
+	if (old && stat(h->log_path, &at) == 0 && same_file(&at, cur)) {
+		snprintf(old, len, "%s.1", h->log_path);
+		if (rename(h->log_path, old) == 0)
+			fd = open(h->log_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+				  cur->st_mode & 0777);
+	}
+	free(old);
+	if (fd < 0) {
+		(void)!ftruncate(h->out, 0);
+		return;
+	}
+	for (int std = STDOUT_FILENO; std <= STDERR_FILENO; std++) {
+		struct stat st;
+
+		if (std != h->out && fstat(std, &st) == 0 && same_file(&st, cur))
+			dup2(fd, std);
+	}
+	if (dup2(fd, h->out) < 0)
+		(void)!ftruncate(h->out, 0);
+	close(fd);
+}
+
+/* To the log, moving it aside first if these bytes would take it past
+ * CONSOLE_LOG_MAX: a guest that floods its serial port fills no disk. */
+static void hub_log(struct console_hub *h, const char *buf, size_t n)
+{
+	struct stat st;
+
+	if (h->log_path && fstat(h->out, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+	    (uint64_t)st.st_size + n > CONSOLE_LOG_MAX)
+		hub_rotate(h, &st);
+	(void)!util_write_all(h->out, buf, n);
+}
 
 static void *hub_out_thread(void *arg)
 {
@@ -62,7 +116,7 @@ static void *hub_out_thread(void *arg)
 			continue;
 		if (n <= 0)
 			return NULL;
-		(void)!util_write_all(h->out, buf, (size_t)n);
+		hub_log(h, buf, (size_t)n);
 		pthread_mutex_lock(&h->lock);
 		for (ssize_t i = 0; i < n; i++) {
 			h->ring[h->ring_pos] = buf[i];
@@ -135,7 +189,7 @@ static void *hub_in_thread(void *arg)
 	}
 }
 
-int console_hub_start(struct console_hub **out, int out_fd, const char *socket_path,
+int console_hub_start(struct console_hub **out, int out_fd, const char *log_path, const char *socket_path,
 		      console_input_fn input, void *opaque, int *com1_fd)
 {
 	struct console_hub *h = calloc(1, sizeof(*h));
@@ -146,6 +200,10 @@ int console_hub_start(struct console_hub **out, int out_fd, const char *socket_p
 	*h = (struct console_hub){ .in = -1, .com1 = -1, .out = out_fd, .listen = -1, .wake = { -1, -1 },
 				   .input = input, .opaque = opaque };
 	pthread_mutex_init(&h->lock, NULL);
+	if (log_path && !(h->log_path = strdup(log_path))) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	for (int i = 0; i < HUB_CLIENTS; i++)
 		h->clients[i] = -1;
 	if (pipe2(p, O_CLOEXEC) < 0) {
@@ -206,6 +264,7 @@ void console_hub_stop(struct console_hub *h)
 		close(h->wake[1]);
 	}
 	pthread_mutex_destroy(&h->lock);
+	free(h->log_path);
 	free(h);
 }
 

@@ -14,13 +14,18 @@
 /* Where typed bytes go (COM1's input); it may block until they are taken. */
 typedef void (*console_input_fn)(void *opaque, const uint8_t *buf, size_t len);
 
-/* The hub. What COM1 writes to *com1_fd reaches out_fd whole (a log
- * loses nothing), a ring of the last 64 KiB and every attached console (a
- * slow one loses output). With socket_path, consoles attach there and what
- * they type goes to input. -errno; nothing is left running on failure. */
+/* A console log is kept under this many bytes, the one before it in
+ * PATH.1: a guest that writes without end takes at most twice this. */
+#define CONSOLE_LOG_MAX (1u << 20)
+
+/* The hub. What COM1 writes to *com1_fd reaches out_fd whole, a ring of
+ * the last 64 KiB and every attached console (a slow one loses output).
+ * With log_path, out_fd is the log file at that path (opened O_APPEND),
+ * rotated at CONSOLE_LOG_MAX. With socket_path, consoles attach there and
+ * what they type goes to input. -errno; nothing is left running on failure. */
 struct console_hub;
-MUST_CHECK int console_hub_start(struct console_hub **out, int out_fd, const char *socket_path,
-				 console_input_fn input, void *opaque, int *com1_fd);
+MUST_CHECK int console_hub_start(struct console_hub **out, int out_fd, const char *log_path,
+				 const char *socket_path, console_input_fn input, void *opaque, int *com1_fd);
 /* Closes COM1's end and returns once all it wrote has reached out_fd; then
  * closes the socket and its consoles. NULL: nothing to do. */
 void console_hub_stop(struct console_hub *h);

@@ -638,7 +638,8 @@ int vmm_start(struct vmm *v, char *err, size_t errlen)
 		pthread_sigmask(SIG_BLOCK, &v->signals, NULL);
 	}
 	if (v->opt.console_log || v->opt.console_socket) {
-		r = console_hub_start(&v->hub, v->log_fd >= 0 ? v->log_fd : STDOUT_FILENO, v->opt.console_socket,
+		r = console_hub_start(&v->hub, v->log_fd >= 0 ? v->log_fd : STDOUT_FILENO,
+				      v->log_fd >= 0 ? v->opt.console_log : NULL, v->opt.console_socket,
 				      vmm_console_input, v, &v->com1_fd);
 		if (r < 0)
 			return vmm_fail_start(v, err, errlen, r, "console socket '%s': %s",
