@@ -127,6 +127,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ASSERT(bz.kernel_size == size - bz.setup_size && bz.kernel_size > 0);
 	ASSERT(bz.hdr_end <= bz.setup_size);
 	ASSERT(bz.init_size >= bz.kernel_size);
+	/* Every size the header gives lies within the file. */
+	ASSERT(bz.syssize && (uint64_t)bz.syssize * 16 <= bz.kernel_size);
+	ASSERT((uint64_t)bz.payload_offset + bz.payload_length <= (uint64_t)bz.syssize * 16);
 
 	/* Memory is reused across inputs: fill the kernel's and the command
 	 * line's places with bytes that cannot pass for a correct copy. */

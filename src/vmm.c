@@ -358,16 +358,10 @@ out:
  * they are only opened and sized. */
 static int vmm_open_file(const char *what, const char *path, struct boot_blob *b, char *err, size_t errlen)
 {
-	struct stat st;
+	const char *why;
+	int r = boot_blob_open(b, path, &why);
 
-	b->data = NULL;
-	b->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (b->fd < 0 || fstat(b->fd, &st) < 0)
-		return vmm_fail(err, errlen, -errno, "%s '%s': %s", what, path, strerror(errno));
-	if (!S_ISREG(st.st_mode))
-		return vmm_fail(err, errlen, -EINVAL, "%s '%s': not a regular file", what, path);
-	b->size = (uint64_t)st.st_size;
-	return 0;
+	return r < 0 ? vmm_fail(err, errlen, r, "%s '%s': %s", what, path, why) : 0;
 }
 
 static int vmm_probe(struct vmm *v, char *err, size_t errlen)

@@ -11,17 +11,20 @@
 
 /* Returns a malloc'd image: setup, then 0x200 bytes of padding and code at
  * the 64-bit entry (startup_64), or kernel_size bytes of 0x90 if code is
- * NULL. init_size leaves room for the kernel and 64 KiB more. */
+ * NULL, padded to 16 bytes as syssize counts them. init_size leaves room
+ * for the kernel and 64 KiB more. */
 static inline uint8_t *fake_bzimage(const uint8_t *code, size_t code_len, size_t kernel_size,
 				    size_t *len)
 {
-	size_t kernel = code ? 0x200 + code_len : kernel_size;
+	size_t kernel = ((code ? 0x200 + code_len : kernel_size) + 15) & ~(size_t)15;
 	uint8_t *img = calloc(1, FAKE_BZIMAGE_SETUP + kernel);
 	uint32_t v;
 
 	if (!img)
 		return NULL;
 	img[0x1f1] = 7;                                  /* setup_sects */
+	v = (uint32_t)(kernel / 16);
+	memcpy(img + 0x1f4, &v, 4);                      /* syssize */
 	img[0x1fe] = 0x55;
 	img[0x1ff] = 0xaa;
 	img[0x201] = 0x6a;                               /* header ends at 0x26c */

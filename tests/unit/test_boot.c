@@ -5,7 +5,11 @@
 #include "fake_bzimage.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 HARNESS_DEFINE;
 
@@ -101,6 +105,173 @@ static struct guestmem mem_of(uint64_t size)
 	if (size > low)
 		CHECK_EQ(guestmem_add(&m, LAYOUT_MMIO_HOLE_END, size - low), 0);
 	return m;
+}
+
+static void put32(uint8_t *img, size_t off, uint32_t v)
+{
+	memcpy(img + off, &v, 4);
+}
+
+/* A kernel laid out as a real one is: a compressed payload and a
+ * kernel_info inside the syssize the header gives. */
+#define REAL_KERNEL (64 << 10)
+static uint8_t *make_real_image(size_t *len)
+{
+	uint8_t *img = make_image(REAL_KERNEL, len);
+
+	put32(img, 0x248, 0x400);                        /* payload_offset */
+	put32(img, 0x24c, REAL_KERNEL - 0x1000);         /* payload_length */
+	put32(img, 0x268, REAL_KERNEL - 0x800);          /* kernel_info_offset */
+	return img;
+}
+
+/* The kernel cut short at every length: at each header field's boundary,
+ * inside the setup sectors, inside the payload, one byte from the end.
+ * Each is refused by the parser and by the loader, never handed on to be
+ * entered. */
+static void test_truncated_anywhere(void)
+{
+	struct guestmem m = mem_of(64 << 20);
+	size_t len;
+	uint8_t *img = make_real_image(&len);
+	struct bzimage bz;
+	struct boot_entry entry;
+	const char *why;
+	char err[256];
+
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
+	CHECK_EQ(bz.syssize, REAL_KERNEL / 16);
+	for (size_t cut = 0; cut < len; cut++) {
+		size_t hdr_len = cut < BOOT_HDR_BYTES ? cut : BOOT_HDR_BYTES;
+
+		why = NULL;
+		if (boot_parse_bzimage(img, hdr_len, cut, &bz, &why) != -ENOEXEC || !why || !why[0])
+			FAILF("a kernel cut to %zu of its %zu bytes was accepted", cut, len);
+		why = NULL;
+		if (boot_check_kernel(img, hdr_len, cut, &why) != -ENOEXEC || !why)
+			FAILF("boot_check_kernel took a kernel cut to %zu bytes", cut);
+		if (cut % 509 == 0 || cut > len - 32) {    /* the loader, at a sample of lengths */
+			struct boot_linux bl = { .kernel = BOOT_BLOB_MEM(img, cut), .cmdline = "" };
+
+			err[0] = 0;
+			CHECK(boot_load_linux(&m, &bl, &entry, err, sizeof(err)) < 0);
+			CHECK(err[0] && !strchr(err, '\n'));
+		}
+	}
+	/* What the message says at a few of them. */
+	expect_reject(img, 0x1f4, "too short");
+	expect_reject(img, 0x263, "too short");
+	expect_reject(img, SETUP, "ends inside its setup sectors");
+	expect_reject(img, SETUP + 1, "syssize");
+	expect_reject(img, len - 1, "syssize");
+	guestmem_free(&m);
+	free(img);
+}
+
+static void test_header_sizes_checked(void)
+{
+	size_t len;
+	uint8_t *img = make_real_image(&len);
+	struct bzimage bz;
+	const char *why;
+
+	/* syssize past the file, zero, and as large as it goes (no wrap). */
+	put32(img, 0x1f4, REAL_KERNEL / 16 + 1);
+	expect_reject(img, len, "shorter than its setup header's syssize");
+	put32(img, 0x1f4, 0);
+	expect_reject(img, len, "syssize (0x1f4) is zero");
+	put32(img, 0x1f4, UINT32_MAX);
+	expect_reject(img, len, "syssize");
+	put32(img, 0x1f4, REAL_KERNEL / 16);
+
+	/* setup_sects pointing past the end of the file. */
+	img[0x1f1] = 0xff;
+	expect_reject(img, len, "ends inside its setup sectors");
+	img[0x1f1] = 7;
+
+	/* The payload past syssize, by one byte and by wrapping 32 bits. */
+	put32(img, 0x24c, REAL_KERNEL - 0x400 + 1);
+	expect_reject(img, len, "payload_offset");
+	put32(img, 0x248, UINT32_MAX);
+	put32(img, 0x24c, 2);
+	expect_reject(img, len, "payload_offset");
+	put32(img, 0x248, 0x400);
+	put32(img, 0x24c, REAL_KERNEL - 0x400);          /* to the last byte: fine */
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
+
+	/* kernel_info past syssize (protocol 2.15), or too near its end. */
+	put32(img, 0x268, REAL_KERNEL - 4);
+	expect_reject(img, len, "kernel_info_offset");
+	put32(img, 0x268, UINT32_MAX);
+	expect_reject(img, len, "kernel_info_offset");
+	/* Before 2.15 the field is not the kernel's: not looked at. */
+	img[0x206] = 0x0e;
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
+	img[0x206] = 0x0f;
+	put32(img, 0x268, 0);                            /* none */
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
+
+	/* More file than syssize (a signature appended): loaded whole. */
+	put32(img, 0x1f4, REAL_KERNEL / 16 - 64);
+	put32(img, 0x24c, REAL_KERNEL - 0x800);
+	CHECK_EQ(boot_parse_bzimage(img, len, len, &bz, &why), 0);
+	CHECK_EQ(bz.kernel_size, REAL_KERNEL);
+	free(img);
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "FAIL test_blob_open_regular_only: opening a FIFO hung\n";
+
+	(void)!write(STDOUT_FILENO, msg, sizeof(msg) - 1);
+	_exit(1);
+}
+
+/* Kernels and initrds are regular files: a FIFO, a directory or a device
+ * is refused at once, never waited on. */
+static void test_blob_open_regular_only(void)
+{
+	char dir[] = "/tmp/nestvm-test-boot-XXXXXX", path[64], link[64];
+	struct boot_blob b;
+	const char *why;
+	int fd;
+
+	CHECK(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/vmlinuz", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(write(fd, "12345", 5), 5);
+	close(fd);
+	CHECK_EQ(boot_blob_open(&b, path, &why), 0);
+	CHECK(b.fd >= 0 && !b.data);
+	CHECK_EQ(b.size, 5);
+	CHECK_EQ(fcntl(b.fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+	close(b.fd);
+
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	CHECK_EQ(mkfifo(path, 0600), 0);
+	CHECK_EQ(boot_blob_open(&b, path, &why), -EINVAL);
+	CHECK_STR(why, "not a regular file (a FIFO)");
+	CHECK_EQ(b.fd, -1);
+	snprintf(link, sizeof(link), "%s/link", dir);
+	CHECK_EQ(symlink(path, link), 0);                /* through a link: the same */
+	CHECK_EQ(boot_blob_open(&b, link, &why), -EINVAL);
+	CHECK_STR(why, "not a regular file (a FIFO)");
+	alarm(0);
+	signal(SIGALRM, SIG_DFL);
+
+	CHECK_EQ(boot_blob_open(&b, dir, &why), -EINVAL);
+	CHECK_STR(why, "not a regular file (a directory)");
+	CHECK_EQ(boot_blob_open(&b, "/dev/null", &why), -EINVAL);
+	CHECK_STR(why, "not a regular file (a device or a socket)");
+	snprintf(path, sizeof(path), "%s/none", dir);
+	CHECK_EQ(boot_blob_open(&b, path, &why), -ENOENT);
+	CHECK_STR(why, "No such file or directory");
+	CHECK_EQ(b.fd, -1);
+	harness_remove_tree(dir);
 }
 
 static void test_e820_layout(void)
@@ -346,6 +517,9 @@ int main(void)
 	RUN(test_elf_vmlinux);
 	RUN(test_parse_good_image);
 	RUN(test_parse_rejects_bad_images);
+	RUN(test_truncated_anywhere);
+	RUN(test_header_sizes_checked);
+	RUN(test_blob_open_regular_only);
 	RUN(test_setup_sects_zero_means_four);
 	RUN(test_e820_layout);
 	RUN(test_load_places_everything);

@@ -541,6 +541,27 @@ static void test_run_file_errors(void)
 	expect_usage(RUN_CMD("--kernel", tmpfile_with("hello", "hello", 5, 0)), err, "too short");
 	expect_usage(RUN_CMD("-k", tmpfile_with("zeros", zeros, sizeof(zeros), 0)), err,
 		     "not a Linux bzImage (no 'HdrS' magic at 0x202)");
+	/* A FIFO is refused at once, never waited on (the alarm ends a hang);
+	 * a kernel cut short is refused with one line, never booted. */
+	{
+		char fifo[300];
+		size_t len;
+		uint8_t *img = fake_bzimage(NULL, 0, 4096, &len);
+
+		CHECK(img);
+		snprintf(fifo, sizeof(fifo), "%s/fifo", tmpdir);
+		CHECK_EQ(mkfifo(fifo, 0600), 0);
+		alarm(30);
+		expect_usage(RUN_CMD("--kernel", fifo), err, "not a regular file (a FIFO)");
+		expect_usage(RUN_CMD("--kernel", kernel, "--initrd", fifo), err,
+			     "initrd '");
+		CHECK(strstr(err, "not a regular file (a FIFO)"));
+		alarm(0);
+		unlink(fifo);
+		expect_usage(RUN_CMD("--kernel", tmpfile_with("cut", img, len - 100, 0)), err,
+			     "truncated: the file is shorter than its setup header's syssize");
+		free(img);
+	}
 	/* The kernel is fine; the initrd is missing or larger than memory. */
 	expect_usage(RUN_CMD("--kernel", kernel, "--initrd", "/nonexistent/initrd"), err,
 		     "initrd '/nonexistent/initrd': No such file");

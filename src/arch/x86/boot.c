@@ -4,12 +4,15 @@
 #include "arch/x86/layout.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Offsets in the image and in struct boot_params (the zero page). */
 #define HDR_SETUP_SECTS     0x1f1
+#define HDR_SYSSIZE         0x1f4
 #define HDR_BOOT_FLAG       0x1fe
 #define HDR_JUMP            0x200
 #define HDR_HEADER          0x202
@@ -24,7 +27,11 @@
 #define HDR_KERNEL_ALIGNMENT 0x230
 #define HDR_XLOADFLAGS      0x236
 #define HDR_CMDLINE_SIZE    0x238
+#define HDR_PAYLOAD_OFFSET  0x248
+#define HDR_PAYLOAD_LENGTH  0x24c
 #define HDR_INIT_SIZE       0x260
+#define HDR_KERNEL_INFO_OFFSET 0x268
+#define KERNEL_INFO_HEADER  12          /* "LToP", size, size_total */
 #define BP_ACPI_RSDP_ADDR   0x070
 #define BP_E820_ENTRIES     0x1e8
 #define BP_E820_TABLE       0x2d0
@@ -46,6 +53,36 @@ static uint16_t rd16(const uint8_t *p)
 	uint16_t v;
 	memcpy(&v, p, 2);
 	return v;
+}
+
+int boot_blob_open(struct boot_blob *b, const char *path, const char **why)
+{
+	struct stat st;
+	int r;
+
+	*b = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
+	/* Non-blocking: opening a FIFO to read would wait for a writer. A
+	 * regular file ignores the flag. */
+	b->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (b->fd < 0 || fstat(b->fd, &st) < 0) {
+		r = -errno;
+		*why = strerror(-r);
+		goto fail;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		*why = S_ISDIR(st.st_mode) ? "not a regular file (a directory)" :
+		       S_ISFIFO(st.st_mode) ? "not a regular file (a FIFO)" :
+		       "not a regular file (a device or a socket)";
+		goto fail;
+	}
+	b->size = (uint64_t)st.st_size;
+	return 0;
+fail:
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+	return r;
 }
 
 int boot_blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len)
@@ -118,6 +155,33 @@ int boot_parse_bzimage(const uint8_t *img, size_t hdr_len, uint64_t len, struct 
 	}
 	bz->kernel_offset = bz->setup_size;
 	bz->kernel_size = len - bz->setup_size;
+	/* The header's own sizes, each against the file: a kernel cut short
+	 * would otherwise be entered and fault in the guest. The file may
+	 * hold more (a signature appended), never less. */
+	bz->syssize = rd32(img + HDR_SYSSIZE);
+	if (!bz->syssize) {
+		*why = "corrupt: the setup header's syssize (0x1f4) is zero";
+		return -ENOEXEC;
+	}
+	if ((uint64_t)bz->syssize * 16 > bz->kernel_size) {
+		*why = "truncated: the file is shorter than its setup header's syssize (0x1f4) says";
+		return -ENOEXEC;
+	}
+	bz->payload_offset = rd32(img + HDR_PAYLOAD_OFFSET);
+	bz->payload_length = rd32(img + HDR_PAYLOAD_LENGTH);
+	if ((uint64_t)bz->payload_offset + bz->payload_length > (uint64_t)bz->syssize * 16) {
+		*why = "truncated or corrupt: the compressed kernel (payload_offset 0x248, payload_length 0x24c) "
+		       "runs past the kernel's syssize";
+		return -ENOEXEC;
+	}
+	if (bz->version >= 0x020f && bz->hdr_end >= HDR_KERNEL_INFO_OFFSET + 4) {
+		uint32_t info = rd32(img + HDR_KERNEL_INFO_OFFSET);
+
+		if (info && (uint64_t)info + KERNEL_INFO_HEADER > (uint64_t)bz->syssize * 16) {
+			*why = "truncated or corrupt: kernel_info_offset (0x268) points past the kernel's syssize";
+			return -ENOEXEC;
+		}
+	}
 	bz->initrd_addr_max = rd32(img + HDR_INITRD_ADDR_MAX);
 	bz->cmdline_size = rd32(img + HDR_CMDLINE_SIZE);
 	bz->init_size = rd32(img + HDR_INIT_SIZE);

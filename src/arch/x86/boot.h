@@ -18,7 +18,10 @@ struct bzimage {
 	size_t setup_size;         /* boot sector + setup sectors, in bytes */
 	size_t hdr_end;            /* end of the setup header within the image */
 	uint64_t kernel_offset;    /* the protected-mode kernel, in the file */
-	uint64_t kernel_size;
+	uint64_t kernel_size;      /* the rest of the file, loaded whole */
+	uint32_t syssize;          /* the kernel's size in 16-byte units, per the header */
+	uint32_t payload_offset;   /* the compressed kernel in it (0, 0: not given) */
+	uint32_t payload_length;
 	uint32_t initrd_addr_max;
 	uint32_t cmdline_size;     /* longest command line, without the NUL */
 	uint32_t init_size;        /* memory the kernel needs from its load address */
@@ -28,8 +31,8 @@ struct bzimage {
 #define BOOT_HDR_BYTES 4096
 
 /* Checks and decodes a bzImage of size bytes whose first hdr_len bytes are
- * in hdr. On failure returns -ENOEXEC and points *why at a sentence naming
- * the problem. */
+ * in hdr: every size and offset in its header lies within the file. On
+ * failure returns -ENOEXEC and points *why at a sentence naming the problem. */
 __attribute__((warn_unused_result))
 int boot_parse_bzimage(const uint8_t *hdr, size_t hdr_len, uint64_t size,
 		       struct bzimage *bz, const char **why);
@@ -66,6 +69,12 @@ struct boot_blob {
 };
 
 #define BOOT_BLOB_MEM(p, n) ((struct boot_blob){ .data = (p), .fd = -1, .size = (n) })
+
+/* Opens a kernel or initrd file to read in place: a regular file only (a
+ * FIFO would hang the loader, a directory or device has no size), without
+ * ever blocking. -errno with *why a sentence (fd -1 then). */
+__attribute__((warn_unused_result))
+int boot_blob_open(struct boot_blob *b, const char *path, const char **why);
 
 __attribute__((warn_unused_result))
 int boot_blob_read(const struct boot_blob *b, uint64_t off, void *dst, uint64_t len);
