@@ -168,4 +168,119 @@ payload_long_forever:
 	jmp 1b
 payload_long_forever_end:
 
+/* 64-bit: a guest that attacks its VMM, as in tests/kvm/test_hostile.c.
+ * The CMOS clock: month 0 (a year back) and year and century 0xff (a
+ * century and more on), a thousand times each, then the century and year
+ * it shows, reported as one word. The serial port: 4 KiB in string I/O.
+ * The virtio-rng in the first virtio-mmio window, four times: set up with
+ * INDIRECT_DESC and a queue of 8, a chain whose one descriptor names an
+ * indirect table of HOSTILE_TABLE bytes whose first entry is empty and
+ * links to itself, a kick, and the device status reported. Then a reset,
+ * a good 64-byte request, and the used entry's length and the used index
+ * reported. Powers off. Guest memory: rings at 2 MiB, the table at 4 MiB. */
+#define HOSTILE_TABLE   0x3c000000
+#define VQ_DESC         0x200000
+#define VQ_AVAIL        0x201000
+#define VQ_USED         0x202000
+#define VQ_BUF          0x203000
+#define VQ_TABLE        0x400000
+
+.macro vq_setup
+	movl $0, 0x70(%rbx)            /* status 0: reset */
+	mov $VQ_DESC, %rdi
+	xor %eax, %eax
+	mov $(0x3000 / 8), %ecx
+	rep stosq                      /* zeroed rings */
+	movl $1, 0x70(%rbx)            /* ACKNOWLEDGE */
+	movl $3, 0x70(%rbx)            /* DRIVER */
+	movl $0, 0x24(%rbx)
+	movl $(1 << 28), 0x20(%rbx)    /* INDIRECT_DESC */
+	movl $1, 0x24(%rbx)
+	movl $1, 0x20(%rbx)            /* VERSION_1 */
+	movl $0xb, 0x70(%rbx)          /* FEATURES_OK */
+	movl $0, 0x30(%rbx)            /* queue 0 */
+	movl $8, 0x38(%rbx)
+	movl $VQ_DESC, 0x80(%rbx)
+	movl $0, 0x84(%rbx)
+	movl $VQ_AVAIL, 0x90(%rbx)
+	movl $0, 0x94(%rbx)
+	movl $VQ_USED, 0xa0(%rbx)
+	movl $0, 0xa4(%rbx)
+	movl $1, 0x44(%rbx)            /* ready */
+	movl $0xf, 0x70(%rbx)          /* DRIVER_OK */
+.endm
+
+	.globl payload_long_hostile, payload_long_hostile_end
+payload_long_hostile:
+	mov $1000, %ecx
+1:	mov $0x08, %al
+	out %al, $0x70
+	xor %al, %al
+	out %al, $0x71                 /* month 0 */
+	mov $0x09, %al
+	out %al, $0x70
+	mov $0xff, %al
+	out %al, $0x71                 /* year 0xff */
+	mov $0x32, %al
+	out %al, $0x70
+	mov $0xff, %al
+	out %al, $0x71                 /* century 0xff */
+	dec %ecx
+	jnz 1b
+	mov $0x32, %al
+	out %al, $0x70
+	in $0x71, %al
+	movzbl %al, %ebx
+	shl $8, %ebx
+	mov $0x09, %al
+	out %al, $0x70
+	in $0x71, %al
+	mov %al, %bl
+	mov %ebx, %eax
+	mov $0xe9, %dx
+	out %eax, %dx                  /* century << 8 | year */
+
+	mov $0x3f8, %dx
+	mov $VQ_TABLE, %rsi
+	mov $0x1000, %ecx
+	rep outsb                      /* 4 KiB on COM1 */
+
+	movabs $0xd0000000, %rbx
+	mov $4, %r12d
+2:	vq_setup
+	movq $VQ_TABLE, VQ_DESC
+	movl $HOSTILE_TABLE, VQ_DESC + 8
+	movw $4, VQ_DESC + 12          /* INDIRECT */
+	movq $0, VQ_TABLE
+	movl $0, VQ_TABLE + 8          /* empty ... */
+	movw $1, VQ_TABLE + 12         /* NEXT ... */
+	movw $0, VQ_TABLE + 14         /* ... to itself */
+	movw $0, VQ_AVAIL + 4
+	movw $1, VQ_AVAIL + 2
+	movl $0, 0x50(%rbx)            /* kick */
+	mov 0x70(%rbx), %eax
+	mov $0xe9, %dx
+	out %eax, %dx                  /* the status: DEVICE_NEEDS_RESET */
+	dec %r12d
+	jnz 2b
+
+	vq_setup
+	movq $VQ_BUF, VQ_DESC
+	movl $64, VQ_DESC + 8
+	movw $2, VQ_DESC + 12          /* WRITE */
+	movw $0, VQ_AVAIL + 4
+	movw $1, VQ_AVAIL + 2
+	movl $0, 0x50(%rbx)
+	mov $0xe9, %dx
+	mov VQ_USED + 8, %eax
+	out %eax, %dx                  /* the used entry's length */
+	movzwl VQ_USED + 2, %eax
+	out %eax, %dx                  /* the used index */
+	mov $0x604, %dx
+	mov $((5 << 10) | (1 << 13)), %ax
+	out %ax, %dx
+3:	hlt
+	jmp 3b
+payload_long_hostile_end:
+
 	.section .note.GNU-stack,"",@progbits
