@@ -25,7 +25,7 @@ KVM_TESTS  := $(patsubst tests/kvm/%.c,$(B)/tests/kvm/%,$(wildcard tests/kvm/tes
 KVM_STATIC_TESTS := $(patsubst tests/kvm/%.c,$(B)/tests/kvm-static/%,$(wildcard tests/kvm/test_*.c))
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
 
-.PHONY: all check check-long unit kvm e2e image demo fuzz fuzz-run bench clean deps install uninstall deb
+.PHONY: all check check-long unit kvm e2e image demo fuzz fuzz-run fuzz-long bench clean deps install uninstall deb
 all: $(B)/nestvm
 
 $(B)/obj/%.o: %.c
@@ -96,6 +96,14 @@ check-long: all $(B)/nestvm-static $(UNIT_TESTS) $(KVM_TESTS) $(KVM_STATIC_TESTS
 fuzz: $(FUZZERS)
 fuzz-run: fuzz
 	tests/fuzz-run 30
+
+# Fuzzing at depth: each target until FUZZ_RUNS executions (default 10^7) or
+# FUZZ_SECONDS (default 3600), whichever comes first, folding what it found
+# into its committed corpus.
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 3600
+fuzz-long: fuzz
+	tests/fuzz-run --runs $(FUZZ_RUNS) --merge $(FUZZ_SECONDS)
 
 demo: all $(B)/nestvm-static
 	scripts/demo
