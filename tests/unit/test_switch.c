@@ -266,10 +266,12 @@ static void test_spoofing_allowed_carries_nested_guests(void)
 static void test_adapter_address_never_moves(void)
 {
 	four_ports();
-	/* Ports that may send any source claim A's and B's addresses... */
-	CHECK_EQ(send(S, MAC_B, MAC_A, 1), SWITCH_FORWARD);
+	/* A port that may send any source still may not pose as another
+	 * adapter; the uplink's frames go on, but the address stays put... */
+	CHECK_EQ(send(S, MAC_B, MAC_A, 1), SWITCH_DROP_SPOOF);
+	CHECK_EQ(stats(S)->dropped_spoof, 1);
 	CHECK_EQ(send(U, MAC_A, MAC_B, 1), SWITCH_FORWARD);
-	/* ...yet frames for them still reach the adapters. */
+	/* ...so frames for them still reach the adapters. */
 	CHECK_EQ(switch_lookup(sw, MAC_A, 1), A);
 	CHECK_EQ(switch_lookup(sw, MAC_B, 1), B);
 	CHECK_EQ(send(U, MAC_A, MAC_X, 2), SWITCH_FORWARD);
@@ -284,19 +286,80 @@ static void test_adapter_address_never_moves(void)
 	CHECK_EQ(sw->st.moves, 1);
 	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 0);
 	CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 2);
-	/* An adapter arriving takes its address back from the table. */
+}
+
+/* An address learned on one port is that station's: an adapter without
+ * spoofing never takes it, by sending it or by arriving with it. */
+static void test_learned_address_not_taken_without_spoofing(void)
+{
+	four_ports();
 	CHECK_EQ(send(U, BCAST, MAC_X, 5), SWITCH_FORWARD);
 	CHECK_EQ(switch_lookup(sw, MAC_X, 5), U);
+	CHECK_EQ(send(S, BCAST, MAC_G, 5), SWITCH_FORWARD);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 5), S);
+	/* Sending it: dropped, and the table unchanged. */
+	CHECK_EQ(send(A, BCAST, MAC_X, 6), SWITCH_DROP_SPOOF);
+	CHECK_EQ(send(B, BCAST, MAC_G, 6), SWITCH_DROP_SPOOF);
+	CHECK_EQ(switch_lookup(sw, MAC_X, 6), U);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 6), S);
+	CHECK_EQ(sw->st.moves, 0);
+	/* Arriving with it as its own address: refused while it is learned. */
+	CHECK_EQ(add("x", MAC_X, false, false), -EADDRINUSE);
+	CHECK_EQ(add("g", MAC_G, false, true), -EADDRINUSE);
+	CHECK_EQ(switch_port_holding(sw, MAC_X), U);
+	CHECK_EQ(switch_lookup(sw, MAC_X, 6), U);
+	CHECK_EQ(send(A, MAC_X, MAC_A, 6), SWITCH_FORWARD);
+	CHECK_EQ(nout, 1);
+	CHECK_EQ(out[0], U);
+	/* Once the station is gone from the table, the address is free. */
+	switch_age(sw, 1000);
 	{
 		int x = add("x", MAC_X, false, false);
 
 		CHECK(x >= 0);
-		CHECK_EQ(switch_lookup(sw, MAC_X, 5), x);
-		CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 1);
-		CHECK_EQ(send(A, MAC_X, MAC_A, 5), SWITCH_FORWARD);
-		CHECK_EQ(nout, 1);
-		CHECK_EQ(out[0], x);
+		CHECK_EQ(switch_lookup(sw, MAC_X, 1000), x);
 	}
+}
+
+/* One adapter sending from 10000 addresses learns at most its share and
+ * leaves the table's room to the others; its frames still go. */
+static void test_port_learning_limit(void)
+{
+	struct switch_cfg c = { .max_ports = 8, .fdb_max = 4096, .port_fdb_max = 32, .aging = 300, .seed = 7 };
+	uint8_t mac[6] = { 0x02, 0xbb, 0, 0, 0, 0 };
+
+	switch_destroy(sw);
+	sw = NULL;
+	CHECK_EQ(switch_create(&sw, &c), 0);
+	A = add("a", MAC_A, false, false);
+	S = add("s", MAC_S, false, true);
+	U = add("u", NULL, true, false);
+	for (int i = 0; i < 10000; i++) {
+		mac[3] = (uint8_t)(i >> 16);
+		mac[4] = (uint8_t)(i >> 8);
+		mac[5] = (uint8_t)i;
+		CHECK_EQ(send(S, MAC_A, mac, 1), SWITCH_FORWARD);
+		CHECK_EQ(nout, 1);
+	}
+	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 32);
+	CHECK_EQ(sw->fdb_dynamic, 32);
+	CHECK_EQ(stats(S)->learn_refused, 10000 - 32);
+	/* Nor can it grab past its limit by moving learned addresses over. */
+	CHECK_EQ(send(U, BCAST, MAC_G, 1), SWITCH_FORWARD);
+	CHECK_EQ(send(S, BCAST, MAC_G, 1), SWITCH_FORWARD);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 1), U);
+	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 32);
+	/* The uplink is a network of stations: only the table bounds it. */
+	for (int i = 0; i < 1000; i++) {
+		mac[1] = 0xcc;
+		mac[4] = (uint8_t)(i >> 8);
+		mac[5] = (uint8_t)i;
+		CHECK_EQ(send(U, BCAST, mac, 1), SWITCH_FORWARD);
+	}
+	CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 1001);
+	/* The default share. */
+	sw_new(8, 0, 0, 0);
+	CHECK_EQ(sw->cfg.port_fdb_max, SWITCH_DEFAULT_PORT_FDB);
 }
 
 static void test_uplink_accepts_any_source(void)
@@ -532,6 +595,8 @@ int main(void)
 	RUN(test_spoofed_frames_dropped_and_counted);
 	RUN(test_spoofing_allowed_carries_nested_guests);
 	RUN(test_adapter_address_never_moves);
+	RUN(test_learned_address_not_taken_without_spoofing);
+	RUN(test_port_learning_limit);
 	RUN(test_uplink_accepts_any_source);
 	RUN(test_aging);
 	RUN(test_table_bound);
