@@ -163,6 +163,8 @@ struct switchd_config {
 	unsigned int fdb_max;
 	unsigned int aging_s;
 	unsigned int frame_max;
+	unsigned int port_fdb_max;              /* learned addresses per adapter; 0: the default */
+	bool unlisted_spoofing_off;             /* unlisted-spoofing = off, see switchd_spoofing_allowed */
 };
 
 /* A switch's name: vmconfig_check_name's rule. 0, or -EINVAL with err. */
@@ -176,12 +178,27 @@ MUST_CHECK int switchd_path(const char *store, const char *name, const char *fil
 			    char *buf, size_t len);
 
 /* switch.conf: "key = value" lines (uplink-tap, uplink-if, max-ports,
- * max-addresses, aging, frame-max). Parsing is pure; err says FILE:LINE. */
+ * max-addresses, max-port-addresses, aging, frame-max, unlisted-spoofing).
+ * Parsing is pure; err says FILE:LINE. */
 MUST_CHECK int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 				    char *err, size_t errlen);
 MUST_CHECK int switchd_config_save(const struct switchd_config *c, char *err, size_t errlen);
 MUST_CHECK int switchd_config_load(const char *dir, const char *name, struct switchd_config *c,
 				   char *err, size_t errlen);
+
+/* Whether the adapter with address mac on switch sw_name may send from
+ * other addresses. The adapter's hello only asks; the answer comes from the
+ * store at store_root, which the VM's owner writes and the VMM does not
+ * rewrite: if a stored VM has an adapter on this switch with that address,
+ * its configuration decides (every such adapter must have spoofing on). An
+ * address that no stored VM has on this switch is an unlisted adapter's
+ * (nestvm run, nestvm firecracker: their configuration is their command
+ * line): allowed unless the switch says unlisted-spoofing = off. vm (may
+ * be NULL) gets the deciding VM's name, "" for none. */
+bool switchd_spoofing_allowed(const char *store_root, const char *sw_name, const uint8_t mac[SWITCH_ETH_ALEN],
+			      bool unlisted_allowed, char *vm, size_t vmlen);
+/* STORE from a switch's directory STORE/switches/NAME. */
+MUST_CHECK int switchd_store_of(const char *dir, char *buf, size_t len);
 
 /* Starts the daemon detached (its own session, stdio to /dev/null and its
  * log) and waits until it listens or has failed; err says why it failed. */

@@ -4,11 +4,22 @@
  * oversized frames; the address table against a reference model; and the
  * daemon's switch.conf parser and switch names. */
 #include "harness.h"
+#include "other_user.h"
+#include "net/backend.h"
 #include "net/switch.h"
+#include "store.h"
+#include "vmconfig.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+/* The tests below name their frame-sending helper send(): sockets use sendto. */
+#define send switch_test_send
 
 HARNESS_DEFINE;
 
@@ -527,7 +538,8 @@ static void test_config_parse(void)
 		"uplink-tap = tap0\n"
 		"  max-ports=16 \n"
 		"\n"
-		"max-addresses = 100\naging = 60\nframe-max = 1518";
+		"max-addresses = 100\naging = 60\nframe-max = 1518\n"
+		"max-port-addresses = 10\nunlisted-spoofing = off\n";
 	static const struct { const char *text; const char *msg; } bad[] = {
 		{ "uplink-tap = a/b\n", "not an interface name" },
 		{ "uplink-tap = averyveryverylongname\n", "not an interface name" },
@@ -537,6 +549,8 @@ static void test_config_parse(void)
 		{ "colour = blue\n", "unknown key" },
 		{ "just words\n", "expected 'key = value'" },
 		{ "uplink-tap = t0\nuplink-if = eth0\n", "one uplink" },
+		{ "max-port-addresses = 0\n", "max-port-addresses must be" },
+		{ "unlisted-spoofing = maybe\n", "on or off" },
 	};
 	struct switchd_config c = { 0 };
 	char err[256];
@@ -548,6 +562,8 @@ static void test_config_parse(void)
 	CHECK_EQ(c.fdb_max, 100);
 	CHECK_EQ(c.aging_s, 60);
 	CHECK_EQ(c.frame_max, 1518);
+	CHECK_EQ(c.port_fdb_max, 10);
+	CHECK(c.unlisted_spoofing_off);
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&c, 0, sizeof(c));
 		err[0] = '\0';
@@ -585,6 +601,248 @@ static void test_switch_names(void)
 	CHECK_EQ(switchd_path("/srv/store", "lan", "ports.sock", buf, 20), -ENAMETOOLONG);
 }
 
+/* ---- the daemon: who decides spoofing, who may connect ---- */
+
+static char store[256];
+
+static void stored_vm(const char *name, const char *sw_name, const uint8_t *mac, bool spoofing)
+{
+	static struct vmconfig c;
+	char err[256], dir[400];
+
+	vmconfig_init(&c, name);
+	snprintf(c.kernel, sizeof(c.kernel), "/boot/vmlinuz");
+	c.nnics = 1;
+	snprintf(c.nics[0].sw, sizeof(c.nics[0].sw), "%s", sw_name);
+	memcpy(c.nics[0].mac, mac, 6);
+	c.nics[0].mac_spoofing = spoofing;
+	snprintf(dir, sizeof(dir), "%s/%s", store, name);
+	CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	if (store_save(store, &c, err, sizeof(err)) < 0)
+		FAILF("saving VM '%s': %s", name, err);
+}
+
+/* The adapter's hello only asks for spoofing: the stored VM's
+ * configuration answers. */
+static void test_spoofing_comes_from_the_vm_configuration(void)
+{
+	char vm[64], root[300];
+
+	stored_vm("nester", "lan", MAC_S, true);
+	stored_vm("plain", "lan", MAC_A, false);
+	stored_vm("elsewhere", "wan", MAC_B, true);
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_S, false, vm, sizeof(vm)));
+	CHECK_STR(vm, "nester");
+	/* Asked for, but the VM's configuration has it off. */
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_A, true, vm, sizeof(vm)));
+	CHECK_STR(vm, "plain");
+	/* B is a stored VM's on another switch only: unlisted here. */
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_B, true, vm, sizeof(vm)));
+	CHECK_STR(vm, "");
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_B, false, vm, sizeof(vm)));
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_X, false, vm, sizeof(vm)));
+	CHECK(switchd_spoofing_allowed(store, "wan", MAC_B, false, vm, sizeof(vm)));
+	/* Two VMs with one address: any that says off wins. */
+	stored_vm("copy", "lan", MAC_S, false);
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, vm, sizeof(vm)));
+	CHECK_STR(vm, "copy");
+	/* The store of a switch's directory. */
+	CHECK_EQ(switchd_store_of("/srv/st/switches/lan", root, sizeof(root)), 0);
+	CHECK_STR(root, "/srv/st");
+	CHECK_EQ(switchd_store_of("/srv/st/switches/lan/", root, sizeof(root)), 0);
+	CHECK_STR(root, "/srv/st");
+	CHECK_EQ(switchd_store_of("/srv/st/other/lan", root, sizeof(root)), -EINVAL);
+}
+
+static struct switchd_config dcfg;
+static pid_t daemon_pid;
+
+static void daemon_start(const char *name, bool unlisted_off)
+{
+	char err[256], line[256], dir[400];
+	int p[2];
+
+	snprintf(dir, sizeof(dir), "%s/switches", store);
+	CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	memset(&dcfg, 0, sizeof(dcfg));
+	snprintf(dcfg.name, sizeof(dcfg.name), "%s", name);
+	snprintf(dcfg.dir, sizeof(dcfg.dir), "%s/switches/%s", store, name);
+	CHECK(mkdir(dcfg.dir, 0700) == 0 || errno == EEXIST);
+	dcfg.unlisted_spoofing_off = unlisted_off;
+	CHECK_EQ(switchd_config_save(&dcfg, err, sizeof(err)), 0);
+	CHECK_EQ(pipe(p), 0);
+	fflush(NULL);
+	daemon_pid = fork();
+	CHECK(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		close(p[0]);
+		if (!getenv("SWITCH_TEST_LOG"))
+			freopen("/dev/null", "w", stderr);
+		_exit(switchd_run(&dcfg, p[1]) < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	CHECK(util_daemon_wait(p[0], line, sizeof(line), 5000) > 0);
+	if (strncmp(line, "OK", 2))
+		FAILF("switch daemon: %s", line);
+}
+
+static void daemon_stop(void)
+{
+	char err[256];
+
+	if (daemon_pid <= 0)
+		return;
+	if (switchd_stop(dcfg.dir, true, 3000, err, sizeof(err)) < 0)
+		kill(daemon_pid, SIGKILL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = 0;
+}
+
+/* Connects as an adapter with a hello; the ack's status. */
+static int hello(const uint8_t *mac, bool spoofing, int *fd_out)
+{
+	struct net_switch_hello h = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION,
+				      spoofing ? NET_SWITCH_F_SPOOFING : 0, { 0 }, { 0 }, "test" };
+	struct net_switch_ack ack;
+	struct pollfd p;
+	char path[SWITCHD_PATH_MAX + 32];
+	int fd;
+
+	memcpy(h.mac, mac, 6);
+	snprintf(path, sizeof(path), "%s/%s", dcfg.dir, SWITCHD_PORTS_SOCK);
+	fd = util_unix_connect(path, SOCK_SEQPACKET);
+	if (fd < 0)
+		return fd;
+	if (sendto(fd, &h, sizeof(h), MSG_NOSIGNAL, NULL, 0) != (ssize_t)sizeof(h)) {
+		close(fd);
+		return -EPIPE;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1 || recv(fd, &ack, sizeof(ack), 0) != (ssize_t)sizeof(ack)) {
+		close(fd);
+		return -EPROTO;         /* closed with no answer */
+	}
+	if (fd_out && ack.status == 0)
+		*fd_out = fd;
+	else
+		close(fd);
+	return ack.status;
+}
+
+/* What "switch show --json" says of the port with this name's MAC. */
+static bool port_spoofing(const uint8_t *mac)
+{
+	char *reply = NULL, err[256], m[24], *at;
+	bool on;
+
+	if (switchd_request(dcfg.dir, "show json", &reply, err, sizeof(err)) < 0)
+		FAILF("show: %s", err);
+	vmconfig_fmt_mac(mac, m, sizeof(m));
+	at = strstr(reply, m);
+	if (!at || !strstr(at, "\"macSpoofing\":"))
+		FAILF("no port with %s in %s", m, reply);
+	at = strstr(at, "\"macSpoofing\":") + 14;
+	at += strspn(at, " ");
+	on = !strncmp(at, "true", 4);
+	free(reply);
+	return on;
+}
+
+static void test_daemon_takes_spoofing_from_the_store(void)
+{
+	int a = -1, s = -1, x = -1;
+	char copy[300];
+
+	snprintf(copy, sizeof(copy), "%s/copy", store);
+	harness_remove_tree(copy);
+	stored_vm("nester", "lan", MAC_S, true);
+	stored_vm("plain", "lan", MAC_A, false);
+	daemon_start("lan", true);
+	/* A claims spoofing its VM does not have: connected, spoofing off. */
+	CHECK_EQ(hello(MAC_A, true, &a), 0);
+	CHECK(!port_spoofing(MAC_A));
+	CHECK_EQ(hello(MAC_S, true, &s), 0);
+	CHECK(port_spoofing(MAC_S));
+	/* No stored VM's and the switch says unlisted-spoofing = off. */
+	CHECK_EQ(hello(MAC_X, true, &x), 0);
+	CHECK(!port_spoofing(MAC_X));
+	close(a);
+	close(s);
+	close(x);
+	daemon_stop();
+}
+
+struct dial {
+	const char *path;
+	int type;
+};
+
+/* As the other user: 1 for EACCES on connect, 2 for a connection closed
+ * unanswered, 3 for an answer, 4 for anything else. */
+static int other_dial(void *arg)
+{
+	const struct dial *d = arg;
+	struct net_switch_hello h = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION, 0, { 0x52, 0x54, 0, 0, 0, 0x77 },
+				      { 0 }, "intruder" };
+	struct pollfd p;
+	char buf[256];
+	ssize_t n;
+	int fd = util_unix_connect(d->path, d->type);
+
+	if (fd == -EACCES)
+		return 1;
+	if (fd < 0)
+		return 4;
+	if (d->type == SOCK_SEQPACKET)
+		n = sendto(fd, &h, sizeof(h), MSG_NOSIGNAL, NULL, 0);
+	else
+		n = sendto(fd, "show json\n", 10, MSG_NOSIGNAL, NULL, 0);
+	(void)n;
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1)
+		return 4;
+	n = recv(fd, buf, sizeof(buf), 0);
+	close(fd);
+	return n <= 0 ? 2 : 3;
+}
+
+static void test_daemon_refuses_other_users(void)
+{
+	char ports[SWITCHD_PATH_MAX + 32], control[SWITCHD_PATH_MAX + 32];
+	struct dial dp = { ports, SOCK_SEQPACKET }, dc = { control, SOCK_STREAM };
+	struct stat st;
+	int a = -1;
+
+	daemon_start("guarded", false);
+	snprintf(ports, sizeof(ports), "%s/%s", dcfg.dir, SWITCHD_PORTS_SOCK);
+	snprintf(control, sizeof(control), "%s/%s", dcfg.dir, SWITCHD_CONTROL_SOCK);
+	CHECK_EQ(stat(ports, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(stat(control, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	/* Let the other user walk to the sockets; their mode stops it. */
+	CHECK_EQ(chmod(store, 0755), 0);
+	CHECK_EQ(chmod(dcfg.dir, 0755), 0);
+	{
+		char sw[400];
+
+		snprintf(sw, sizeof(sw), "%s/switches", store);
+		CHECK_EQ(chmod(sw, 0755), 0);
+	}
+	CHECK_EQ(other_user_run(other_dial, &dp), 1);
+	CHECK_EQ(other_user_run(other_dial, &dc), 1);
+	/* Opened to all: the daemon's peer check closes them unanswered. */
+	CHECK_EQ(chmod(ports, 0666), 0);
+	CHECK_EQ(chmod(control, 0666), 0);
+	CHECK_EQ(other_user_run(other_dial, &dp), 2);
+	CHECK_EQ(other_user_run(other_dial, &dc), 2);
+	/* The owner still gets a port. */
+	CHECK_EQ(hello(MAC_A, false, &a), 0);
+	close(a);
+	CHECK_EQ(chmod(store, 0700), 0);
+	daemon_stop();
+}
+
 int main(void)
 {
 	RUN(test_create_rejects_bad_limits);
@@ -604,6 +862,17 @@ int main(void)
 	RUN(test_table_against_model);
 	RUN(test_config_parse);
 	RUN(test_switch_names);
+	snprintf(store, sizeof(store), "/tmp/nestvm-test-switch-XXXXXX");
+	if (!mkdtemp(store)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_spoofing_comes_from_the_vm_configuration);
+	RUN(test_daemon_takes_spoofing_from_the_store);
+	daemon_stop();
+	RUN(test_daemon_refuses_other_users);
+	daemon_stop();
+	harness_remove_tree(store);
 	switch_destroy(sw);
 	return HARNESS_END();
 }
