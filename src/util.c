@@ -268,7 +268,7 @@ static int util_unix_dial(const char *path, int type)
 
 /* Makes room at path for a new socket: nothing there, or a socket that
  * nobody answers (its server died), which is removed. Anything else stays:
- * -ENOTSOCK for a file, directory or link that is not a socket,
+ * -EEXIST for a file, directory or link that is not a socket,
  * -EADDRINUSE for a socket someone listens on. */
 static int util_unix_clear(const char *path, int type)
 {
@@ -278,7 +278,7 @@ static int util_unix_clear(const char *path, int type)
 	if (lstat(path, &st) < 0)
 		return errno == ENOENT ? 0 : -errno;
 	if (!S_ISSOCK(st.st_mode))
-		return -ENOTSOCK;
+		return -EEXIST;
 	fd = util_unix_dial(path, type & ~SOCK_NONBLOCK);
 	if (fd >= 0) {
 		close(fd);
@@ -332,9 +332,8 @@ static int util_unix_bind_private(int fd, const char *path)
 const char *util_unix_listen_strerror(int err)
 {
 	switch (err) {
-	case -ENOTSOCK: return "something that is not a socket is in the way (not removed; remove it or choose another path)";
+	case -EEXIST: return "a file that is not a socket is in the way (not removed: remove it or choose another path)";
 	case -EADDRINUSE: return "another process is listening on it (not removed)";
-	case -EEXIST: return "something appeared there while it was being created (not removed)";
 	default: return strerror(-err);
 	}
 }

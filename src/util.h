@@ -39,7 +39,7 @@ MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
 /* Unix sockets at a path; a path too long for sun_path is reached through
  * its directory's descriptor. util_unix_listen returns the listening fd of
  * a socket that only its owner may open (mode 0600 whatever the umask). It
- * removes nothing but a stale socket, one that nobody answers: -ENOTSOCK
+ * removes nothing but a stale socket, one that nobody answers: -EEXIST
  * when a file, directory or link that is no socket is at path, -EADDRINUSE
  * when a live server is; util_unix_listen_strerror says so in words.
  * util_unix_connect returns the connected fd, -ENOENT or -ECONNREFUSED when

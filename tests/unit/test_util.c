@@ -90,13 +90,13 @@ static void test_listen_replaces_only_a_stale_socket(void)
 	fd = open(path, O_WRONLY | O_CREAT, 0600);
 	CHECK(fd >= 0);
 	close(fd);
-	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -ENOTSOCK);
-	CHECK(strstr(util_unix_listen_strerror(-ENOTSOCK), "not removed"));
+	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -EEXIST);
+	CHECK(strstr(util_unix_listen_strerror(-EEXIST), "not removed"));
 	CHECK_EQ(lstat(path, &st), 0);
 	CHECK(S_ISREG(st.st_mode));
 	unlink(path);
 	CHECK_EQ(mkdir(path, 0700), 0);
-	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -ENOTSOCK);
+	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -EEXIST);
 	CHECK_EQ(lstat(path, &st), 0);
 	CHECK(S_ISDIR(st.st_mode));
 	rmdir(path);
@@ -105,7 +105,7 @@ static void test_listen_replaces_only_a_stale_socket(void)
 	CHECK(fd >= 0);
 	close(fd);
 	CHECK_EQ(symlink(target, path), 0);
-	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -ENOTSOCK);
+	CHECK_EQ(util_unix_listen(path, SOCK_STREAM, 4), -EEXIST);
 	CHECK_EQ(lstat(path, &st), 0);
 	CHECK(S_ISLNK(st.st_mode));
 	CHECK_EQ(stat(target, &st), 0);
