@@ -370,8 +370,13 @@ int util_unix_peer_check(int fd)
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	uid_t me = geteuid();
+	int domain = AF_UNIX;
+	socklen_t dlen = sizeof(domain);
 	uint64_t now;
 
+	/* A TCP peer has no credentials to check (migrate tcp:). */
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain != AF_UNIX)
+		return 0;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
 		return -errno;
 	if (cred.uid == me || cred.uid == 0)

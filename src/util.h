@@ -51,7 +51,8 @@ const char *util_unix_listen_strerror(int err);
 
 /* Whether the peer of a connected unix socket may use it: its uid is this
  * process's effective uid, or root (SO_PEERCRED). 0, or -EACCES after one
- * log line on stderr (at most one a second). */
+ * log line on stderr (at most one a second). A socket of another family
+ * (TCP) has no credentials and passes. */
 MUST_CHECK int util_unix_peer_check(int fd);
 /* accept4 with flags (SOCK_NONBLOCK; SOCK_CLOEXEC is added) that lets in
  * only peers util_unix_peer_check allows, closing the others unanswered.
