@@ -326,6 +326,42 @@ static void test_flooding_client_does_not_wedge_the_server(void)
 	api_server_stop(s);
 }
 
+/* Clients are bounded: one past the limit is told so and closed, and a
+ * place freed is taken again. */
+static void test_client_limit(void)
+{
+	static struct api_object o;
+	struct api_server *s;
+	char path[300], line[128];
+	int fds[16], extra;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/limit.sock", tmpdir);
+	CHECK_EQ(api_server_start(&s, path, handler, NULL), 0);
+	for (int i = 0; i < 16; i++) {
+		fds[i] = util_unix_connect(path, SOCK_STREAM);
+		CHECK(fds[i] >= 0);
+	}
+	extra = util_unix_connect(path, SOCK_STREAM);
+	CHECK(extra >= 0);
+	{
+		struct pollfd p = { .fd = extra, .events = POLLIN };
+
+		CHECK_EQ(poll(&p, 1, 2000), 1);
+	}
+	n = recv(extra, line, sizeof(line) - 1, 0);
+	CHECK(n > 0);
+	line[n] = 0;
+	CHECK(strstr(line, "too many clients"));
+	close(extra);
+	close(fds[0]);
+	usleep(50000);
+	CHECK_EQ(api_call(path, "status", &o, 2000), 0);
+	for (int i = 1; i < 16; i++)
+		close(fds[i]);
+	api_server_stop(s);
+}
+
 /* A second local user: the socket's mode keeps it out; opened to all, the
  * server's peer check still closes it with no reply. */
 static int other_user_status(void *arg)
@@ -373,6 +409,7 @@ int main(void)
 	RUN(test_save_requests);
 	RUN(test_server);
 	RUN(test_flooding_client_does_not_wedge_the_server);
+	RUN(test_client_limit);
 	RUN(test_other_user_refused);
 	harness_remove_tree(tmpdir);
 	return HARNESS_END();
