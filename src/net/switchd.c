@@ -857,6 +857,13 @@ static void sd_show_text(struct switchd *d, FILE *f)
 	if (d->sw->st.fdb_full)
 		fprintf(f, "\n%llu frames' sources were not learned: the address table was full\n",
 			(unsigned long long)d->sw->st.fdb_full);
+	for (unsigned int i = 0; i < d->sw->cfg.max_ports; i++) {
+		const struct switch_port *p = switch_port_get(d->sw, i);
+
+		if (p && p->st.learn_refused)
+			fprintf(f, "Port %u ('%s'): %llu frames' sources not learned: it holds its %u addresses\n", i,
+				p->name, (unsigned long long)p->st.learn_refused, d->sw->cfg.port_fdb_max);
+	}
 }
 
 static void sd_reply(struct switchd *d, struct sd_conn *c, const char *body, size_t len)
