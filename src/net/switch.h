@@ -189,14 +189,14 @@ MUST_CHECK int switchd_config_load(const char *dir, const char *name, struct swi
 /* Whether the adapter with address mac on switch sw_name may send from
  * other addresses. The adapter's hello only asks; the answer comes from the
  * store at store_root, which the VM's owner writes and the VMM does not
- * rewrite: if a stored VM has an adapter on this switch with that address,
- * its configuration decides (every such adapter must have spoofing on). An
- * address that no stored VM has on this switch is an unlisted adapter's
- * (nestvm run, nestvm firecracker: their configuration is their command
- * line): allowed unless the switch says unlisted-spoofing = off. vm (may
- * be NULL) gets the deciding VM's name, "" for none. */
+ * speak for: if a stored VM has an adapter on this switch with that
+ * address, its configuration decides (spoofing on, and the VM running:
+ * every such adapter must say so). An address that no stored VM has on this
+ * switch is an unlisted adapter's (nestvm run: its configuration is its
+ * command line): allowed unless the switch says unlisted-spoofing = off.
+ * why gets the reason, for the log. */
 bool switchd_spoofing_allowed(const char *store_root, const char *sw_name, const uint8_t mac[SWITCH_ETH_ALEN],
-			      bool unlisted_allowed, char *vm, size_t vmlen);
+			      bool unlisted_allowed, char *why, size_t whylen);
 /* STORE from a switch's directory STORE/switches/NAME. */
 MUST_CHECK int switchd_store_of(const char *dir, char *buf, size_t len);
 

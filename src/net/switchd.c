@@ -192,33 +192,41 @@ int switchd_store_of(const char *dir, char *buf, size_t len)
 }
 
 bool switchd_spoofing_allowed(const char *store_root, const char *sw_name, const uint8_t mac[SWITCH_ETH_ALEN],
-			      bool unlisted_allowed, char *vm, size_t vmlen)
+			      bool unlisted_allowed, char *why, size_t whylen)
 {
 	static struct vmconfig c;       /* large; the daemon has one thread */
 	char **names = NULL, err[256];
 	size_t n = 0;
 	bool listed = false, allowed = true;
 
-	if (vm && vmlen)
-		vm[0] = '\0';
-	if (!store_root || !*store_root || store_list(store_root, &names, &n) < 0)
-		return unlisted_allowed;
+	if (store_root && *store_root && store_list(store_root, &names, &n) < 0)
+		n = 0;
 	for (size_t i = 0; i < n; i++) {
 		if (store_load(store_root, names[i], &c, err, sizeof(err)) < 0)
 			continue;
 		for (unsigned int k = 0; k < c.nnics && k < VMCONFIG_MAX_NICS; k++) {
 			const struct vmconfig_nic *nic = &c.nics[k];
+			bool ok;
 
 			if (strcmp(nic->sw, sw_name) || memcmp(nic->mac, mac, SWITCH_ETH_ALEN))
 				continue;
+			/* Only that VM's running VMM speaks for its adapter: a stopped
+			 * VM's address in another VMM's hello is not its own. */
+			ok = nic->mac_spoofing && store_vmm_alive(store_root, names[i]);
 			/* The first VM that says no names itself; else the first. */
-			if (vm && vmlen && (!listed || (allowed && !nic->mac_spoofing)))
-				snprintf(vm, vmlen, "%s", names[i]);
+			if (!listed || (allowed && !ok))
+				snprintf(why, whylen, !nic->mac_spoofing ? "VM '%s' has it off (nestvm vm set %s --mac-spoofing on)"
+						      : ok ? "VM '%s' has it on"
+							   : "VM '%s', whose adapter this is, is not running",
+					 names[i], names[i]);
 			listed = true;
-			allowed = allowed && nic->mac_spoofing;
+			allowed = allowed && ok;
 		}
 	}
 	store_list_free(names, n);
+	if (!listed)
+		snprintf(why, whylen, "it is no stored VM's adapter, and this switch has unlisted-spoofing = %s",
+			 unlisted_allowed ? "on" : "off");
 	return listed ? allowed : unlisted_allowed;
 }
 
@@ -641,17 +649,13 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 	vmconfig_fmt_mac(h.mac, mac, sizeof(mac));
 	pc.spoofing = h.flags & NET_SWITCH_F_SPOOFING;
 	if (pc.spoofing) {
-		char vm[VMCONFIG_NAME_MAX + 1];
+		char why[2 * VMCONFIG_NAME_MAX + 96];
 
-		if (!switchd_spoofing_allowed(d->store, d->cfg->name, h.mac,
-					      !d->cfg->unlisted_spoofing_off, vm, sizeof(vm))) {
+		if (!switchd_spoofing_allowed(d->store, d->cfg->name, h.mac, !d->cfg->unlisted_spoofing_off, why,
+					      sizeof(why))) {
 			pc.spoofing = false;
-			if (vm[0])
-				sd_log("adapter '%s' (%s) asks for MAC address spoofing, but VM '%s' has it off: "
-				       "spoofing off (nestvm vm set %s --mac-spoofing on)", label, mac, vm, vm);
-			else
-				sd_log("adapter '%s' (%s) asks for MAC address spoofing, but it is no stored VM's "
-				       "and this switch has unlisted-spoofing = off: spoofing off", label, mac);
+			sd_log("adapter '%s' (%s) asks for MAC address spoofing, but %s: spoofing off", label, mac,
+			       why);
 		}
 	}
 	/* A learned address that has expired is no one's: forget it first. */

@@ -11,10 +11,12 @@
 #include "vmconfig.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -622,30 +624,52 @@ static void stored_vm(const char *name, const char *sw_name, const uint8_t *mac,
 		FAILF("saving VM '%s': %s", name, err);
 }
 
+/* A stored VM "running": its run lock held, as its VMM holds it. */
+static int vm_running(const char *name)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", store, name, STORE_RUN_LOCK);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+	return fd;
+}
+
 /* The adapter's hello only asks for spoofing: the stored VM's
  * configuration answers. */
 static void test_spoofing_comes_from_the_vm_configuration(void)
 {
-	char vm[64], root[300];
+	char why[200], root[300];
+	int nester, plain;
 
 	stored_vm("nester", "lan", MAC_S, true);
 	stored_vm("plain", "lan", MAC_A, false);
 	stored_vm("elsewhere", "wan", MAC_B, true);
-	CHECK(switchd_spoofing_allowed(store, "lan", MAC_S, false, vm, sizeof(vm)));
-	CHECK_STR(vm, "nester");
+	/* Not running: whoever sends its address is not its VMM. */
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'nester', whose adapter this is, is not running"));
+	nester = vm_running("nester");
+	plain = vm_running("plain");
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_S, false, why, sizeof(why)));
+	CHECK_STR(why, "VM 'nester' has it on");
 	/* Asked for, but the VM's configuration has it off. */
-	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_A, true, vm, sizeof(vm)));
-	CHECK_STR(vm, "plain");
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_A, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'plain' has it off (nestvm vm set plain --mac-spoofing on)"));
 	/* B is a stored VM's on another switch only: unlisted here. */
-	CHECK(switchd_spoofing_allowed(store, "lan", MAC_B, true, vm, sizeof(vm)));
-	CHECK_STR(vm, "");
-	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_B, false, vm, sizeof(vm)));
-	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_X, false, vm, sizeof(vm)));
-	CHECK(switchd_spoofing_allowed(store, "wan", MAC_B, false, vm, sizeof(vm)));
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_B, true, why, sizeof(why)));
+	CHECK(strstr(why, "no stored VM's adapter"));
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_B, false, why, sizeof(why)));
+	CHECK(strstr(why, "unlisted-spoofing = off"));
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_X, false, why, sizeof(why)));
+	CHECK(!switchd_spoofing_allowed("", "lan", MAC_S, false, why, sizeof(why)));
 	/* Two VMs with one address: any that says off wins. */
 	stored_vm("copy", "lan", MAC_S, false);
-	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, vm, sizeof(vm)));
-	CHECK_STR(vm, "copy");
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'copy' has it off"));
+	close(nester);
+	close(plain);
 	/* The store of a switch's directory. */
 	CHECK_EQ(switchd_store_of("/srv/st/switches/lan", root, sizeof(root)), 0);
 	CHECK_STR(root, "/srv/st");
@@ -750,13 +774,15 @@ static bool port_spoofing(const uint8_t *mac)
 
 static void test_daemon_takes_spoofing_from_the_store(void)
 {
-	int a = -1, s = -1, x = -1;
+	int a = -1, s = -1, x = -1, run_nester, run_plain;
 	char copy[300];
 
 	snprintf(copy, sizeof(copy), "%s/copy", store);
 	harness_remove_tree(copy);
 	stored_vm("nester", "lan", MAC_S, true);
 	stored_vm("plain", "lan", MAC_A, false);
+	run_nester = vm_running("nester");
+	run_plain = vm_running("plain");
 	daemon_start("lan", true);
 	/* A claims spoofing its VM does not have: connected, spoofing off. */
 	CHECK_EQ(hello(MAC_A, true, &a), 0);
@@ -770,6 +796,8 @@ static void test_daemon_takes_spoofing_from_the_store(void)
 	close(s);
 	close(x);
 	daemon_stop();
+	close(run_nester);
+	close(run_plain);
 }
 
 struct dial {
