@@ -5,6 +5,7 @@
  * the core's invariants with __builtin_trap(). */
 #include "net/switch.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ static void check_table(struct switch_core *sw, uint64_t now)
 		if (!p->uplink) {
 			adapters++;
 			ASSERT(switch_port_by_mac(sw, p->mac) == (int)i);
+			ASSERT(p->learned <= sw->cfg.port_fdb_max);
 		}
 	}
 	ASSERT(used == sw->nports);
@@ -81,7 +83,7 @@ static void check_table(struct switch_core *sw, uint64_t now)
 
 static void check_frame(struct switch_core *sw, unsigned int port, const uint8_t *f, size_t len,
 			enum switch_verdict v, const uint16_t *out, unsigned int nout, bool port_used,
-			const struct switch_port *before)
+			const struct switch_port *before, int src_owner)
 {
 	uint8_t seen[SWITCH_MAX_PORTS / 8] = { 0 };
 
@@ -99,6 +101,8 @@ static void check_frame(struct switch_core *sw, unsigned int port, const uint8_t
 		ASSERT(v == SWITCH_DROP_OVERSIZE);
 	else if (!before->uplink && !before->spoofing && memcmp(f + 6, before->mac, 6))
 		ASSERT(v == SWITCH_DROP_SPOOF);
+	else if (before->spoofing && src_owner >= 0 && (unsigned int)src_owner != port)
+		ASSERT(v == SWITCH_DROP_SPOOF);         /* another adapter's own address */
 	else if (v == SWITCH_DROP_SPOOF)
 		ASSERT(0);
 	for (unsigned int i = 0; i < nout; i++) {
@@ -143,13 +147,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			struct switch_port_cfg pc = { .name = "fuzz", .uplink = data[pos] & 1,
 						      .spoofing = data[pos] & 2 };
 			unsigned int before = sw->nports;
-			int r;
+			int r, holder;
 
 			mac_of(data[pos + 1], pc.mac);
 			pos += 2;
+			holder = switch_port_holding(sw, pc.mac);
 			r = switch_port_add(sw, &pc);
 			if (!pc.uplink && (pc.mac[0] & 1))
 				ASSERT(r < 0);
+			/* An adapter never takes an address pinned or learned elsewhere. */
+			if (!pc.uplink && holder >= 0)
+				ASSERT(r == -EADDRINUSE && switch_port_holding(sw, pc.mac) == holder);
 			ASSERT(r < 0 ? sw->nports == before : sw->nports == before + 1);
 			if (r >= 0) {
 				ASSERT((unsigned int)r < sw->cfg.max_ports);
@@ -173,6 +181,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 		} else if (op >= 4 && pos + 3 <= size) {
 			unsigned int port = data[pos] % 10, nout = 0;
+			int owner;
 			size_t len = (size_t)data[pos + 1] | (size_t)data[pos + 2] << 8;
 			const struct switch_port *p;
 			struct switch_port before = { 0 };
@@ -189,8 +198,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			p = switch_port_get(sw, port);
 			if (p)
 				before = *p;
+			owner = len >= 12 ? switch_port_by_mac(sw, f + 6) : -1;
 			v = switch_input(sw, port, f, len, now, out, &nout);
-			check_frame(sw, port, f, len, v, out, nout, p != NULL, &before);
+			check_frame(sw, port, f, len, v, out, nout, p != NULL, &before, owner);
 			if (p) {
 				ASSERT(p->st.rx_frames == ++sh.rx[port]);
 				for (unsigned int i = 0; i < nout; i++)

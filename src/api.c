@@ -437,12 +437,19 @@ void api_handle_line(const char *s, size_t len, api_handler_fn h, void *opaque, 
 /* ---- the server ---- */
 
 #define API_MAX_CLIENTS 16
+/* Replies a client has not read yet: past this it is not reading, and is
+ * dropped rather than let it hold the server up. */
+#define API_OUT_MAX     (64u << 10)
 
 struct api_client {
 	int fd;
 	size_t len;
 	bool discard;           /* an overlong line: skip to its end */
+	bool eof;               /* it sent all it will: close once its replies are out */
+	bool drop;              /* close it once this round is over */
 	char buf[API_LINE_MAX + 1];
+	char *out;              /* replies not yet sent: out[off..olen) */
+	size_t off, olen;
 };
 
 struct api_server {
@@ -452,18 +459,60 @@ struct api_server {
 	struct api_client clients[API_MAX_CLIENTS];
 };
 
-static void api_send_line(int fd, const char *text)
+static void api_client_close(struct api_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c->out);
+	*c = (struct api_client){ .fd = -1 };
+}
+
+/* Sends what it can of the client's queue without waiting. */
+static void api_flush(struct api_client *c)
+{
+	while (c->off < c->olen && !c->drop) {
+		ssize_t n = send(c->fd, c->out + c->off, c->olen - c->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			c->drop = true;         /* gone: a client that went away gets nothing */
+			return;
+		}
+		c->off += (size_t)n;
+	}
+	if (c->off == c->olen)
+		c->off = c->olen = 0;
+}
+
+/* Queues one reply line and sends what the socket takes now. */
+static void api_send_line(struct api_client *c, const char *text)
 {
 	size_t len = strlen(text);
-	char *line = malloc(len + 1);
 
-	if (!line)
+	if (c->drop)
 		return;
-	memcpy(line, text, len);
-	line[len] = '\n';
-	/* A client that went away gets nothing; the server goes on. */
-	(void)!util_write_all(fd, line, len + 1);
-	free(line);
+	if (c->off) {
+		memmove(c->out, c->out + c->off, c->olen - c->off);
+		c->olen -= c->off;
+		c->off = 0;
+	}
+	if (c->olen + len + 1 > API_OUT_MAX) {
+		fprintf(stderr, "nestvm: API client dropped: it sent requests but left %zu bytes of replies unread\n",
+			c->olen);
+		c->drop = true;
+		return;
+	}
+	if (!c->out && !(c->out = malloc(API_OUT_MAX))) {
+		c->drop = true;
+		return;
+	}
+	memcpy(c->out + c->olen, text, len);
+	c->out[c->olen + len] = '\n';
+	c->olen += len + 1;
+	api_flush(c);
 }
 
 static void api_client_line(struct api_server *s, struct api_client *c, const char *line, size_t len)
@@ -473,9 +522,9 @@ static void api_client_line(struct api_server *s, struct api_client *c, const ch
 	json_init(&j, NULL, false);
 	api_handle_line(line, len, s->h, s->opaque, &j);
 	if (json_finish(&j) == 0)
-		api_send_line(c->fd, json_buf(&j));
+		api_send_line(c, json_buf(&j));
 	else
-		api_send_line(c->fd, "{\"ok\":false,\"error\":\"internal error writing the reply\"}");
+		api_send_line(c, "{\"ok\":false,\"error\":\"internal error writing the reply\"}");
 	json_free(&j);
 }
 
@@ -483,13 +532,15 @@ static void api_client_line(struct api_server *s, struct api_client *c, const ch
 static bool api_client_read(struct api_server *s, struct api_client *c)
 {
 	char tmp[1024];
-	ssize_t n = recv(c->fd, tmp, sizeof(tmp), 0);
+	ssize_t n = recv(c->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
 
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 		return true;
+	if (n == 0)
+		c->eof = true;
 	if (n <= 0)
-		return false;
-	for (ssize_t i = 0; i < n; i++) {
+		return n == 0;
+	for (ssize_t i = 0; i < n && !c->drop; i++) {
 		if (tmp[i] == '\n') {
 			if (!c->discard)
 				api_client_line(s, c, c->buf, c->len);
@@ -504,49 +555,64 @@ static bool api_client_read(struct api_server *s, struct api_client *c)
 
 			snprintf(msg, sizeof(msg), "{\"ok\":false,\"error\":\"request longer than %d bytes\"}",
 				 API_LINE_MAX);
-			api_send_line(c->fd, msg);
+			api_send_line(c, msg);
 			c->discard = true;
 			c->len = 0;
 			continue;
 		}
 		c->buf[c->len++] = tmp[i];
 	}
-	return true;
+	return !c->drop;
 }
 
-/* A new client, in a free slot; with none free it is told so and closed. */
+/* A new client, in a free slot; with none free it is told so, if its
+ * socket takes the line at once, and closed. */
 static void api_accept(struct api_server *s, int fd)
 {
+	static const char full[] = "{\"ok\":false,\"error\":\"too many clients\"}\n";
+
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
 		if (s->clients[i].fd < 0) {
 			s->clients[i] = (struct api_client){ .fd = fd };
 			return;
 		}
-	api_send_line(fd, "{\"ok\":false,\"error\":\"too many clients\"}");
+	(void)!send(fd, full, sizeof(full) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
 
+/* One thread serves every client and never waits on any one of them: its
+ * sockets are non-blocking, and a reply the client does not take now waits
+ * in its queue (bounded by API_OUT_MAX) until poll says it can go. */
 static void *api_server_thread(void *arg)
 {
 	struct api_server *s = arg;
 
 	for (;;) {
-		bool ready[API_MAX_CLIENTS];
+		short events[API_MAX_CLIENTS], revents[API_MAX_CLIENTS];
 		int fds[API_MAX_CLIENTS], fd;
 
-		for (int i = 0; i < API_MAX_CLIENTS; i++)
+		for (int i = 0; i < API_MAX_CLIENTS; i++) {
 			fds[i] = s->clients[i].fd;
-		if (util_serve_wait(s->srv.wake[0], s->srv.fd, fds, API_MAX_CLIENTS, &fd, ready) < 0)
+			events[i] = (short)((s->clients[i].eof ? 0 : POLLIN) | (s->clients[i].olen ? POLLOUT : 0));
+		}
+		if (util_serve_poll(s->srv.wake[0], s->srv.fd, fds, events, API_MAX_CLIENTS, SOCK_NONBLOCK, &fd,
+				    revents) < 0)
 			return NULL;
 		if (fd >= 0)
 			api_accept(s, fd);
 		for (int i = 0; i < API_MAX_CLIENTS; i++) {
 			struct api_client *c = &s->clients[i];
 
-			if (ready[i] && !api_client_read(s, c)) {
-				close(c->fd);
-				c->fd = -1;
-			}
+			if (c->fd < 0 || !revents[i])
+				continue;
+			if (revents[i] & POLLOUT)
+				api_flush(c);
+			if (!c->eof && (revents[i] & (POLLIN | POLLHUP | POLLERR)) && !api_client_read(s, c))
+				c->drop = true;
+			if ((c->eof && revents[i] & (POLLHUP | POLLERR)) || (c->eof && !c->olen))
+				c->drop = true;
+			if (c->drop)
+				api_client_close(c);
 		}
 	}
 }
@@ -579,8 +645,7 @@ void api_server_stop(struct api_server *s)
 		return;
 	util_server_stop(&s->srv);
 	for (int i = 0; i < API_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0)
-			close(s->clients[i].fd);
+		api_client_close(&s->clients[i]);
 	free(s);
 }
 

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -216,12 +217,19 @@ int fc_http_format(const struct fc_response *r, char **out, size_t *len)
 
 #define FC_MAX_CLIENTS  16
 #define FC_CLIENT_BUF   (FC_HEADERS_MAX + FC_BODY_MAX)
+/* Responses a client has not read yet: past this it is not reading, and is
+ * dropped rather than let it hold the server up. */
+#define FC_OUT_MAX      (256u << 10)
 
 struct fc_client {
 	int fd;
 	size_t len;
 	bool continued;                 /* 100 Continue sent for the request in the buffer */
+	bool closing;                   /* close once the queue is out (Connection: close, an error) */
+	bool drop;                      /* close now */
 	char *buf;
+	char *out;                      /* responses not yet sent: out[off..olen) */
+	size_t off, olen;
 };
 
 struct fc_server {
@@ -235,10 +243,58 @@ static void fc_client_close(struct fc_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->buf);
+	free(c->out);
 	*c = (struct fc_client){ .fd = -1 };
 }
 
-static bool fc_send(int fd, const struct fc_response *r)
+/* Sends what it can of the client's queue without waiting. */
+static void fc_flush(struct fc_client *c)
+{
+	while (c->off < c->olen && !c->drop) {
+		ssize_t n = send(c->fd, c->out + c->off, c->olen - c->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		if (n <= 0) {
+			c->drop = true;
+			return;
+		}
+		c->off += (size_t)n;
+	}
+	if (c->off == c->olen)
+		c->off = c->olen = 0;
+}
+
+/* Queues bytes for the client and sends what its socket takes now; false
+ * (and the client to be dropped) when it has left too much unread. */
+static bool fc_queue(struct fc_client *c, const char *p, size_t len)
+{
+	if (c->drop)
+		return false;
+	if (c->off) {
+		memmove(c->out, c->out + c->off, c->olen - c->off);
+		c->olen -= c->off;
+		c->off = 0;
+	}
+	if (c->olen + len > FC_OUT_MAX) {
+		fprintf(stderr, "nestvm: Firecracker API client dropped: it left %zu bytes of responses unread\n",
+			c->olen);
+		c->drop = true;
+		return false;
+	}
+	if (!c->out && !(c->out = malloc(FC_OUT_MAX))) {
+		c->drop = true;
+		return false;
+	}
+	memcpy(c->out + c->olen, p, len);
+	c->olen += len;
+	fc_flush(c);
+	return !c->drop;
+}
+
+static bool fc_send(struct fc_client *c, const struct fc_response *r)
 {
 	char *out;
 	size_t len;
@@ -246,12 +302,13 @@ static bool fc_send(int fd, const struct fc_response *r)
 
 	if (fc_http_format(r, &out, &len) < 0)
 		return false;
-	ok = util_write_all(fd, out, len) == 0;
+	ok = fc_queue(c, out, len);
 	free(out);
 	return ok;
 }
 
-/* Answers every whole request in the buffer; false when the client is to go. */
+/* Answers every whole request in the buffer; false when the client is to
+ * go once its responses are out. */
 static bool fc_client_serve(struct fc_server *s, struct fc_client *c)
 {
 	for (;;) {
@@ -270,7 +327,7 @@ static bool fc_client_serve(struct fc_server *s, struct fc_client *c)
 				static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 				c->continued = true;
-				return util_write_all(c->fd, cont, sizeof(cont) - 1) == 0;
+				return fc_queue(c, cont, sizeof(cont) - 1);
 			}
 			return true;
 		case FC_PARSE_ERROR: {
@@ -283,7 +340,7 @@ static bool fc_client_serve(struct fc_server *s, struct fc_client *c)
 			resp.status = status;
 			resp.body = json_finish(&j) == 0 ? strdup(json_buf(&j)) : NULL;
 			json_free(&j);
-			fc_send(c->fd, &resp);
+			fc_send(c, &resp);
 			fc_response_free(&resp);
 			return false;
 		}
@@ -291,7 +348,7 @@ static bool fc_client_serve(struct fc_server *s, struct fc_client *c)
 			break;
 		}
 		fc_handle(s->fc, &req, &resp);
-		ok = fc_send(c->fd, &resp) && !req.close;
+		ok = fc_send(c, &resp) && !req.close;
 		fc_response_free(&resp);
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
@@ -301,19 +358,25 @@ static bool fc_client_serve(struct fc_server *s, struct fc_client *c)
 	}
 }
 
-static bool fc_client_read(struct fc_server *s, struct fc_client *c)
+static void fc_client_read(struct fc_server *s, struct fc_client *c)
 {
 	ssize_t n;
 
-	if (c->len == FC_CLIENT_BUF)
-		return false;   /* cannot happen: the parser refuses first */
-	n = recv(c->fd, c->buf + c->len, FC_CLIENT_BUF - c->len, 0);
-	if (n < 0 && (errno == EINTR || errno == EAGAIN))
-		return true;
-	if (n <= 0)
-		return false;
+	if (c->len == FC_CLIENT_BUF) {
+		c->drop = true;         /* cannot happen: the parser refuses first */
+		return;
+	}
+	n = recv(c->fd, c->buf + c->len, FC_CLIENT_BUF - c->len, MSG_DONTWAIT);
+	if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		return;
+	if (n <= 0) {
+		/* Its end: what it asked for still goes out, then it closes. */
+		c->closing = true;
+		return;
+	}
 	c->len += (size_t)n;
-	return fc_client_serve(s, c);
+	if (!fc_client_serve(s, c))
+		c->closing = true;
 }
 
 static void fc_accept(struct fc_server *s, int fd)
@@ -323,34 +386,52 @@ static void fc_accept(struct fc_server *s, int fd)
 
 		if (c->fd >= 0)
 			continue;
+		*c = (struct fc_client){ .fd = -1 };
 		c->buf = malloc(FC_CLIENT_BUF);
 		if (!c->buf)
 			break;
 		c->fd = fd;
-		c->len = 0;
-		c->continued = false;
 		return;
 	}
 	close(fd);
 }
 
+/* One thread serves every client and never waits on any one of them: its
+ * sockets are non-blocking, and a response the client does not take now
+ * waits in its queue (bounded by FC_OUT_MAX) until poll says it can go. */
 static void *fc_server_thread(void *arg)
 {
 	struct fc_server *s = arg;
 
 	for (;;) {
-		bool ready[FC_MAX_CLIENTS];
+		short events[FC_MAX_CLIENTS], revents[FC_MAX_CLIENTS];
 		int fds[FC_MAX_CLIENTS], fd;
 
-		for (int i = 0; i < FC_MAX_CLIENTS; i++)
-			fds[i] = s->clients[i].fd;
-		if (util_serve_wait(s->srv.wake[0], s->srv.fd, fds, FC_MAX_CLIENTS, &fd, ready) < 0)
+		for (int i = 0; i < FC_MAX_CLIENTS; i++) {
+			struct fc_client *c = &s->clients[i];
+
+			fds[i] = c->fd;
+			events[i] = (short)((c->closing ? 0 : POLLIN) | (c->olen ? POLLOUT : 0));
+		}
+		if (util_serve_poll(s->srv.wake[0], s->srv.fd, fds, events, FC_MAX_CLIENTS, SOCK_NONBLOCK, &fd,
+				    revents) < 0)
 			return NULL;
 		if (fd >= 0)
 			fc_accept(s, fd);
-		for (int i = 0; i < FC_MAX_CLIENTS; i++)
-			if (ready[i] && !fc_client_read(s, &s->clients[i]))
-				fc_client_close(&s->clients[i]);
+		for (int i = 0; i < FC_MAX_CLIENTS; i++) {
+			struct fc_client *c = &s->clients[i];
+
+			if (c->fd < 0 || !revents[i])
+				continue;
+			if (revents[i] & POLLOUT)
+				fc_flush(c);
+			if (!c->closing && (revents[i] & (POLLIN | POLLHUP | POLLERR)))
+				fc_client_read(s, c);
+			if (c->closing && (!c->olen || (revents[i] & (POLLHUP | POLLERR))))
+				c->drop = true;
+			if (c->drop)
+				fc_client_close(c);
+		}
 	}
 }
 

@@ -163,9 +163,9 @@ int migrate_accept(int lfd, int timeout_ms, char *err, size_t errlen)
 		return mig_err(err, errlen, -ETIMEDOUT, "no migration came within %d s", timeout_ms / 1000);
 	if (r < 0)
 		return mig_err(err, errlen, -errno, "waiting for a migration: %s", strerror(errno));
-	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	fd = util_unix_accept(lfd, 0);  /* a unix peer: this user or root */
 	if (fd < 0)
-		return mig_err(err, errlen, -errno, "accepting a migration: %s", strerror(errno));
+		return mig_err(err, errlen, fd, "accepting a migration: %s", strerror(-fd));
 	mig_timeouts(fd);
 	return fd;
 }

@@ -76,7 +76,8 @@ int util_read_file(const char *path, uint8_t **data, size_t *len)
 	size_t done = 0;
 	int fd, err;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -85,6 +86,10 @@ int util_read_file(const char *path, uint8_t **data, size_t *len)
 	}
 	if (!S_ISREG(st.st_mode)) {
 		err = S_ISDIR(st.st_mode) ? -EISDIR : -EINVAL;
+		goto out_close;
+	}
+	if (fcntl(fd, F_SETFL, 0) < 0) {
+		err = -errno;
 		goto out_close;
 	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
@@ -239,8 +244,8 @@ static int util_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd)
 	return 0;
 }
 
-/* A socket of type, bound (listen) or connected to path; fd or -errno. */
-static int util_unix_socket(const char *path, int type, bool listen_on, int backlog)
+/* A socket of type connected to path; fd or -errno. */
+static int util_unix_dial(const char *path, int type)
 {
 	struct sockaddr_un sun;
 	int fd, dirfd, r;
@@ -250,12 +255,7 @@ static int util_unix_socket(const char *path, int type, bool listen_on, int back
 		return -errno;
 	r = util_unix_addr(path, &sun, &dirfd);
 	if (r == 0) {
-		if (listen_on) {
-			unlink(path);
-			r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, backlog) < 0 ? -errno : 0;
-		} else {
-			r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
-		}
+		r = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
 		if (dirfd >= 0)
 			close(dirfd);
 	}
@@ -266,17 +266,149 @@ static int util_unix_socket(const char *path, int type, bool listen_on, int back
 	return fd;
 }
 
+/* Makes room at path for a new socket: nothing there, or a socket that
+ * nobody answers (its server died), which is removed. Anything else stays:
+ * -EEXIST for a file, directory or link that is not a socket,
+ * -EADDRINUSE for a socket someone listens on. */
+static int util_unix_clear(const char *path, int type)
+{
+	struct stat st;
+	int fd;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = util_unix_dial(path, type & ~SOCK_NONBLOCK);
+	if (fd >= 0) {
+		close(fd);
+		return -EADDRINUSE;
+	}
+	if (fd != -ECONNREFUSED)
+		return fd == -EPROTOTYPE ? -EADDRINUSE : fd;
+	return unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+/* Binds fd at path, owner-only whatever the umask: the socket is made in a
+ * fresh directory of mode 0700 beside path, given mode 0600 there, and only
+ * then linked at path, so no other user ever finds it with a wider mode.
+ * An existing path is never replaced (-EEXIST): util_unix_clear went first. */
+static int util_unix_bind_private(int fd, const char *path)
+{
+	char tmp[PATH_MAX], sock[PATH_MAX + 8];
+	const char *slash = strrchr(path, '/');
+	struct sockaddr_un sun;
+	int dirfd, r, n;
+
+	if (slash)
+		n = snprintf(tmp, sizeof(tmp), "%.*s/.%s.XXXXXX", (int)(slash - path), path, slash + 1);
+	else
+		n = snprintf(tmp, sizeof(tmp), ".%s.XXXXXX", path);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	if (!mkdtemp(tmp))
+		return -errno;
+	snprintf(sock, sizeof(sock), "%s/s", tmp);
+	r = util_unix_addr(sock, &sun, &dirfd);
+	if (r == 0) {
+		r = bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ? -errno : 0;
+		if (dirfd >= 0)
+			close(dirfd);
+	}
+	if (r == 0 && chmod(sock, 0600) < 0)
+		r = -errno;
+	if (r == 0 && renameat2(AT_FDCWD, sock, AT_FDCWD, path, RENAME_NOREPLACE) < 0) {
+		/* A file system without RENAME_NOREPLACE: link() never replaces either. */
+		if (errno == EINVAL)
+			r = link(sock, path) < 0 ? -errno : 0;
+		else
+			r = -errno;
+	}
+	unlink(sock);
+	rmdir(tmp);
+	return r;
+}
+
+const char *util_unix_listen_strerror(int err)
+{
+	switch (err) {
+	case -EEXIST: return "a file that is not a socket is in the way (not removed: remove it or choose another path)";
+	case -EADDRINUSE: return "another process is listening on it (not removed)";
+	default: return strerror(-err);
+	}
+}
+
 int util_unix_listen(const char *path, int type, int backlog)
 {
-	return util_unix_socket(path, type, true, backlog);
+	int fd, r;
+
+	fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	r = util_unix_clear(path, type);
+	if (r == 0)
+		r = util_unix_bind_private(fd, path);
+	if (r == 0 && listen(fd, backlog) < 0) {
+		r = -errno;
+		unlink(path);
+	}
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	return fd;
 }
 
 int util_unix_connect(const char *path, int type)
 {
-	return util_unix_socket(path, type, false, 0);
+	return util_unix_dial(path, type);
 }
 
-int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready)
+int util_unix_peer_check(int fd)
+{
+	static _Atomic uint64_t last_log;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uid_t me = geteuid();
+	int domain = AF_UNIX;
+	socklen_t dlen = sizeof(domain);
+	uint64_t now;
+
+	/* A TCP peer has no credentials to check (migrate tcp:). */
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 && domain != AF_UNIX)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return -errno;
+	if (cred.uid == me || cred.uid == 0)
+		return 0;
+	/* One line a second at most: a refused peer must not fill the log. */
+	now = util_now_ns() / 1000000000ULL + 1;
+	if (last_log != now) {
+		last_log = now;
+		fprintf(stderr, "nestvm: refused a connection from uid %u (pid %d): only uid %u%s may use this socket\n",
+			(unsigned int)cred.uid, (int)cred.pid, (unsigned int)me, me ? " and root" : "");
+	}
+	return -EACCES;
+}
+
+int util_unix_accept(int listen_fd, int flags)
+{
+	for (;;) {
+		int fd = accept4(listen_fd, NULL, NULL, flags | SOCK_CLOEXEC);
+
+		if (fd < 0)
+			return errno == ECONNABORTED ? -EAGAIN : -errno;
+		if (util_unix_peer_check(fd) == 0)
+			return fd;
+		close(fd);
+		if (flags & SOCK_NONBLOCK)
+			continue;       /* the caller drains until -EAGAIN */
+		return -EACCES;
+	}
+}
+
+int util_serve_poll(int wake, int listen, const int *fds, const short *events, size_t n, int accept_flags,
+		    int *accepted, short *revents)
 {
 	for (;;) {
 		struct pollfd p[UTIL_SERVE_MAX + 2];
@@ -286,10 +418,10 @@ int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepte
 		p[k++] = (struct pollfd){ .fd = wake, .events = POLLIN };
 		p[k++] = (struct pollfd){ .fd = listen, .events = POLLIN };
 		for (size_t i = 0; i < n && i < UTIL_SERVE_MAX; i++) {
-			ready[i] = false;
+			revents[i] = 0;
 			if (fds[i] >= 0) {
 				map[k] = i;
-				p[k++] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+				p[k++] = (struct pollfd){ .fd = fds[i], .events = events ? events[i] : POLLIN };
 			}
 		}
 		if (poll(p, k, -1) < 0) {
@@ -299,11 +431,27 @@ int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepte
 		}
 		if (p[0].revents)
 			return -1;
-		*accepted = p[1].revents & POLLIN ? accept4(listen, NULL, NULL, SOCK_CLOEXEC) : -1;
+		*accepted = -1;
+		if (p[1].revents & POLLIN) {
+			int fd = util_unix_accept(listen, accept_flags);
+
+			*accepted = fd < 0 ? -1 : fd;
+		}
 		for (nfds_t j = 2; j < k; j++)
-			ready[map[j]] = p[j].revents != 0;
+			revents[map[j]] = p[j].revents;
 		return 0;
 	}
+}
+
+int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready)
+{
+	short revents[UTIL_SERVE_MAX];
+
+	if (util_serve_poll(wake, listen, fds, NULL, n, 0, accepted, revents) < 0)
+		return -1;
+	for (size_t i = 0; i < n && i < UTIL_SERVE_MAX; i++)
+		ready[i] = revents[i] != 0;
+	return 0;
 }
 
 int util_server_start(struct util_server *s, const char *path, void *(*fn)(void *), void *arg, const char *name)

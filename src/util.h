@@ -37,24 +37,43 @@ char *util_trim(char *s);
 MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
 
 /* Unix sockets at a path; a path too long for sun_path is reached through
- * its directory's descriptor. util_unix_listen replaces a stale socket left
- * at path (the caller owns the name: it holds the lock beside it) and
- * returns the listening fd; util_unix_connect returns the connected fd,
- * -ENOENT or -ECONNREFUSED when nothing listens. type is SOCK_STREAM or
- * SOCK_SEQPACKET, optionally with SOCK_NONBLOCK; both add SOCK_CLOEXEC. */
+ * its directory's descriptor. util_unix_listen returns the listening fd of
+ * a socket that only its owner may open (mode 0600 whatever the umask). It
+ * removes nothing but a stale socket, one that nobody answers: -EEXIST
+ * when a file, directory or link that is no socket is at path, -EADDRINUSE
+ * when a live server is; util_unix_listen_strerror says so in words.
+ * util_unix_connect returns the connected fd, -ENOENT or -ECONNREFUSED when
+ * nothing listens. type is SOCK_STREAM or SOCK_SEQPACKET, optionally with
+ * SOCK_NONBLOCK; both add SOCK_CLOEXEC. */
 MUST_CHECK int util_unix_listen(const char *path, int type, int backlog);
 MUST_CHECK int util_unix_connect(const char *path, int type);
+const char *util_unix_listen_strerror(int err);
+
+/* Whether the peer of a connected unix socket may use it: its uid is this
+ * process's effective uid, or root (SO_PEERCRED). 0, or -EACCES after one
+ * log line on stderr (at most one a second). A socket of another family
+ * (TCP) has no credentials and passes. */
+MUST_CHECK int util_unix_peer_check(int fd);
+/* accept4 with flags (SOCK_NONBLOCK; SOCK_CLOEXEC is added) that lets in
+ * only peers util_unix_peer_check allows, closing the others unanswered.
+ * The fd, or -errno: -EAGAIN when nothing more waits (SOCK_NONBLOCK: refused
+ * peers are skipped), -EACCES for a refused peer on a blocking accept. */
+MUST_CHECK int util_unix_accept(int listen_fd, int flags);
 
 /* A small server's wait, as its thread's loop calls it: until the wake
  * pipe, the listening socket or one of n clients (fds[i] < 0: a free slot;
- * n at most UTIL_SERVE_MAX) is readable. Returns -1 once woken (or if poll
- * fails), else 0 with *accepted a new client's fd or -1, and ready[i] set
- * for each client with something to read or an end. */
+ * n at most UTIL_SERVE_MAX) is ready for events[i] (NULL: POLLIN each).
+ * Returns -1 once woken (or if poll fails), else 0 with *accepted a new
+ * client's fd (accepted with accept_flags by util_unix_accept) or -1, and
+ * revents[i] what each client is ready for. */
 #define UTIL_SERVE_MAX 32
+MUST_CHECK int util_serve_poll(int wake, int listen, const int *fds, const short *events, size_t n,
+			       int accept_flags, int *accepted, short *revents);
+/* The same with POLLIN for each, blocking clients and ready[i] for any event. */
 MUST_CHECK int util_serve_wait(int wake, int listen, const int *fds, size_t n, int *accepted, bool *ready);
 
-/* A small server's plumbing: the listening socket at path (a stale one
- * replaced), the wake pipe util_serve_wait watches, and its thread, which
+/* A small server's plumbing: the listening socket at path (owner-only, a
+ * stale one replaced, see util_unix_listen), the wake pipe util_serve_wait watches, and its thread, which
  * takes no signals. util_server_stop wakes the thread, joins it and closes
  * both; the clients are the caller's. -errno. */
 struct util_server {

@@ -192,7 +192,7 @@ int cmd_firecracker(int argc, char **argv)
 
 		r = fc_server_start(&srv, path, fc);
 		if (r < 0) {
-			cli_error("firecracker: API socket '%s': %s", path, strerror(-r));
+			cli_error("firecracker: API socket '%s': %s", path, util_unix_listen_strerror(r));
 			goto out;
 		}
 	}

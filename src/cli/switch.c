@@ -22,7 +22,8 @@ struct switch_opts {
 	const char *store;
 	const char *uplink_tap;
 	const char *uplink_if;
-	unsigned int max_ports, max_addresses, aging, frame_max;
+	unsigned int max_ports, max_addresses, max_port_addresses, aging, frame_max;
+	int unlisted_spoofing;          /* 0: on, 1: off */
 	bool foreground;
 	bool json;
 	bool force;
@@ -32,6 +33,8 @@ struct switch_opts {
 	{ name, s, type, offsetof(struct switch_opts, field), meta, help, __VA_ARGS__ }
 #define SW_STORE SW_OPT("store", 0, OPT_STR, store, "DIR", \
 	"the store (default $NESTVM_STORE, /var/lib/nestvm as root, else ~/.local/share/nestvm)", 0, 0, NULL)
+
+static const char *const onoff[] = { "on", "off", NULL };
 
 static const struct opt new_table[] = {
 	SW_OPT("uplink-tap", 0, OPT_STR, uplink_tap, "IFNAME",
@@ -43,6 +46,11 @@ static const struct opt new_table[] = {
 	       1, SWITCH_MAX_PORTS, NULL),
 	SW_OPT("max-addresses", 0, OPT_UINT, max_addresses, "N",
 	       "learned MAC addresses kept (default 4096)", 1, 1u << 20, NULL),
+	SW_OPT("max-port-addresses", 0, OPT_UINT, max_port_addresses, "N",
+	       "learned MAC addresses one adapter's port may hold (default 256)", 1, 1u << 20, NULL),
+	SW_OPT("unlisted-spoofing", 0, OPT_CHOICE, unlisted_spoofing, "on|off",
+	       "let an adapter that is no stored VM's (nestvm run) have the MAC address spoofing it asks for "
+	       "(default on; a stored VM's adapter always gets its configuration's setting)", 0, 0, onoff),
 	SW_OPT("aging", 0, OPT_UINT, aging, "SECONDS",
 	       "forget a learned address not seen for this long (default 300)", 1, 1000000, NULL),
 	SW_OPT("frame-max", 0, OPT_UINT, frame_max, "BYTES",
@@ -192,6 +200,8 @@ static int switch_new(const char *name, const struct switch_opts *o)
 	}
 	c.max_ports = o->max_ports;
 	c.fdb_max = o->max_addresses;
+	c.port_fdb_max = o->max_port_addresses;
+	c.unlisted_spoofing_off = o->unlisted_spoofing == 1;
 	c.aging_s = o->aging;
 	c.frame_max = o->frame_max;
 

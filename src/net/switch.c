@@ -115,11 +115,14 @@ int switch_create(struct switch_core **out, const struct switch_cfg *cfg)
 		sw->cfg.max_ports = SWITCH_DEFAULT_PORTS;
 	if (!sw->cfg.fdb_max)
 		sw->cfg.fdb_max = SWITCH_DEFAULT_FDB;
+	if (!sw->cfg.port_fdb_max)
+		sw->cfg.port_fdb_max = MIN(SWITCH_DEFAULT_PORT_FDB, sw->cfg.fdb_max);
 	if (!sw->cfg.aging)
 		sw->cfg.aging = SWITCH_DEFAULT_AGING;
 	if (!sw->cfg.frame_max)
 		sw->cfg.frame_max = SWITCH_DEFAULT_FRAME_MAX;
 	if (sw->cfg.max_ports > SWITCH_MAX_PORTS || sw->cfg.fdb_max > SWITCH_FDB_LIMIT ||
+	    sw->cfg.port_fdb_max > SWITCH_FDB_LIMIT ||
 	    sw->cfg.frame_max < SWITCH_ETH_HLEN || sw->cfg.frame_max > SWITCH_FRAME_LIMIT) {
 		free(sw);
 		return -EINVAL;
@@ -155,8 +158,11 @@ int switch_port_add(struct switch_core *sw, const struct switch_port_cfg *pc)
 	if (!pc->uplink) {
 		if (mac_is_multicast(pc->mac) || mac_is_zero(pc->mac))
 			return -EINVAL;
+		/* Pinned to another adapter, or learned from a station on
+		 * another port: either way someone else's address. A stale
+		 * learned entry is gone once the table ages. */
 		e = fdb_find(sw, pc->mac);
-		if (e && e->is_static)
+		if (e)
 			return -EADDRINUSE;
 	}
 	for (i = 0; i < sw->cfg.max_ports && sw->ports[i].used; i++)
@@ -176,10 +182,6 @@ int switch_port_add(struct switch_core *sw, const struct switch_port_cfg *pc)
 			*c = '?';
 	sw->nports++;
 	if (!pc->uplink) {
-		/* The address was learned elsewhere before its adapter came: it is
-		 * this port's now, for good. */
-		if (e)
-			fdb_delete_at(sw, (uint32_t)(e - sw->fdb));
 		e = fdb_insert(sw, pc->mac);
 		e->is_static = true;
 		e->port = (uint16_t)i;
@@ -217,6 +219,13 @@ int switch_port_by_mac(const struct switch_core *sw, const uint8_t mac[SWITCH_ET
 	const struct switch_fdb_entry *e = fdb_find(sw, mac);
 
 	return e && e->is_static ? e->port : -1;
+}
+
+int switch_port_holding(const struct switch_core *sw, const uint8_t mac[SWITCH_ETH_ALEN])
+{
+	const struct switch_fdb_entry *e = fdb_find(sw, mac);
+
+	return e ? e->port : -1;
 }
 
 void switch_age(struct switch_core *sw, uint64_t now)
@@ -257,8 +266,19 @@ bool switch_fdb_next(const struct switch_core *sw, uint32_t *cursor, struct swit
 	return false;
 }
 
+/* Whether the port may take one more learned address: an adapter's port
+ * holds at most port_fdb_max, so that one guest sending from many sources
+ * cannot fill the table for all. The uplink stands for a whole network. */
+static bool switch_port_may_learn(struct switch_core *sw, struct switch_port *p)
+{
+	if (p->uplink || p->learned < sw->cfg.port_fdb_max)
+		return true;
+	p->st.learn_refused++;
+	return false;
+}
+
 /* Only frames that passed the port's source check get here, so an address
- * is only ever learned on a port that may send it. */
+ * is only ever learned, or moved, on a port that may send it. */
 static void switch_learn(struct switch_core *sw, unsigned int port, const uint8_t *src, uint64_t now)
 {
 	struct switch_fdb_entry *e = fdb_find(sw, src);
@@ -268,6 +288,8 @@ static void switch_learn(struct switch_core *sw, unsigned int port, const uint8_
 		if (e->is_static)
 			return;
 		if (e->port != port) {
+			if (!switch_port_may_learn(sw, &sw->ports[port]))
+				return;
 			if (sw->ports[e->port].learned)
 				sw->ports[e->port].learned--;
 			sw->ports[port].learned++;
@@ -290,6 +312,8 @@ static void switch_learn(struct switch_core *sw, unsigned int port, const uint8_
 			return;
 		}
 	}
+	if (!switch_port_may_learn(sw, &sw->ports[port]))
+		return;
 	e = fdb_insert(sw, src);
 	e->port = (uint16_t)port;
 	e->seen = now;
@@ -340,6 +364,17 @@ enum switch_verdict switch_input(struct switch_core *sw, unsigned int port, cons
 		sw->st.dropped_other++;
 		return SWITCH_DROP_BAD_SOURCE;
 	}
+	if (p->spoofing) {
+		/* Spoofing lets a guest carry other stations, not pose as
+		 * another adapter on this switch. */
+		int owner = switch_port_by_mac(sw, src);
+
+		if (owner >= 0 && (unsigned int)owner != port) {
+			p->st.dropped_spoof++;
+			sw->st.dropped_spoof++;
+			return SWITCH_DROP_SPOOF;
+		}
+	}
 	switch_learn(sw, port, src, now);
 
 	if (mac_is_multicast(dst)) {
@@ -377,7 +412,7 @@ const char *switch_verdict_name(enum switch_verdict v)
 	switch (v) {
 	case SWITCH_FORWARD: return "forward";
 	case SWITCH_FILTERED: return "filtered";
-	case SWITCH_DROP_SPOOF: return "dropped: source MAC is not the port's own (spoofing off)";
+	case SWITCH_DROP_SPOOF: return "dropped: source MAC is not the port's own (spoofing off) or is another adapter's";
 	case SWITCH_DROP_RUNT: return "dropped: shorter than an Ethernet header";
 	case SWITCH_DROP_OVERSIZE: return "dropped: longer than the switch's largest frame";
 	case SWITCH_DROP_BAD_SOURCE: return "dropped: multicast or zero source MAC";

@@ -19,6 +19,7 @@
 #define SWITCH_MAX_PORTS        1024
 #define SWITCH_DEFAULT_PORTS    256
 #define SWITCH_DEFAULT_FDB      4096    /* learned addresses */
+#define SWITCH_DEFAULT_PORT_FDB 256     /* learned addresses one adapter's port may hold */
 #define SWITCH_DEFAULT_AGING    300     /* ticks (the daemon's are seconds) */
 #define SWITCH_PORT_NAME        48
 
@@ -27,9 +28,11 @@
 struct switch_port_stats {
 	uint64_t rx_frames, rx_bytes;
 	uint64_t tx_frames, tx_bytes;
-	uint64_t dropped_spoof;         /* source MAC not the port's own, spoofing off */
+	uint64_t dropped_spoof;         /* source MAC not the port's own, spoofing off,
+					 * or another adapter's own address */
 	uint64_t dropped_other;         /* runt, oversized, multicast or zero source */
 	uint64_t tx_dropped;            /* for the port, but it was too slow to take it */
+	uint64_t learn_refused;         /* a source not learned: the port holds its limit */
 };
 
 struct switch_port {
@@ -62,6 +65,7 @@ struct switch_fdb_entry {
 struct switch_cfg {
 	unsigned int max_ports;         /* 0: SWITCH_DEFAULT_PORTS; at most SWITCH_MAX_PORTS */
 	unsigned int fdb_max;           /* 0: SWITCH_DEFAULT_FDB; at most 1 << 20 */
+	unsigned int port_fdb_max;      /* per adapter's port (not the uplink's); 0: SWITCH_DEFAULT_PORT_FDB */
 	uint64_t aging;                 /* 0: SWITCH_DEFAULT_AGING ticks */
 	uint32_t frame_max;             /* 0: SWITCH_DEFAULT_FRAME_MAX; 14..SWITCH_FRAME_LIMIT */
 	uint64_t seed;                  /* keys the table's hash against chosen collisions */
@@ -101,8 +105,10 @@ MUST_CHECK int switch_create(struct switch_core **out, const struct switch_cfg *
 void switch_destroy(struct switch_core *sw);
 
 /* Adds a port and returns its number, or -EINVAL (an adapter's address that
- * is multicast or zero), -EADDRINUSE (another adapter has that address),
- * -ENOSPC (every port in use). The adapter's address is pinned to the port. */
+ * is multicast or zero), -EADDRINUSE (another adapter has that address, or
+ * it is learned on another port: a new adapter never takes a station's
+ * address away from it), -ENOSPC (every port in use). The adapter's address
+ * is pinned to the port. */
 MUST_CHECK int switch_port_add(struct switch_core *sw, const struct switch_port_cfg *pc);
 /* Removes the port and every address learned on it; unknown ports are ignored. */
 void switch_port_remove(struct switch_core *sw, unsigned int port);
@@ -110,10 +116,15 @@ void switch_port_remove(struct switch_core *sw, unsigned int port);
 const struct switch_port *switch_port_get(const struct switch_core *sw, unsigned int port);
 /* Which port has mac as its adapter's address, or -1. */
 int switch_port_by_mac(const struct switch_core *sw, const uint8_t mac[SWITCH_ETH_ALEN]);
+/* Which port has mac, pinned or learned (expired or not), or -1. */
+int switch_port_holding(const struct switch_core *sw, const uint8_t mac[SWITCH_ETH_ALEN]);
 
 /* Where a frame that came in on port goes. out has room for cfg.max_ports
  * entries; flooding lists every other port in use, in ascending order. Counts
- * rx and the drops; what reaches the ports is counted by switch_tx_done. */
+ * rx and the drops; what reaches the ports is counted by switch_tx_done.
+ * An adapter's port sends only its own source address unless spoofing is
+ * on, and never another adapter's; it learns at most cfg.port_fdb_max
+ * addresses, and moves a learned address only if it may send it. */
 enum switch_verdict switch_input(struct switch_core *sw, unsigned int port, const uint8_t *frame,
 				 size_t len, uint64_t now, uint16_t *out, unsigned int *nout);
 /* The caller delivered a frame of len bytes to port (ok), or had to drop it. */
@@ -152,6 +163,8 @@ struct switchd_config {
 	unsigned int fdb_max;
 	unsigned int aging_s;
 	unsigned int frame_max;
+	unsigned int port_fdb_max;              /* learned addresses per adapter; 0: the default */
+	bool unlisted_spoofing_off;             /* unlisted-spoofing = off, see switchd_spoofing_allowed */
 };
 
 /* A switch's name: vmconfig_check_name's rule. 0, or -EINVAL with err. */
@@ -165,12 +178,27 @@ MUST_CHECK int switchd_path(const char *store, const char *name, const char *fil
 			    char *buf, size_t len);
 
 /* switch.conf: "key = value" lines (uplink-tap, uplink-if, max-ports,
- * max-addresses, aging, frame-max). Parsing is pure; err says FILE:LINE. */
+ * max-addresses, max-port-addresses, aging, frame-max, unlisted-spoofing).
+ * Parsing is pure; err says FILE:LINE. */
 MUST_CHECK int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 				    char *err, size_t errlen);
 MUST_CHECK int switchd_config_save(const struct switchd_config *c, char *err, size_t errlen);
 MUST_CHECK int switchd_config_load(const char *dir, const char *name, struct switchd_config *c,
 				   char *err, size_t errlen);
+
+/* Whether the adapter with address mac on switch sw_name may send from
+ * other addresses. The adapter's hello only asks; the answer comes from the
+ * store at store_root, which the VM's owner writes and the VMM does not
+ * speak for: if a stored VM has an adapter on this switch with that
+ * address, its configuration decides (spoofing on, and the VM running:
+ * every such adapter must say so). An address that no stored VM has on this
+ * switch is an unlisted adapter's (nestvm run: its configuration is its
+ * command line): allowed unless the switch says unlisted-spoofing = off.
+ * why gets the reason, for the log. */
+bool switchd_spoofing_allowed(const char *store_root, const char *sw_name, const uint8_t mac[SWITCH_ETH_ALEN],
+			      bool unlisted_allowed, char *why, size_t whylen);
+/* STORE from a switch's directory STORE/switches/NAME. */
+MUST_CHECK int switchd_store_of(const char *dir, char *buf, size_t len);
 
 /* Starts the daemon detached (its own session, stdio to /dev/null and its
  * log) and waits until it listens or has failed; err says why it failed. */

@@ -96,6 +96,7 @@ struct switchd {
 	struct sd_conn *control[SD_MAX_CONTROL];
 	unsigned int nadapters;
 	struct sd_conn *dead;
+	char store[SWITCHD_PATH_MAX];   /* the store the switch is in ("": none found) */
 	uint8_t *buf;                   /* one frame, frame_max + 1 bytes */
 	uint16_t *out;
 	uint64_t now, started;
@@ -168,6 +169,67 @@ int switchd_path(const char *store, const char *name, const char *file, char *bu
 	return r < 0 || (size_t)r >= len ? -ENAMETOOLONG : 0;
 }
 
+int switchd_store_of(const char *dir, char *buf, size_t len)
+{
+	size_t n = strlen(dir);
+	const char *name, *sw;
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	name = memrchr(dir, '/', n);
+	if (!name || name == dir)
+		return -EINVAL;
+	sw = memrchr(dir, '/', (size_t)(name - dir));
+	if (!sw || (size_t)(name - sw - 1) != strlen("switches") || strncmp(sw + 1, "switches", 8))
+		return -EINVAL;
+	if ((size_t)(sw - dir) >= len)
+		return -ENAMETOOLONG;
+	memcpy(buf, dir, (size_t)(sw - dir));
+	buf[sw - dir] = '\0';
+	if (!buf[0])
+		snprintf(buf, len, "/");
+	return 0;
+}
+
+bool switchd_spoofing_allowed(const char *store_root, const char *sw_name, const uint8_t mac[SWITCH_ETH_ALEN],
+			      bool unlisted_allowed, char *why, size_t whylen)
+{
+	static struct vmconfig c;       /* large; the daemon has one thread */
+	char **names = NULL, err[256];
+	size_t n = 0;
+	bool listed = false, allowed = true;
+
+	if (store_root && *store_root && store_list(store_root, &names, &n) < 0)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (store_load(store_root, names[i], &c, err, sizeof(err)) < 0)
+			continue;
+		for (unsigned int k = 0; k < c.nnics && k < VMCONFIG_MAX_NICS; k++) {
+			const struct vmconfig_nic *nic = &c.nics[k];
+			bool ok;
+
+			if (strcmp(nic->sw, sw_name) || memcmp(nic->mac, mac, SWITCH_ETH_ALEN))
+				continue;
+			/* Only that VM's running VMM speaks for its adapter: a stopped
+			 * VM's address in another VMM's hello is not its own. */
+			ok = nic->mac_spoofing && store_vmm_alive(store_root, names[i]);
+			/* The first VM that says no names itself; else the first. */
+			if (!listed || (allowed && !ok))
+				snprintf(why, whylen, !nic->mac_spoofing ? "VM '%s' has it off (nestvm vm set %s --mac-spoofing on)"
+						      : ok ? "VM '%s' has it on"
+							   : "VM '%s', whose adapter this is, is not running",
+					 names[i], names[i]);
+			listed = true;
+			allowed = allowed && ok;
+		}
+	}
+	store_list_free(names, n);
+	if (!listed)
+		snprintf(why, whylen, "it is no stored VM's adapter, and this switch has unlisted-spoofing = %s",
+			 unlisted_allowed ? "on" : "off");
+	return listed ? allowed : unlisted_allowed;
+}
+
 static bool sd_ifname_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -185,6 +247,7 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 	static const struct { const char *key; size_t off; unsigned int min, max; } nums[] = {
 		{ "max-ports", offsetof(struct switchd_config, max_ports), 1, SWITCH_MAX_PORTS },
 		{ "max-addresses", offsetof(struct switchd_config, fdb_max), 1, 1u << 20 },
+		{ "max-port-addresses", offsetof(struct switchd_config, port_fdb_max), 1, 1u << 20 },
 		{ "aging", offsetof(struct switchd_config, aging_s), 1, 1000000 },
 		{ "frame-max", offsetof(struct switchd_config, frame_max), 64, SWITCH_FRAME_LIMIT },
 	};
@@ -229,6 +292,14 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 			snprintf(dst, SWITCHD_IFNAME_MAX, "%s", val);
 			continue;
 		}
+		if (!strcmp(key, "unlisted-spoofing")) {
+			if (strcmp(val, "on") && strcmp(val, "off")) {
+				snprintf(err, errlen, "%s:%u: unlisted-spoofing must be on or off", SWITCHD_CONF, lineno);
+				return -EINVAL;
+			}
+			c->unlisted_spoofing_off = !strcmp(val, "off");
+			continue;
+		}
 		for (size_t i = 0; i < ARRAY_SIZE(nums) && !done; i++) {
 			uint64_t v;
 
@@ -263,12 +334,16 @@ int switchd_config_save(const struct switchd_config *c, char *err, size_t errlen
 	n = snprintf(text, sizeof(text),
 		     "# nestvm switch '%s'\n"
 		     "uplink-tap = %s\nuplink-if = %s\n"
-		     "max-ports = %u\nmax-addresses = %u\naging = %u\nframe-max = %u\n",
+		     "max-ports = %u\nmax-addresses = %u\nmax-port-addresses = %u\naging = %u\nframe-max = %u\n"
+		     "unlisted-spoofing = %s\n",
 		     c->name, c->uplink_tap, c->uplink_if,
 		     c->max_ports ? c->max_ports : SWITCH_DEFAULT_PORTS,
 		     c->fdb_max ? c->fdb_max : SWITCH_DEFAULT_FDB,
+		     c->port_fdb_max ? c->port_fdb_max
+				     : MIN(SWITCH_DEFAULT_PORT_FDB, c->fdb_max ? c->fdb_max : SWITCH_DEFAULT_FDB),
 		     c->aging_s ? c->aging_s : SWITCH_DEFAULT_AGING,
-		     c->frame_max ? c->frame_max : SWITCH_DEFAULT_FRAME_MAX);
+		     c->frame_max ? c->frame_max : SWITCH_DEFAULT_FRAME_MAX,
+		     c->unlisted_spoofing_off ? "off" : "on");
 	r = store_write_atomic(c->dir, SWITCHD_CONF, text, (size_t)n);
 	if (r < 0)
 		snprintf(err, errlen, "%s/%s: %s", c->dir, SWITCHD_CONF, strerror(-r));
@@ -571,8 +646,20 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 	label[sizeof(h.label)] = '\0';
 	pc.name = label;
 	memcpy(pc.mac, h.mac, sizeof(pc.mac));
-	pc.spoofing = h.flags & NET_SWITCH_F_SPOOFING;
 	vmconfig_fmt_mac(h.mac, mac, sizeof(mac));
+	pc.spoofing = h.flags & NET_SWITCH_F_SPOOFING;
+	if (pc.spoofing) {
+		char why[2 * VMCONFIG_NAME_MAX + 96];
+
+		if (!switchd_spoofing_allowed(d->store, d->cfg->name, h.mac, !d->cfg->unlisted_spoofing_off, why,
+					      sizeof(why))) {
+			pc.spoofing = false;
+			sd_log("adapter '%s' (%s) asks for MAC address spoofing, but %s: spoofing off", label, mac,
+			       why);
+		}
+	}
+	/* A learned address that has expired is no one's: forget it first. */
+	switch_age(d->sw, d->now);
 	port = switch_port_add(d->sw, &pc);
 	if (port == -EADDRINUSE) {
 		/* A VM restarting comes back before its old connection's hangup
@@ -588,9 +675,14 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 		}
 	}
 	if (port == -EADDRINUSE) {
-		const struct switch_port *p = switch_port_get(d->sw, (unsigned int)switch_port_by_mac(d->sw, h.mac));
+		int holder = switch_port_holding(d->sw, h.mac);
+		const struct switch_port *p = holder >= 0 ? switch_port_get(d->sw, (unsigned int)holder) : NULL;
 
-		sd_ack(c, port, 0, "MAC address %s is in use on this switch by '%s'", mac, p ? p->name : "?");
+		if (switch_port_by_mac(d->sw, h.mac) >= 0)
+			sd_ack(c, port, 0, "MAC address %s is in use on this switch by '%s'", mac, p ? p->name : "?");
+		else
+			sd_ack(c, port, 0, "MAC address %s is a station's seen on port '%s' (free once unseen for %llu s)",
+			       mac, p ? p->name : "?", (unsigned long long)d->sw->cfg.aging);
 	} else if (port == -EINVAL) {
 		sd_ack(c, port, 0, "MAC address %s is multicast or zero, not an adapter's", mac);
 	} else if (port == -ENOSPC) {
@@ -623,7 +715,8 @@ static void sd_accept(struct switchd *d, struct sd_conn *l)
 		struct sd_conn **slot = NULL, **table = l->kind == SD_LISTEN_PORTS ? d->pending : d->control;
 		unsigned int cap = l->kind == SD_LISTEN_PORTS ? SD_MAX_PENDING : SD_MAX_CONTROL;
 		struct sd_conn *c;
-		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		/* Only this user and root: the rest are closed unanswered. */
+		int fd = util_unix_accept(l->fd, SOCK_NONBLOCK);
 
 		if (fd < 0)
 			return;
@@ -668,6 +761,8 @@ static void sd_show_json(struct switchd *d, struct json *j)
 	}
 	json_kv_uint(j, "maxPorts", d->sw->cfg.max_ports);
 	json_kv_uint(j, "maxAddresses", d->sw->cfg.fdb_max);
+	json_kv_uint(j, "maxPortAddresses", d->sw->cfg.port_fdb_max);
+	json_kv_bool(j, "unlistedSpoofing", !cfg->unlisted_spoofing_off);
 	json_kv_uint(j, "agingSeconds", d->sw->cfg.aging);
 	json_kv_uint(j, "frameMax", d->sw->cfg.frame_max);
 	json_kv_uint(j, "uptimeSeconds", d->now - d->started);
@@ -695,6 +790,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 		json_kv_uint(j, "droppedOther", p->st.dropped_other);
 		json_kv_uint(j, "txDropped", p->st.tx_dropped);
 		json_kv_uint(j, "learnedAddresses", p->learned);
+		json_kv_uint(j, "learnRefused", p->st.learn_refused);
 		json_kv_uint(j, "queued", d->by_port[i] ? d->by_port[i]->qlen : 0);
 		json_object_end(j);
 	}
@@ -765,6 +861,13 @@ static void sd_show_text(struct switchd *d, FILE *f)
 	if (d->sw->st.fdb_full)
 		fprintf(f, "\n%llu frames' sources were not learned: the address table was full\n",
 			(unsigned long long)d->sw->st.fdb_full);
+	for (unsigned int i = 0; i < d->sw->cfg.max_ports; i++) {
+		const struct switch_port *p = switch_port_get(d->sw, i);
+
+		if (p && p->st.learn_refused)
+			fprintf(f, "Port %u ('%s'): %llu frames' sources not learned: it holds its %u addresses\n", i,
+				p->name, (unsigned long long)p->st.learn_refused, d->sw->cfg.port_fdb_max);
+	}
 }
 
 static void sd_reply(struct switchd *d, struct sd_conn *c, const char *body, size_t len)
@@ -972,11 +1075,15 @@ static int sd_listen(struct switchd *d, struct sd_conn *c, const char *file, int
 	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", d->cfg->dir, file);
-	/* A previous daemon's socket is replaced: we hold the lock. */
+	/* A previous daemon's socket is replaced (we hold the lock), but never
+	 * a file that is no stale socket. */
 	r = util_unix_listen(path, type | SOCK_NONBLOCK, 64);
 	c->fd = r < 0 ? -1 : r;
-	if (r >= 0)
-		r = sd_watch(d, c, EPOLLIN, EPOLL_CTL_ADD);
+	if (r < 0) {
+		snprintf(err, errlen, "%s: %s", path, util_unix_listen_strerror(r));
+		return r;
+	}
+	r = sd_watch(d, c, EPOLLIN, EPOLL_CTL_ADD);
 	if (r < 0)
 		snprintf(err, errlen, "%s: %s", path, strerror(-r));
 	return r;
@@ -1146,7 +1253,7 @@ int switchd_run(const struct switchd_config *cfg, int ready_fd)
 {
 	struct switchd d = { .cfg = cfg, .ep = -1, .lock_fd = -1 };
 	struct switch_cfg sc = {
-		.max_ports = cfg->max_ports, .fdb_max = cfg->fdb_max,
+		.max_ports = cfg->max_ports, .fdb_max = cfg->fdb_max, .port_fdb_max = cfg->port_fdb_max,
 		.aging = cfg->aging_s, .frame_max = cfg->frame_max,
 	};
 	char err[2 * SWITCHD_PATH_MAX] = "";
@@ -1156,6 +1263,8 @@ int switchd_run(const struct switchd_config *cfg, int ready_fd)
 	d.listen_ports = (struct sd_conn){ .kind = SD_LISTEN_PORTS, .fd = -1, .port = -1 };
 	d.listen_control = (struct sd_conn){ .kind = SD_LISTEN_CONTROL, .fd = -1, .port = -1 };
 	d.sig = (struct sd_conn){ .kind = SD_SIGNAL, .fd = -1, .port = -1 };
+	if (switchd_store_of(cfg->dir, d.store, sizeof(d.store)) < 0)
+		d.store[0] = '\0';
 	if (getrandom(&sc.seed, sizeof(sc.seed), GRND_NONBLOCK) != sizeof(sc.seed))
 		sc.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	r = switch_create(&d.sw, &sc);

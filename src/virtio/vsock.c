@@ -579,7 +579,7 @@ static void vsock_event_reset(struct virtio_vsock *vs)
 static void vsock_accept(struct virtio_vsock *vs)
 {
 	for (int i = 0; i < 16; i++) {
-		int fd = accept4(vs->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = util_unix_accept(vs->listen_fd, SOCK_NONBLOCK);      /* this user or root */
 		struct vsock_conn *c;
 
 		if (fd < 0)

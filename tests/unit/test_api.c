@@ -2,12 +2,15 @@
  * and a real server on a Unix socket answering every line, garbage and
  * overlong lines included, with one reply line and staying up. */
 #include "harness.h"
+#include "other_user.h"
 #include "api.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -260,6 +263,138 @@ static void test_server(void)
 	CHECK(api_call(path, "status", &o, 1000) < 0);
 }
 
+/* A client that sends requests as fast as it can and never reads a reply
+ * fills its socket both ways; the server must not wait on it: another
+ * client's request is answered within 2 s, and the flooder is dropped. */
+static void test_flooding_client_does_not_wedge_the_server(void)
+{
+	static const char req[] = "{\"cmd\":\"status\"}\n";
+	static struct api_object o;
+	struct api_server *s;
+	char path[300];
+	uint64_t t0, quiet_since = 0;
+	size_t sent = 0;
+	bool dropped = false;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/flood.sock", tmpdir);
+	CHECK_EQ(api_server_start(&s, path, handler, NULL), 0);
+	fd = util_unix_connect(path, SOCK_STREAM | SOCK_NONBLOCK);
+	CHECK(fd >= 0);
+	/* Send until the server stops taking requests for 300 ms (it is stuck,
+	 * or our replies filled their queue) or hangs up on us (dropped). */
+	t0 = util_now_ns();
+	while (util_now_ns() - t0 < 10000000000ULL) {
+		ssize_t n = send(fd, req, sizeof(req) - 1, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+			dropped = true;
+			break;
+		}
+		if (n > 0) {
+			sent += (size_t)n;
+			quiet_since = 0;
+			continue;
+		}
+		CHECK(n < 0 && errno == EAGAIN);
+		if (!quiet_since)
+			quiet_since = util_now_ns();
+		else if (util_now_ns() - quiet_since > 300000000ULL)
+			break;
+		usleep(1000);
+	}
+	t0 = util_now_ns();
+	CHECK_EQ(api_call(path, "status", &o, 2000), 0);
+	CHECK(api_get(&o, "ok")->b);
+	CHECK(util_now_ns() - t0 < 2000000000ULL);
+	/* Its replies outgrew what its socket holds: the flood did its part. */
+	CHECK(sent > 64 * 1024 || dropped);
+	if (!dropped) {
+		/* The server has hung up on it: what it still holds ends in EOF
+		 * or a reset, never in more waiting. */
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		char buf[65536];
+		ssize_t n;
+
+		do {
+			CHECK_EQ(poll(&p, 1, 2000), 1);
+			n = recv(fd, buf, sizeof(buf), 0);
+		} while (n > 0);
+		CHECK(n == 0 || errno == ECONNRESET);
+	}
+	close(fd);
+	api_server_stop(s);
+}
+
+/* Clients are bounded: one past the limit is told so and closed, and a
+ * place freed is taken again. */
+static void test_client_limit(void)
+{
+	static struct api_object o;
+	struct api_server *s;
+	char path[300], line[128];
+	int fds[16], extra;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/limit.sock", tmpdir);
+	CHECK_EQ(api_server_start(&s, path, handler, NULL), 0);
+	for (int i = 0; i < 16; i++) {
+		fds[i] = util_unix_connect(path, SOCK_STREAM);
+		CHECK(fds[i] >= 0);
+	}
+	extra = util_unix_connect(path, SOCK_STREAM);
+	CHECK(extra >= 0);
+	{
+		struct pollfd p = { .fd = extra, .events = POLLIN };
+
+		CHECK_EQ(poll(&p, 1, 2000), 1);
+	}
+	n = recv(extra, line, sizeof(line) - 1, 0);
+	CHECK(n > 0);
+	line[n] = 0;
+	CHECK(strstr(line, "too many clients"));
+	close(extra);
+	close(fds[0]);
+	usleep(50000);
+	CHECK_EQ(api_call(path, "status", &o, 2000), 0);
+	for (int i = 1; i < 16; i++)
+		close(fds[i]);
+	api_server_stop(s);
+}
+
+/* A second local user: the socket's mode keeps it out; opened to all, the
+ * server's peer check still closes it with no reply. */
+static int other_user_status(void *arg)
+{
+	static struct api_object o;
+	int r = api_call(arg, "status", &o, 2000);
+
+	return r == -EACCES ? 1 : r == -EPROTO || r == -EPIPE ? 2 : r == 0 ? 3 : 4;
+}
+
+static void test_other_user_refused(void)
+{
+	static struct api_object o;
+	struct api_server *s;
+	char path[300];
+
+	mode_t old;
+	int r;
+
+	snprintf(path, sizeof(path), "%s/peer.sock", tmpdir);
+	old = umask(0);                 /* owner-only whatever the umask */
+	r = api_server_start(&s, path, handler, NULL);
+	umask(old);
+	CHECK_EQ(r, 0);
+	CHECK_EQ(chmod(tmpdir, 0755), 0);
+	CHECK_EQ(other_user_run(other_user_status, path), 1);   /* EACCES: mode 0600 */
+	CHECK_EQ(chmod(path, 0666), 0);
+	CHECK_EQ(other_user_run(other_user_status, path), 2);   /* closed unanswered */
+	CHECK_EQ(chmod(tmpdir, 0700), 0);
+	CHECK_EQ(api_call(path, "status", &o, 2000), 0);
+	api_server_stop(s);
+}
+
 int main(void)
 {
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/nestvm-test-api-XXXXXX");
@@ -273,6 +408,9 @@ int main(void)
 	RUN(test_setmemory_requests);
 	RUN(test_save_requests);
 	RUN(test_server);
+	RUN(test_flooding_client_does_not_wedge_the_server);
+	RUN(test_client_limit);
+	RUN(test_other_user_refused);
 	harness_remove_tree(tmpdir);
 	return HARNESS_END();
 }

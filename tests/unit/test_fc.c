@@ -4,6 +4,7 @@
  * a start that fails leaving the microVM configurable; --config-file; the
  * logger and metrics; and the server on a real Unix socket. */
 #include "harness.h"
+#include "other_user.h"
 #include "fake_bzimage.h"
 #include "fc.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 HARNESS_DEFINE;
@@ -483,6 +485,124 @@ static void test_server(void)
 	harness_remove_tree(dir);
 }
 
+/* A client that pipelines requests and never reads the responses must not
+ * stop the server: another client is answered within 2 s. */
+static void test_server_never_waits_on_one_client(void)
+{
+	static const char get[] = "GET / HTTP/1.1\r\n\r\n";
+	char sock[128], buf[4096];
+	struct fc_server *srv;
+	struct fc *fc;
+	uint64_t t0, quiet_since = 0;
+	int flood, fd;
+
+	scratch();
+	fc = new_fc();
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	CHECK_EQ(fc_server_start(&srv, sock, fc), 0);
+	flood = util_unix_connect(sock, SOCK_STREAM | SOCK_NONBLOCK);
+	CHECK(flood >= 0);
+	t0 = util_now_ns();
+	while (util_now_ns() - t0 < 10000000000ULL) {
+		ssize_t n = send(flood, get, sizeof(get) - 1, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			break;          /* dropped */
+		if (n > 0) {
+			quiet_since = 0;
+			continue;
+		}
+		CHECK(n < 0 && errno == EAGAIN);
+		if (!quiet_since)
+			quiet_since = util_now_ns();
+		else if (util_now_ns() - quiet_since > 300000000ULL)
+			break;
+		usleep(1000);
+	}
+	fd = util_unix_connect(sock, SOCK_STREAM);
+	CHECK(fd >= 0);
+	t0 = util_now_ns();
+	CHECK(send(fd, get, sizeof(get) - 1, 0) > 0);
+	CHECK(recv_all(fd, buf, sizeof(buf)) > 0);
+	CHECK(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
+	CHECK(util_now_ns() - t0 < 2000000000ULL);
+	close(fd);
+	close(flood);
+	fc_server_stop(srv);
+	fc_destroy(fc);
+	harness_remove_tree(dir);
+}
+
+/* As a second local user: 1 when the socket's mode refuses it, 2 when the
+ * server closes it with no response, 3 for a response, 4 otherwise. */
+static int other_user_get(void *arg)
+{
+	static const char get[] = "GET / HTTP/1.1\r\n\r\n";
+	char buf[256];
+	int fd = util_unix_connect(arg, SOCK_STREAM);
+
+	if (fd == -EACCES)
+		return 1;
+	if (fd < 0)
+		return 4;
+	(void)!send(fd, get, sizeof(get) - 1, MSG_NOSIGNAL);
+	return recv_all(fd, buf, sizeof(buf)) == 0 ? 2 : 3;
+}
+
+/* Firecracker leaves the API socket's access to its file mode; here the
+ * server also checks the peer, so a socket opened to all still refuses. */
+static void test_server_refuses_other_users(void)
+{
+	char sock[128], buf[4096];
+	struct fc_server *srv;
+	struct stat st;
+	struct fc *fc;
+	int fd;
+
+	scratch();
+	fc = new_fc();
+	snprintf(sock, sizeof(sock), "%s/api.sock", dir);
+	CHECK_EQ(fc_server_start(&srv, sock, fc), 0);
+	CHECK_EQ(stat(sock, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(chmod(dir, 0755), 0);
+	CHECK_EQ(other_user_run(other_user_get, sock), 1);
+	CHECK_EQ(chmod(sock, 0666), 0);
+	CHECK_EQ(other_user_run(other_user_get, sock), 2);
+	fd = util_unix_connect(sock, SOCK_STREAM);
+	CHECK(fd >= 0);
+	CHECK(send(fd, "GET / HTTP/1.1\r\n\r\n", 18, 0) == 18);
+	CHECK(recv_all(fd, buf, sizeof(buf)) > 0);
+	CHECK(!strncmp(buf, "HTTP/1.1 200 OK\r\n", 17));
+	close(fd);
+	fc_server_stop(srv);
+	fc_destroy(fc);
+	harness_remove_tree(dir);
+}
+
+/* --api-sock never deletes what is not a stale socket. */
+static void test_server_keeps_what_is_in_the_way(void)
+{
+	char path[128];
+	struct fc_server *srv;
+	struct stat st;
+	struct fc *fc;
+	FILE *f;
+
+	scratch();
+	fc = new_fc();
+	snprintf(path, sizeof(path), "%s/precious", dir);
+	f = fopen(path, "w");
+	CHECK(f);
+	fputs("data\n", f);
+	fclose(f);
+	CHECK_EQ(fc_server_start(&srv, path, fc), -EEXIST);
+	CHECK_EQ(stat(path, &st), 0);
+	CHECK(S_ISREG(st.st_mode) && st.st_size == 5);
+	fc_destroy(fc);
+	harness_remove_tree(dir);
+}
+
 int main(void)
 {
 	RUN(test_http_parse);
@@ -493,5 +613,8 @@ int main(void)
 	RUN(test_config_file);
 	RUN(test_snapshot_load);
 	RUN(test_server);
+	RUN(test_server_never_waits_on_one_client);
+	RUN(test_server_refuses_other_users);
+	RUN(test_server_keeps_what_is_in_the_way);
 	return HARNESS_END();
 }

@@ -4,11 +4,24 @@
  * oversized frames; the address table against a reference model; and the
  * daemon's switch.conf parser and switch names. */
 #include "harness.h"
+#include "other_user.h"
+#include "net/backend.h"
 #include "net/switch.h"
+#include "store.h"
+#include "vmconfig.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+/* The tests below name their frame-sending helper send(): sockets use sendto. */
+#define send switch_test_send
 
 HARNESS_DEFINE;
 
@@ -266,10 +279,12 @@ static void test_spoofing_allowed_carries_nested_guests(void)
 static void test_adapter_address_never_moves(void)
 {
 	four_ports();
-	/* Ports that may send any source claim A's and B's addresses... */
-	CHECK_EQ(send(S, MAC_B, MAC_A, 1), SWITCH_FORWARD);
+	/* A port that may send any source still may not pose as another
+	 * adapter; the uplink's frames go on, but the address stays put... */
+	CHECK_EQ(send(S, MAC_B, MAC_A, 1), SWITCH_DROP_SPOOF);
+	CHECK_EQ(stats(S)->dropped_spoof, 1);
 	CHECK_EQ(send(U, MAC_A, MAC_B, 1), SWITCH_FORWARD);
-	/* ...yet frames for them still reach the adapters. */
+	/* ...so frames for them still reach the adapters. */
 	CHECK_EQ(switch_lookup(sw, MAC_A, 1), A);
 	CHECK_EQ(switch_lookup(sw, MAC_B, 1), B);
 	CHECK_EQ(send(U, MAC_A, MAC_X, 2), SWITCH_FORWARD);
@@ -284,19 +299,80 @@ static void test_adapter_address_never_moves(void)
 	CHECK_EQ(sw->st.moves, 1);
 	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 0);
 	CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 2);
-	/* An adapter arriving takes its address back from the table. */
+}
+
+/* An address learned on one port is that station's: an adapter without
+ * spoofing never takes it, by sending it or by arriving with it. */
+static void test_learned_address_not_taken_without_spoofing(void)
+{
+	four_ports();
 	CHECK_EQ(send(U, BCAST, MAC_X, 5), SWITCH_FORWARD);
 	CHECK_EQ(switch_lookup(sw, MAC_X, 5), U);
+	CHECK_EQ(send(S, BCAST, MAC_G, 5), SWITCH_FORWARD);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 5), S);
+	/* Sending it: dropped, and the table unchanged. */
+	CHECK_EQ(send(A, BCAST, MAC_X, 6), SWITCH_DROP_SPOOF);
+	CHECK_EQ(send(B, BCAST, MAC_G, 6), SWITCH_DROP_SPOOF);
+	CHECK_EQ(switch_lookup(sw, MAC_X, 6), U);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 6), S);
+	CHECK_EQ(sw->st.moves, 0);
+	/* Arriving with it as its own address: refused while it is learned. */
+	CHECK_EQ(add("x", MAC_X, false, false), -EADDRINUSE);
+	CHECK_EQ(add("g", MAC_G, false, true), -EADDRINUSE);
+	CHECK_EQ(switch_port_holding(sw, MAC_X), U);
+	CHECK_EQ(switch_lookup(sw, MAC_X, 6), U);
+	CHECK_EQ(send(A, MAC_X, MAC_A, 6), SWITCH_FORWARD);
+	CHECK_EQ(nout, 1);
+	CHECK_EQ(out[0], U);
+	/* Once the station is gone from the table, the address is free. */
+	switch_age(sw, 1000);
 	{
 		int x = add("x", MAC_X, false, false);
 
 		CHECK(x >= 0);
-		CHECK_EQ(switch_lookup(sw, MAC_X, 5), x);
-		CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 1);
-		CHECK_EQ(send(A, MAC_X, MAC_A, 5), SWITCH_FORWARD);
-		CHECK_EQ(nout, 1);
-		CHECK_EQ(out[0], x);
+		CHECK_EQ(switch_lookup(sw, MAC_X, 1000), x);
 	}
+}
+
+/* One adapter sending from 10000 addresses learns at most its share and
+ * leaves the table's room to the others; its frames still go. */
+static void test_port_learning_limit(void)
+{
+	struct switch_cfg c = { .max_ports = 8, .fdb_max = 4096, .port_fdb_max = 32, .aging = 300, .seed = 7 };
+	uint8_t mac[6] = { 0x02, 0xbb, 0, 0, 0, 0 };
+
+	switch_destroy(sw);
+	sw = NULL;
+	CHECK_EQ(switch_create(&sw, &c), 0);
+	A = add("a", MAC_A, false, false);
+	S = add("s", MAC_S, false, true);
+	U = add("u", NULL, true, false);
+	for (int i = 0; i < 10000; i++) {
+		mac[3] = (uint8_t)(i >> 16);
+		mac[4] = (uint8_t)(i >> 8);
+		mac[5] = (uint8_t)i;
+		CHECK_EQ(send(S, MAC_A, mac, 1), SWITCH_FORWARD);
+		CHECK_EQ(nout, 1);
+	}
+	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 32);
+	CHECK_EQ(sw->fdb_dynamic, 32);
+	CHECK_EQ(stats(S)->learn_refused, 10000 - 32);
+	/* Nor can it grab past its limit by moving learned addresses over. */
+	CHECK_EQ(send(U, BCAST, MAC_G, 1), SWITCH_FORWARD);
+	CHECK_EQ(send(S, BCAST, MAC_G, 1), SWITCH_FORWARD);
+	CHECK_EQ(switch_lookup(sw, MAC_G, 1), U);
+	CHECK_EQ(switch_port_get(sw, (unsigned int)S)->learned, 32);
+	/* The uplink is a network of stations: only the table bounds it. */
+	for (int i = 0; i < 1000; i++) {
+		mac[1] = 0xcc;
+		mac[4] = (uint8_t)(i >> 8);
+		mac[5] = (uint8_t)i;
+		CHECK_EQ(send(U, BCAST, mac, 1), SWITCH_FORWARD);
+	}
+	CHECK_EQ(switch_port_get(sw, (unsigned int)U)->learned, 1001);
+	/* The default share. */
+	sw_new(8, 0, 0, 0);
+	CHECK_EQ(sw->cfg.port_fdb_max, SWITCH_DEFAULT_PORT_FDB);
 }
 
 static void test_uplink_accepts_any_source(void)
@@ -464,7 +540,8 @@ static void test_config_parse(void)
 		"uplink-tap = tap0\n"
 		"  max-ports=16 \n"
 		"\n"
-		"max-addresses = 100\naging = 60\nframe-max = 1518";
+		"max-addresses = 100\naging = 60\nframe-max = 1518\n"
+		"max-port-addresses = 10\nunlisted-spoofing = off\n";
 	static const struct { const char *text; const char *msg; } bad[] = {
 		{ "uplink-tap = a/b\n", "not an interface name" },
 		{ "uplink-tap = averyveryverylongname\n", "not an interface name" },
@@ -474,6 +551,8 @@ static void test_config_parse(void)
 		{ "colour = blue\n", "unknown key" },
 		{ "just words\n", "expected 'key = value'" },
 		{ "uplink-tap = t0\nuplink-if = eth0\n", "one uplink" },
+		{ "max-port-addresses = 0\n", "max-port-addresses must be" },
+		{ "unlisted-spoofing = maybe\n", "on or off" },
 	};
 	struct switchd_config c = { 0 };
 	char err[256];
@@ -485,6 +564,8 @@ static void test_config_parse(void)
 	CHECK_EQ(c.fdb_max, 100);
 	CHECK_EQ(c.aging_s, 60);
 	CHECK_EQ(c.frame_max, 1518);
+	CHECK_EQ(c.port_fdb_max, 10);
+	CHECK(c.unlisted_spoofing_off);
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		memset(&c, 0, sizeof(c));
 		err[0] = '\0';
@@ -522,6 +603,274 @@ static void test_switch_names(void)
 	CHECK_EQ(switchd_path("/srv/store", "lan", "ports.sock", buf, 20), -ENAMETOOLONG);
 }
 
+/* ---- the daemon: who decides spoofing, who may connect ---- */
+
+static char store[256];
+
+static void stored_vm(const char *name, const char *sw_name, const uint8_t *mac, bool spoofing)
+{
+	static struct vmconfig c;
+	char err[256], dir[400];
+
+	vmconfig_init(&c, name);
+	snprintf(c.kernel, sizeof(c.kernel), "/boot/vmlinuz");
+	c.nnics = 1;
+	snprintf(c.nics[0].sw, sizeof(c.nics[0].sw), "%s", sw_name);
+	memcpy(c.nics[0].mac, mac, 6);
+	c.nics[0].mac_spoofing = spoofing;
+	snprintf(dir, sizeof(dir), "%s/%s", store, name);
+	CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	if (store_save(store, &c, err, sizeof(err)) < 0)
+		FAILF("saving VM '%s': %s", name, err);
+}
+
+/* A stored VM "running": its run lock held, as its VMM holds it. */
+static int vm_running(const char *name)
+{
+	char path[400];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", store, name, STORE_RUN_LOCK);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+	return fd;
+}
+
+/* The adapter's hello only asks for spoofing: the stored VM's
+ * configuration answers. */
+static void test_spoofing_comes_from_the_vm_configuration(void)
+{
+	char why[200], root[300];
+	int nester, plain;
+
+	stored_vm("nester", "lan", MAC_S, true);
+	stored_vm("plain", "lan", MAC_A, false);
+	stored_vm("elsewhere", "wan", MAC_B, true);
+	/* Not running: whoever sends its address is not its VMM. */
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'nester', whose adapter this is, is not running"));
+	nester = vm_running("nester");
+	plain = vm_running("plain");
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_S, false, why, sizeof(why)));
+	CHECK_STR(why, "VM 'nester' has it on");
+	/* Asked for, but the VM's configuration has it off. */
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_A, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'plain' has it off (nestvm vm set plain --mac-spoofing on)"));
+	/* B is a stored VM's on another switch only: unlisted here. */
+	CHECK(switchd_spoofing_allowed(store, "lan", MAC_B, true, why, sizeof(why)));
+	CHECK(strstr(why, "no stored VM's adapter"));
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_B, false, why, sizeof(why)));
+	CHECK(strstr(why, "unlisted-spoofing = off"));
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_X, false, why, sizeof(why)));
+	CHECK(!switchd_spoofing_allowed("", "lan", MAC_S, false, why, sizeof(why)));
+	/* Two VMs with one address: any that says off wins. */
+	stored_vm("copy", "lan", MAC_S, false);
+	CHECK(!switchd_spoofing_allowed(store, "lan", MAC_S, true, why, sizeof(why)));
+	CHECK(strstr(why, "VM 'copy' has it off"));
+	close(nester);
+	close(plain);
+	/* The store of a switch's directory. */
+	CHECK_EQ(switchd_store_of("/srv/st/switches/lan", root, sizeof(root)), 0);
+	CHECK_STR(root, "/srv/st");
+	CHECK_EQ(switchd_store_of("/srv/st/switches/lan/", root, sizeof(root)), 0);
+	CHECK_STR(root, "/srv/st");
+	CHECK_EQ(switchd_store_of("/srv/st/other/lan", root, sizeof(root)), -EINVAL);
+}
+
+static struct switchd_config dcfg;
+static pid_t daemon_pid;
+
+static void daemon_start(const char *name, bool unlisted_off)
+{
+	char err[256], line[256], dir[400];
+	int p[2];
+
+	snprintf(dir, sizeof(dir), "%s/switches", store);
+	CHECK(mkdir(dir, 0700) == 0 || errno == EEXIST);
+	memset(&dcfg, 0, sizeof(dcfg));
+	snprintf(dcfg.name, sizeof(dcfg.name), "%s", name);
+	snprintf(dcfg.dir, sizeof(dcfg.dir), "%s/switches/%s", store, name);
+	CHECK(mkdir(dcfg.dir, 0700) == 0 || errno == EEXIST);
+	dcfg.unlisted_spoofing_off = unlisted_off;
+	CHECK_EQ(switchd_config_save(&dcfg, err, sizeof(err)), 0);
+	CHECK_EQ(pipe(p), 0);
+	fflush(NULL);
+	daemon_pid = fork();
+	CHECK(daemon_pid >= 0);
+	if (daemon_pid == 0) {
+		close(p[0]);
+		if (!getenv("SWITCH_TEST_LOG"))
+			freopen("/dev/null", "w", stderr);
+		_exit(switchd_run(&dcfg, p[1]) < 0 ? 1 : 0);
+	}
+	close(p[1]);
+	CHECK(util_daemon_wait(p[0], line, sizeof(line), 5000) > 0);
+	if (strncmp(line, "OK", 2))
+		FAILF("switch daemon: %s", line);
+}
+
+static void daemon_stop(void)
+{
+	char err[256];
+
+	if (daemon_pid <= 0)
+		return;
+	if (switchd_stop(dcfg.dir, true, 3000, err, sizeof(err)) < 0)
+		kill(daemon_pid, SIGKILL);
+	waitpid(daemon_pid, NULL, 0);
+	daemon_pid = 0;
+}
+
+/* Connects as an adapter with a hello; the ack's status. */
+static int hello(const uint8_t *mac, bool spoofing, int *fd_out)
+{
+	struct net_switch_hello h = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION,
+				      spoofing ? NET_SWITCH_F_SPOOFING : 0, { 0 }, { 0 }, "test" };
+	struct net_switch_ack ack;
+	struct pollfd p;
+	char path[SWITCHD_PATH_MAX + 32];
+	int fd;
+
+	memcpy(h.mac, mac, 6);
+	snprintf(path, sizeof(path), "%s/%s", dcfg.dir, SWITCHD_PORTS_SOCK);
+	fd = util_unix_connect(path, SOCK_SEQPACKET);
+	if (fd < 0)
+		return fd;
+	if (sendto(fd, &h, sizeof(h), MSG_NOSIGNAL, NULL, 0) != (ssize_t)sizeof(h)) {
+		close(fd);
+		return -EPIPE;
+	}
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1 || recv(fd, &ack, sizeof(ack), 0) != (ssize_t)sizeof(ack)) {
+		close(fd);
+		return -EPROTO;         /* closed with no answer */
+	}
+	if (fd_out && ack.status == 0)
+		*fd_out = fd;
+	else
+		close(fd);
+	return ack.status;
+}
+
+/* What "switch show --json" says of the port with this name's MAC. */
+static bool port_spoofing(const uint8_t *mac)
+{
+	char *reply = NULL, err[256], m[24], *at;
+	bool on;
+
+	if (switchd_request(dcfg.dir, "show json", &reply, err, sizeof(err)) < 0)
+		FAILF("show: %s", err);
+	vmconfig_fmt_mac(mac, m, sizeof(m));
+	at = strstr(reply, m);
+	if (!at || !strstr(at, "\"macSpoofing\":"))
+		FAILF("no port with %s in %s", m, reply);
+	at = strstr(at, "\"macSpoofing\":") + 14;
+	at += strspn(at, " ");
+	on = !strncmp(at, "true", 4);
+	free(reply);
+	return on;
+}
+
+static void test_daemon_takes_spoofing_from_the_store(void)
+{
+	int a = -1, s = -1, x = -1, run_nester, run_plain;
+	char copy[300];
+
+	snprintf(copy, sizeof(copy), "%s/copy", store);
+	harness_remove_tree(copy);
+	stored_vm("nester", "lan", MAC_S, true);
+	stored_vm("plain", "lan", MAC_A, false);
+	run_nester = vm_running("nester");
+	run_plain = vm_running("plain");
+	daemon_start("lan", true);
+	/* A claims spoofing its VM does not have: connected, spoofing off. */
+	CHECK_EQ(hello(MAC_A, true, &a), 0);
+	CHECK(!port_spoofing(MAC_A));
+	CHECK_EQ(hello(MAC_S, true, &s), 0);
+	CHECK(port_spoofing(MAC_S));
+	/* No stored VM's and the switch says unlisted-spoofing = off. */
+	CHECK_EQ(hello(MAC_X, true, &x), 0);
+	CHECK(!port_spoofing(MAC_X));
+	close(a);
+	close(s);
+	close(x);
+	daemon_stop();
+	close(run_nester);
+	close(run_plain);
+}
+
+struct dial {
+	const char *path;
+	int type;
+};
+
+/* As the other user: 1 for EACCES on connect, 2 for a connection closed
+ * unanswered, 3 for an answer, 4 for anything else. */
+static int other_dial(void *arg)
+{
+	const struct dial *d = arg;
+	struct net_switch_hello h = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION, 0, { 0x52, 0x54, 0, 0, 0, 0x77 },
+				      { 0 }, "intruder" };
+	struct pollfd p;
+	char buf[256];
+	ssize_t n;
+	int fd = util_unix_connect(d->path, d->type);
+
+	if (fd == -EACCES)
+		return 1;
+	if (fd < 0)
+		return 4;
+	if (d->type == SOCK_SEQPACKET)
+		n = sendto(fd, &h, sizeof(h), MSG_NOSIGNAL, NULL, 0);
+	else
+		n = sendto(fd, "show json\n", 10, MSG_NOSIGNAL, NULL, 0);
+	(void)n;
+	p = (struct pollfd){ .fd = fd, .events = POLLIN };
+	if (poll(&p, 1, 3000) != 1)
+		return 4;
+	n = recv(fd, buf, sizeof(buf), 0);
+	close(fd);
+	return n <= 0 ? 2 : 3;
+}
+
+static void test_daemon_refuses_other_users(void)
+{
+	char ports[SWITCHD_PATH_MAX + 32], control[SWITCHD_PATH_MAX + 32];
+	struct dial dp = { ports, SOCK_SEQPACKET }, dc = { control, SOCK_STREAM };
+	struct stat st;
+	int a = -1;
+
+	daemon_start("guarded", false);
+	snprintf(ports, sizeof(ports), "%s/%s", dcfg.dir, SWITCHD_PORTS_SOCK);
+	snprintf(control, sizeof(control), "%s/%s", dcfg.dir, SWITCHD_CONTROL_SOCK);
+	CHECK_EQ(stat(ports, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	CHECK_EQ(stat(control, &st), 0);
+	CHECK_EQ(st.st_mode & 0777, 0600);
+	/* Let the other user walk to the sockets; their mode stops it. */
+	CHECK_EQ(chmod(store, 0755), 0);
+	CHECK_EQ(chmod(dcfg.dir, 0755), 0);
+	{
+		char sw[400];
+
+		snprintf(sw, sizeof(sw), "%s/switches", store);
+		CHECK_EQ(chmod(sw, 0755), 0);
+	}
+	CHECK_EQ(other_user_run(other_dial, &dp), 1);
+	CHECK_EQ(other_user_run(other_dial, &dc), 1);
+	/* Opened to all: the daemon's peer check closes them unanswered. */
+	CHECK_EQ(chmod(ports, 0666), 0);
+	CHECK_EQ(chmod(control, 0666), 0);
+	CHECK_EQ(other_user_run(other_dial, &dp), 2);
+	CHECK_EQ(other_user_run(other_dial, &dc), 2);
+	/* The owner still gets a port. */
+	CHECK_EQ(hello(MAC_A, false, &a), 0);
+	close(a);
+	CHECK_EQ(chmod(store, 0700), 0);
+	daemon_stop();
+}
+
 int main(void)
 {
 	RUN(test_create_rejects_bad_limits);
@@ -532,6 +881,8 @@ int main(void)
 	RUN(test_spoofed_frames_dropped_and_counted);
 	RUN(test_spoofing_allowed_carries_nested_guests);
 	RUN(test_adapter_address_never_moves);
+	RUN(test_learned_address_not_taken_without_spoofing);
+	RUN(test_port_learning_limit);
 	RUN(test_uplink_accepts_any_source);
 	RUN(test_aging);
 	RUN(test_table_bound);
@@ -539,6 +890,17 @@ int main(void)
 	RUN(test_table_against_model);
 	RUN(test_config_parse);
 	RUN(test_switch_names);
+	snprintf(store, sizeof(store), "/tmp/nestvm-test-switch-XXXXXX");
+	if (!mkdtemp(store)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	RUN(test_spoofing_comes_from_the_vm_configuration);
+	RUN(test_daemon_takes_spoofing_from_the_store);
+	daemon_stop();
+	RUN(test_daemon_refuses_other_users);
+	daemon_stop();
+	harness_remove_tree(store);
 	switch_destroy(sw);
 	return HARNESS_END();
 }
