@@ -1,5 +1,6 @@
 /* Writes the tiny guest, a bzImage that prints its command line on COM1 and
- * powers off (tests/kvm/payloads.S, payload_tiny_guest), to the file named
+ * powers off, or resets the machine when that line starts with "r"
+ * (tests/kvm/payloads.S, payload_tiny_guest), to the file named
  * by its argument. A NestedVM that boots in a moment even where every exit
  * costs milliseconds: the deep end-to-end case runs it at level 3. */
 #include <errno.h>

@@ -78,8 +78,50 @@ case_guest_reboot() {
 	expect guest_reboot 'reboot: Restarting system' && pass guest_reboot
 }
 
+# A machine rebuilt after each reset (--on-reboot restart) while API clients
+# pause, resume and ask its status and console input keeps arriving: the
+# tiny guest resets as soon as it has printed its command line, so the
+# machine is torn down and built again hundreds of times under those
+# threads. Every request gets its answer (between two machines that answer
+# may be an error), the machine keeps coming back, and a stop ends it with
+# status 0.
+case_reboot_restart_stress() {
+	sock=/tmp/restart.sock fcc=image/fc-client
+	if [ ! -f tiny-guest.bzImage ] || [ ! -x $fcc/run ]; then
+		echo "SKIP reboot_restart_stress: no tiny-guest.bzImage or no $fcc (socat)"
+		skipped=$((skipped + 1))
+		return
+	fi
+	rm -f $sock
+	(while :; do printf 'x'; sleep 0.05; done) |
+		timeout -k 10 240 ./nestvm run --kernel tiny-guest.bzImage --memory 32M --cmdline "reboot me" \
+		--on-reboot restart --api-socket $sock >"$out" 2>&1 &
+	for _ in $(seq 100); do [ -S $sock ] && break; sleep 0.1; done
+	asked=0 answered=0 end=$(($(date +%s) + 20))
+	while [ "$(date +%s)" -lt $end ]; do
+		for c in pause status resume status; do
+			asked=$((asked + 1))
+			r=$(printf '{"cmd": "%s"}\n' $c | timeout 5 $fcc/run socat -t 5 - UNIX-CONNECT:$sock 2>/dev/null)
+			case $r in *'"ok"'*) answered=$((answered + 1)) ;; esac
+		done
+	done
+	boots=$(grep -c '^reboot me' "$out")
+	r=$(printf '{"cmd": "stop"}\n' | timeout 5 $fcc/run socat -t 5 - UNIX-CONNECT:$sock 2>/dev/null)
+	wait_s=0
+	while kill -0 $! 2>/dev/null && [ $wait_s -lt 60 ]; do sleep 1; wait_s=$((wait_s + 1)); done
+	wait $!
+	status=$?
+	echo "restarts: $boots boots, $answered of $asked requests answered, stop: $r" >>"$out"
+	[ "$answered" = "$asked" ] || { fail reboot_restart_stress "$((asked - answered)) of $asked API requests got no answer"; return; }
+	[ "$boots" -ge 20 ] || { fail reboot_restart_stress "only $boots boots in 20 s of resets"; return; }
+	[ "$status" = 0 ] || { fail reboot_restart_stress "nestvm exited $status after the stop, expected 0"; return; }
+	echo "    $boots boots, $asked requests answered"
+	pass reboot_restart_stress
+}
+
 e2e_case case_console_input
 e2e_case case_guest_reboot
+e2e_case case_reboot_restart_stress
 e2e_case case_one_cpu
 e2e_case case_two_cpus
 e2e_case case_memory_size

@@ -75,10 +75,13 @@ payload_fake_kernel_end:
 /* The tiny guest of the deep end-to-end case (tests/tiny-guest.c makes it a
  * bzImage file): like payload_fake_kernel it prints its command line and a
  * newline on COM1 and powers off through ACPI, but reports nothing else, so
- * that a VMM needs only its own devices to run it. */
+ * that a VMM needs only its own devices to run it. A command line that
+ * starts with "r" resets the machine through 0xcf9 instead (the restart
+ * stress case). */
 	.globl payload_tiny_guest, payload_tiny_guest_end
 payload_tiny_guest:
 	mov 0x228(%rsi), %ebx          /* cmd_line_ptr */
+	mov %ebx, %edi
 	mov $0x3f8, %dx
 1:	movzbl (%rbx), %eax
 	test %al, %al
@@ -88,7 +91,14 @@ payload_tiny_guest:
 	jmp 1b
 2:	mov $0x0a, %al
 	out %al, %dx
-	mov $0x604, %dx
+	cmpb $'r', (%rdi)              /* a command line "reboot...": reset instead */
+	jne 4f
+	mov $0xcf9, %dx
+	mov $6, %al
+	out %al, %dx
+5:	hlt
+	jmp 5b
+4:	mov $0x604, %dx
 	mov $((5 << 10) | (1 << 13)), %ax
 	out %ax, %dx
 3:	hlt
