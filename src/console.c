@@ -145,8 +145,11 @@ static void hub_accept(struct console_hub *h, int fd)
 		size_t start = (h->ring_pos + HUB_RING - h->ring_len) % HUB_RING;
 		size_t first = MIN(h->ring_len, (size_t)HUB_RING - start);
 
-		(void)!util_write_all(fd, h->ring + start, first);
-		(void)!util_write_all(fd, h->ring, h->ring_len - first);
+		/* Never waits on the client, as live output never does: what
+		 * its socket cannot take now is its loss, not the console's. */
+		if (send(fd, h->ring + start, first, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)first &&
+		    h->ring_len > first)
+			(void)!send(fd, h->ring, h->ring_len - first, MSG_DONTWAIT | MSG_NOSIGNAL);
 		h->clients[i] = fd;
 	}
 	pthread_mutex_unlock(&h->lock);
