@@ -328,6 +328,7 @@ static int store_key_line(struct store_parser *p, struct vmconfig *vm, char *s)
 
 static int store_parse_any(const char *text, size_t len, const char *file, struct vmconfig *vm, bool any_path,
 			   char *err, size_t errlen);
+static int store_validate_any(const struct vmconfig *vm, bool any_path, char *err, size_t errlen);
 
 int store_parse(const char *text, size_t len, const char *file, struct vmconfig *vm, char *err, size_t errlen)
 {
@@ -380,7 +381,7 @@ static int store_parse_any(const char *text, size_t len, const char *file, struc
 	r = store_section_end(&p);
 	if (r < 0)
 		return r;
-	r = store_validate(vm, err, errlen);
+	r = store_validate_any(vm, any_path, err, errlen);
 	if (r < 0) {
 		/* Prefix the file so the message still says where. */
 		char tmp[512];
@@ -394,7 +395,7 @@ static int store_parse_any(const char *text, size_t len, const char *file, struc
 /* A text value as vm.conf can hold it and give it back the same: one line
  * of no control characters, without spaces at either end (the parser trims
  * them), a disk a file name of the VM's directory. */
-static int store_check_text(const struct store_key *k, const char *v, char *err, size_t errlen)
+static int store_check_text(const struct store_key *k, const char *v, bool any_path, char *err, size_t errlen)
 {
 	size_t n = strlen(v);
 	char why[160];
@@ -410,14 +411,17 @@ static int store_check_text(const struct store_key *k, const char *v, char *err,
 			 k->key, v);
 		return -EINVAL;
 	}
-	if (k->type == STORE_FILE && vmconfig_check_name(v, "disk", why, sizeof(why)) < 0) {
+	if (k->type == STORE_FILE && !any_path && vmconfig_check_name(v, "disk", why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "%s '%s': a disk is a file name inside the VM's directory: %s", k->key, v, why);
 		return -EINVAL;
 	}
 	return 0;
 }
 
-int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
+/* As store_validate; any_path: a running machine's configuration (a saved
+ * state's, a migration's), whose disks are paths, not names in a VM's
+ * directory. */
+static int store_validate_any(const struct vmconfig *vm, bool any_path, char *err, size_t errlen)
 {
 	char why[160];
 
@@ -444,12 +448,17 @@ int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
 					snprintf(err, errlen, "%s is longer than %zu characters", k->key, k->size - 1);
 					return -EINVAL;
 				}
-				if (store_check_text(k, v, err, errlen) < 0)
+				if (store_check_text(k, v, any_path, err, errlen) < 0)
 					return -EINVAL;
 			}
 		}
 	}
 	return vmconfig_validate(vm, &vmconfig_conf_names, err, errlen);
+}
+
+int store_validate(const struct vmconfig *vm, char *err, size_t errlen)
+{
+	return store_validate_any(vm, false, err, errlen);
 }
 
 /* Appends to a growing buffer; the first failure sticks. */

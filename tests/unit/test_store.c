@@ -190,6 +190,26 @@ static void test_config_round_trip(void)
 	CHECK(!memcmp(&a, &b, sizeof(a)));
 }
 
+/* A running machine's configuration (a saved state's, a migration's)
+ * names its disks by path; a stored VM's only by name in its directory. */
+static void test_machine_config_keeps_disk_paths(void)
+{
+	struct vmconfig a, b;
+	char e[512];
+	char *text;
+
+	sample_vm(&a, "NestedHost");
+	strcpy(a.disks[0].path, "/var/lib/nestvm/NestedHost/disk0.img");
+	text = store_format(&a);
+	CHECK(text);
+	if (store_parse_machine(text, strlen(text), "saved state", &b, e, sizeof(e)) != 0)
+		FAILF("a machine's configuration with a disk path: %s", e);
+	CHECK(!memcmp(&a, &b, sizeof(a)));
+	CHECK_EQ(store_parse(text, strlen(text), "vm.conf", &b, e, sizeof(e)), -EINVAL);
+	CHECK(strstr(e, "a disk is a file name inside the VM's directory"));
+	free(text);
+}
+
 static void expect_parse_error(const char *text, const char *want)
 {
 	struct vmconfig vm;
@@ -1143,6 +1163,7 @@ int main(void)
 	unsetenv("NESTVM_STORE");
 	RUN(test_names);
 	RUN(test_config_round_trip);
+	RUN(test_machine_config_keeps_disk_paths);
 	RUN(test_config_errors);
 	RUN(test_hand_edited_error);
 	RUN(test_create_duplicate_and_list);
