@@ -85,7 +85,7 @@ static const int sandbox_base[] = {
 /* A device worker: its disk, its TAP device or switch, its vsock's host
  * sockets (Unix only, below), and KVM's ioctls for interrupts. */
 static const int sandbox_device[] = {
-	SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(fsync),
+	SCMP_SYS(accept4), SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(preadv2), SCMP_SYS(pwritev2), SCMP_SYS(fsync),
 	SCMP_SYS(fdatasync), SCMP_SYS(fallocate), SCMP_SYS(ftruncate), SCMP_SYS(connect), SCMP_SYS(sendto),
 	SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait),
@@ -311,7 +311,7 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 
 /* ---- capabilities ---- */
 
-int sandbox_drop_caps(void)
+static int sandbox_drop_caps_now(void)
 {
 	struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
 	struct __user_cap_data_struct d[2] = { { 0 } };
@@ -336,6 +336,11 @@ int sandbox_drop_caps(void)
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return -errno;
 	return 0;
+}
+
+int sandbox_drop_caps(void)
+{
+	return sandbox.set_up ? sandbox_drop_caps_now() : 0;
 }
 
 /* ---- Landlock ---- */
@@ -486,7 +491,7 @@ void sandbox_enter(enum sandbox_role role)
 	sandbox_thread_role = (int)role;
 	if (!sandbox.set_up)
 		return;
-	r = sandbox_drop_caps();
+	r = sandbox_drop_caps_now();
 	if (r < 0)
 		sandbox_die(role, "dropping capabilities", -r);
 	if (sandbox.ruleset_fd >= 0 && syscall(SYS_landlock_restrict_self, sandbox.ruleset_fd, 0) < 0)
@@ -514,4 +519,14 @@ void sandbox_info(struct sandbox_info *info)
 	info->landlock_abi = sandbox.landlock_abi;
 	snprintf(info->landlock, sizeof(info->landlock), "%s", sandbox.set_up ? sandbox.landlock : "off");
 	pthread_mutex_unlock(&sandbox.lock);
+}
+
+void sandbox_describe(const struct sandbox_info *info, char *buf, size_t len)
+{
+	if (!info->set_up) {
+		snprintf(buf, len, "off");
+		return;
+	}
+	snprintf(buf, len, "seccomp filters %s, %s, Landlock %s", info->seccomp ? "on" : "off (--no-seccomp)",
+		 info->caps_dropped ? "no capabilities" : "capabilities kept", info->landlock);
 }

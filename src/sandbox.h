@@ -75,10 +75,13 @@ MUST_CHECK int sandbox_setup(const struct sandbox_config *cfg, char *err, size_t
  * no_new_privs, its Landlock domain, its filter. A thread that cannot is
  * not left running outside it: the process ends, saying why. */
 void sandbox_enter(enum sandbox_role role);
-/* The calling thread drops every capability and sets no_new_privs, leaving
- * its filter as it is: Firecracker's API thread, once it has built the VM. */
+/* Once the sandbox is set up, the calling thread drops every capability and
+ * sets no_new_privs, leaving its filter as it is: Firecracker's API thread,
+ * once it has built the VM. Before, nothing. */
 MUST_CHECK int sandbox_drop_caps(void);
 void sandbox_info(struct sandbox_info *info);
+/* info in one line: "seccomp filters on, no capabilities, Landlock on (ABI 4)". */
+void sandbox_describe(const struct sandbox_info *info, char *buf, size_t len);
 const char *sandbox_role_name(enum sandbox_role role);
 
 #endif
