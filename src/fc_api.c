@@ -9,7 +9,6 @@
  * one field of /machine-config, "nested_virtualization". */
 #include "fc.h"
 #include "fc_body.h"
-#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -626,10 +625,6 @@ static int fc_launch(struct fc *fc, const char *restore, bool resume, struct fc_
 		fc_log(fc, "Error", "%s: %s", what, err);
 		return fc_fail(resp, 400, "%s: %s", what, err);
 	}
-	/* Built: from here on this thread needs no capability (sandbox.h). */
-	r = sandbox_drop_caps();
-	if (r < 0)
-		fc_log(fc, "Warning", "could not drop capabilities: %s", strerror(-r));
 	fc->vmm = v;
 	fc->started = true;
 	fc->started_ns = util_now_ns();

@@ -65,6 +65,9 @@ struct sandbox_info {
 
 #define SANDBOX_PATHS_MAX 24
 
+/* The tests' probe (sandbox.c): NESTVM_SANDBOX_PROBE=ROLE. */
+#define SANDBOX_PROBE_ENV "NESTVM_SANDBOX_PROBE"
+
 /* Sets the sandbox up for this process: the filters built, the Landlock
  * ruleset made from cfg's paths (a note where the kernel lacks Landlock),
  * the handler that names a forbidden call installed. Threads enter it with
@@ -75,10 +78,6 @@ MUST_CHECK int sandbox_setup(const struct sandbox_config *cfg, char *err, size_t
  * no_new_privs, its Landlock domain, its filter. A thread that cannot is
  * not left running outside it: the process ends, saying why. */
 void sandbox_enter(enum sandbox_role role);
-/* Once the sandbox is set up, the calling thread drops every capability and
- * sets no_new_privs, leaving its filter as it is: Firecracker's API thread,
- * once it has built the VM. Before, nothing. */
-MUST_CHECK int sandbox_drop_caps(void);
 void sandbox_info(struct sandbox_info *info);
 /* info in one line: "seccomp filters on, no capabilities, Landlock on (ABI 4)". */
 void sandbox_describe(const struct sandbox_info *info, char *buf, size_t len);
