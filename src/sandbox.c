@@ -21,6 +21,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/ucontext.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Landlock's later rights, where the headers predate them. */
@@ -81,6 +83,8 @@ static const int sandbox_base[] = {
 	SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(gettimeofday), SCMP_SYS(gettid),
 	SCMP_SYS(getpid), SCMP_SYS(tgkill), SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall), SCMP_SYS(rseq),
 	SCMP_SYS(getrandom), SCMP_SYS(poll), SCMP_SYS(ppoll),
+	/* The C library's malloc asks it once a process has many arenas. */
+	SCMP_SYS(sched_getaffinity),
 };
 
 /* A device worker: its disk, its TAP device or switch, its vsock's host
@@ -282,19 +286,35 @@ static size_t sandbox_put(char *buf, size_t at, size_t cap, const char *s)
 	return at;
 }
 
-/* Async-signal-safe: the names were looked up before any filter. */
+static size_t sandbox_put_num(char *buf, size_t at, size_t cap, uint64_t u, unsigned int base)
+{
+	char num[24];
+	int k = 0;
+
+	do
+		num[k++] = "0123456789abcdef"[u % base];
+	while ((u /= base) && k < (int)sizeof(num));
+	while (k > 0 && at < cap)
+		buf[at++] = num[--k];
+	return at;
+}
+
+/* Async-signal-safe: the names were looked up before any filter. Besides
+ * the call, where it was made (for addr2line on the binary) and, for an
+ * open, the path: what a fix needs to know. */
 static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 {
-	char msg[200], num[16];
-	int nr = si->si_syscall, k = 0;
-	unsigned int u = nr < 0 ? 0u : (unsigned int)nr;
+	const greg_t *reg = ((ucontext_t *)uc)->uc_mcontext.gregs;
+	const char *path = NULL;
+	char msg[400];
+	int nr = si->si_syscall;
 	size_t n = 0;
 
 	(void)sig;
-	(void)uc;
-	do
-		num[k++] = (char)('0' + u % 10);
-	while ((u /= 10) && k < (int)sizeof(num));
+	if (nr == SCMP_SYS(open))
+		path = (const char *)reg[REG_RDI];
+	else if (nr == SCMP_SYS(openat) || nr == SCMP_SYS(openat2))
+		path = (const char *)reg[REG_RSI];
 	n = sandbox_put(msg, n, sizeof(msg), "nestvm: sandbox: thread ");
 	n = sandbox_put(msg, n, sizeof(msg),
 			sandbox_thread_role >= 0 ? sandbox_role_names[sandbox_thread_role] : "unknown");
@@ -302,9 +322,21 @@ static void sandbox_sigsys(int sig, siginfo_t *si, void *uc)
 	n = sandbox_put(msg, n, sizeof(msg),
 			nr >= 0 && nr < SANDBOX_NR_NAMES && sandbox.names[nr] ? sandbox.names[nr] : "?");
 	n = sandbox_put(msg, n, sizeof(msg), " (");
-	while (k > 0 && n < sizeof(msg))
-		msg[n++] = num[--k];
-	n = sandbox_put(msg, n, sizeof(msg), "); killed\n");
+	n = sandbox_put_num(msg, n, sizeof(msg), nr < 0 ? 0u : (uint64_t)nr, 10);
+	n = sandbox_put(msg, n, sizeof(msg), "); killed (at 0x");
+	n = sandbox_put_num(msg, n, sizeof(msg), (uint64_t)(uintptr_t)si->si_call_addr, 16);
+	if (path) {
+		char p[200];
+		size_t i;
+
+		for (i = 0; i < sizeof(p) - 1 && path[i]; i++)
+			p[i] = path[i];
+		p[i] = '\0';
+		n = sandbox_put(msg, n, sizeof(msg), ", path '");
+		n = sandbox_put(msg, n, sizeof(msg), p);
+		n = sandbox_put(msg, n, sizeof(msg), "'");
+	}
+	n = sandbox_put(msg, n, sizeof(msg), ")\n");
 	(void)!write(STDERR_FILENO, msg, n);
 	/* Straight to the kernel: a C library's _exit may do more. */
 	syscall(SYS_exit_group, SANDBOX_EXIT_STATUS);
@@ -412,6 +444,9 @@ int sandbox_setup(const struct sandbox_config *cfg, char *err, size_t errlen)
 	pthread_mutex_lock(&sandbox.lock);
 	if (sandbox.set_up)
 		goto out;
+	/* The C library reads /etc/localtime at its first time conversion
+	 * (the RTC's gmtime_r on a vCPU): now, while files may be opened. */
+	tzset();
 	if (cfg->seccomp) {
 		if (seccomp_api_get() < 1 || prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) {
 			snprintf(err, errlen, "sandbox: this kernel has no seccomp filters; run with --no-seccomp "
