@@ -248,6 +248,12 @@ static int sandbox_allow_sockets_threads(scmp_filter_ctx f, enum sandbox_role ro
 	return 0;
 }
 
+/* The calls made most often, most often first. */
+static const int sandbox_hot[] = {
+	SCMP_SYS(ioctl), SCMP_SYS(futex), SCMP_SYS(write), SCMP_SYS(read), SCMP_SYS(ppoll), SCMP_SYS(poll),
+	SCMP_SYS(pwritev), SCMP_SYS(preadv), SCMP_SYS(writev), SCMP_SYS(readv),
+};
+
 /* A role's filter: its lists allowed, anything else trapped. */
 static int sandbox_build_filter(enum sandbox_role role, scmp_filter_ctx *out)
 {
@@ -257,6 +263,12 @@ static int sandbox_build_filter(enum sandbox_role role, scmp_filter_ctx *out)
 
 	if (!f)
 		return -ENOMEM;
+	/* A binary tree, the hot calls first: every KVM_RUN, every byte a
+	 * guest writes to its console goes through the filters, and in a
+	 * nested guest the filter's instructions are not free. */
+	r = seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2);
+	for (size_t i = 0; i < sizeof(sandbox_hot) / sizeof(sandbox_hot[0]) && r == 0; i++)
+		r = seccomp_syscall_priority(f, sandbox_hot[i], (uint8_t)(255 - i));
 	n = sandbox_role_lists(role, lists);
 	for (int i = 0; i < n && r == 0; i++)
 		for (size_t k = 0; k < lists[i].n && r == 0; k++) {
