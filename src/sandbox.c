@@ -85,6 +85,8 @@ static const int sandbox_base[] = {
 	SCMP_SYS(getrandom), SCMP_SYS(poll), SCMP_SYS(ppoll),
 	/* The C library's malloc asks it once a process has many arenas. */
 	SCMP_SYS(sched_getaffinity),
+	/* Who this is: a socket's peer is let in only as this user or root. */
+	SCMP_SYS(geteuid), SCMP_SYS(getuid),
 };
 
 /* A device worker: its disk, its TAP device or switch, its vsock's host
@@ -97,10 +99,13 @@ static const int sandbox_device[] = {
 	SCMP_SYS(epoll_pwait), SCMP_SYS(eventfd2), SCMP_SYS(pipe2), SCMP_SYS(dup),
 };
 
-/* The console: the log, the socket's clients, the terminal. */
+/* The console: the socket's clients, the terminal, and the log, which it
+ * caps by renaming it to LOG.1 and opening a new one (Landlock keeps that
+ * to the log's own place). */
 static const int sandbox_console[] = {
 	SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),
-	SCMP_SYS(shutdown), SCMP_SYS(getsockopt),
+	SCMP_SYS(shutdown), SCMP_SYS(getsockopt), SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(rename),
+	SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(ftruncate),
 };
 
 /* The signal thread waits, then asks the VM to stop. */
@@ -131,8 +136,7 @@ static const int sandbox_api[] = {
  * VMM: records, sockets, the terminal. Everything above, and this. */
 static const int sandbox_builder[] = {
 	SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(getrusage), SCMP_SYS(getrlimit),
-	SCMP_SYS(prlimit64), SCMP_SYS(uname), SCMP_SYS(sysinfo), SCMP_SYS(getuid), SCMP_SYS(geteuid),
-	SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(getppid), SCMP_SYS(memfd_create), SCMP_SYS(mlock),
+	SCMP_SYS(prlimit64), SCMP_SYS(uname), SCMP_SYS(sysinfo), SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(getppid), SCMP_SYS(memfd_create), SCMP_SYS(mlock),
 	SCMP_SYS(munlock), SCMP_SYS(umask), SCMP_SYS(chmod), SCMP_SYS(fchmodat), SCMP_SYS(dup2),
 	SCMP_SYS(socketpair), SCMP_SYS(sched_setaffinity), SCMP_SYS(wait4), SCMP_SYS(kill),
 	SCMP_SYS(timerfd_create), SCMP_SYS(timerfd_settime), SCMP_SYS(signalfd4), SCMP_SYS(rt_sigtimedwait),

@@ -211,8 +211,10 @@ static void test_console(void)
 {
 	struct child c;
 
-	child_run(&filters_only, SANDBOX_ROLE_CONSOLE, do_open, NULL, &c);
-	check_killed(&c, "console", "openat");
+	child_run(&filters_only, SANDBOX_ROLE_CONSOLE, do_socket_unix, NULL, &c);
+	check_killed(&c, "console", "socket");
+	child_run(&filters_only, SANDBOX_ROLE_CONSOLE, do_execve, NULL, &c);
+	check_killed(&c, "console", "execve");
 	child_run(&filters_only, SANDBOX_ROLE_CONSOLE, do_write, NULL, &c);
 	check_passed(&c, "the console's write");
 }
