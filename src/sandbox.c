@@ -87,6 +87,9 @@ static const int sandbox_base[] = {
 	SCMP_SYS(sched_getaffinity),
 	/* Who this is: a socket's peer is let in only as this user or root. */
 	SCMP_SYS(geteuid), SCMP_SYS(getuid),
+	/* A thread's own signal stack: the sanitizers set and clear one in
+	 * every thread of the test builds. */
+	SCMP_SYS(sigaltstack),
 };
 
 /* A device worker: its disk, its TAP device or switch, its vsock's host
