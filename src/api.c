@@ -1,6 +1,7 @@
 /* The control API: the strict request reader, the dispatcher that always
  * answers with one reply line, the socket server thread and the client. */
 #include "api.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -587,6 +588,7 @@ static void *api_server_thread(void *arg)
 {
 	struct api_server *s = arg;
 
+	sandbox_enter(SANDBOX_ROLE_API);
 	for (;;) {
 		short events[API_MAX_CLIENTS], revents[API_MAX_CLIENTS];
 		int fds[API_MAX_CLIENTS], fd;

@@ -2,6 +2,7 @@
  * and attached consoles; their input back to COM1), the terminal console
  * with its Ctrl-A escape, and attaching a terminal to a hub's socket. */
 #include "console.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -109,6 +110,7 @@ static void *hub_out_thread(void *arg)
 	struct console_hub *h = arg;
 	char buf[4096];
 
+	sandbox_enter(SANDBOX_ROLE_CONSOLE);
 	for (;;) {
 		ssize_t n = read(h->in, buf, sizeof(buf));
 
@@ -160,6 +162,7 @@ static void *hub_in_thread(void *arg)
 {
 	struct console_hub *h = arg;
 
+	sandbox_enter(SANDBOX_ROLE_CONSOLE);
 	for (;;) {
 		bool ready[HUB_CLIENTS];
 		int fds[HUB_CLIENTS], fd;
@@ -318,6 +321,7 @@ static void *tty_thread(void *arg)
 	bool escape = false;
 	uint8_t buf[256];
 
+	sandbox_enter(SANDBOX_ROLE_CONSOLE);
 	for (;;) {
 		struct pollfd p[2] = { { .fd = t->wake[0], .events = POLLIN },
 				       { .fd = STDIN_FILENO, .events = POLLIN } };

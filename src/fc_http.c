@@ -3,6 +3,7 @@
  * most FC_BODY_MAX bytes given by Content-Length), the answer's bytes, and
  * the Unix socket server whose thread answers each request in turn. */
 #include "fc.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -403,6 +404,7 @@ static void *fc_server_thread(void *arg)
 {
 	struct fc_server *s = arg;
 
+	sandbox_enter(SANDBOX_ROLE_FC_API);
 	for (;;) {
 		short events[FC_MAX_CLIENTS], revents[FC_MAX_CLIENTS];
 		int fds[FC_MAX_CLIENTS], fd;

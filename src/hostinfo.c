@@ -712,6 +712,8 @@ void hostinfo_report_text(FILE *out, const struct hostinfo *h,
 		hostinfo_line(out, "Memory", "%s", util_fmt_size(vm->cfg->memory, buf, sizeof(buf)));
 		hostinfo_line(out, "VCPUs", "%u", vm->cfg->cpus);
 		hostinfo_line(out, "State", "%s", vm->state ? vm->state : "Off");
+		if (vm->sandbox)
+			hostinfo_line(out, "Sandbox", "%s", vm->sandbox);
 	}
 
 	hostinfo_summary(h, &hv, buf, sizeof(buf));
@@ -795,6 +797,8 @@ void hostinfo_report_json(struct json *j, const struct hostinfo *h,
 		json_kv_uint(j, "memoryBytes", vm->cfg->memory);
 		json_kv_uint(j, "vcpus", vm->cfg->cpus);
 		json_kv_string(j, "state", vm->state ? vm->state : "Off");
+		if (vm->sandbox)
+			json_kv_string(j, "sandbox", vm->sandbox);
 		json_object_end(j);
 	}
 	json_array_end(j);

@@ -94,6 +94,7 @@ struct hostinfo_vm {
 	const char *name;
 	const struct vmconfig *cfg;
 	const char *state;              /* "Off", "Running" */
+	const char *sandbox;            /* a running VM's, as its VMM says (sandbox_describe); or NULL */
 };
 
 /* The host supports nested virtualization when every check passes; else one

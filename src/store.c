@@ -142,6 +142,7 @@ static const struct store_key vm_keys[] = {
 	VM_KEY("cmdline", STORE_TEXT, cmdline, false, true, false),
 	VM_KEY("vsock-cid", STORE_CID, vsock_cid, false, false, true),
 	VM_KEY("autostart", STORE_BOOL, autostart, false, false, true),
+	VM_KEY("no-seccomp", STORE_BOOL, no_seccomp, false, false, true),
 	{ 0 },
 };
 

@@ -7,6 +7,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/layout.h"
 #include "arch/x86/mptable.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -869,6 +870,7 @@ static void *vcpu_thread(void *arg)
 	struct vcpu_exit e;
 	sigset_t set;
 
+	sandbox_enter(SANDBOX_ROLE_VCPU);
 	sigemptyset(&set);
 	sigaddset(&set, VM_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);

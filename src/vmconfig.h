@@ -75,6 +75,7 @@ struct vmconfig {
 	uint64_t vsock_cid;                     /* virtio-vsock's guest CID; 0: none */
 	char vsock_uds[VMCONFIG_PATH_MAX];      /* its host side: a Unix socket (see virtio/vsock.c) */
 	bool autostart;                         /* started with the host (nestvm autostart start) */
+	bool no_seccomp;                        /* its VMM's threads run without system-call filters */
 };
 
 /* A new VM's defaults: 512M, one processor, console=ttyS0. */

@@ -5,6 +5,7 @@
 #include "checkpoint.h"
 #include "console.h"
 #include "net/switch.h"
+#include "sandbox.h"
 #include "store.h"
 #include "vmstate.h"
 
@@ -537,6 +538,7 @@ static void *vmm_signal_thread(void *arg)
 	struct vmm *v = arg;
 	int sig;
 
+	sandbox_enter(SANDBOX_ROLE_SIGNAL);
 	if (sigwait(&v->signals, &sig) == 0 && !atomic_load(&v->closing)) {
 		atomic_store(&v->stop_signal, sig);
 		vmm_stop(v, NULL);
@@ -615,6 +617,37 @@ static int vmm_fail_start(struct vmm *v, char *err, size_t errlen, int r, const 
 	return r;
 }
 
+/* The sandbox this VMM's threads enter (sandbox.h), each at its start. Its
+ * files at run time: a stored VM's directory (records, saves, checkpoints,
+ * sockets), its disks (a reboot and a migration's destination open them
+ * again), /dev/kvm and /dev/net/tun (a reboot's machine), the console log.
+ * The kernel and initrd stay open from vmm_check_boot. */
+static int vmm_sandbox(struct vmm *v, char *err, size_t errlen)
+{
+	struct sandbox_path p[SANDBOX_PATHS_MAX];
+	struct sandbox_config sc = {
+		.seccomp = !v->opt.no_seccomp && !v->cfg.no_seccomp, .landlock = true, .paths = p,
+	};
+	bool tap = false;
+	size_t n = 0;
+
+	if (v->stored)
+		p[n++] = (struct sandbox_path){ v->dir, SANDBOX_TREE };
+	for (unsigned int i = 0; i < v->cfg.ndisks; i++)
+		p[n++] = (struct sandbox_path){ v->cfg.disks[i].path,
+						SANDBOX_READ | (v->cfg.disks[i].read_only ? 0 : SANDBOX_WRITE) };
+	p[n++] = (struct sandbox_path){ v->opt.kvm_path ? v->opt.kvm_path : "/dev/kvm",
+					SANDBOX_READ | SANDBOX_WRITE | SANDBOX_DEVICE };
+	for (unsigned int i = 0; i < v->cfg.nnics; i++)
+		tap |= v->cfg.nics[i].tap[0] != '\0';
+	if (tap)
+		p[n++] = (struct sandbox_path){ "/dev/net/tun", SANDBOX_READ | SANDBOX_WRITE | SANDBOX_DEVICE };
+	if (v->opt.console_log)
+		p[n++] = (struct sandbox_path){ v->opt.console_log, SANDBOX_READ | SANDBOX_WRITE };
+	sc.npaths = n;
+	return sandbox_setup(&sc, err, errlen);
+}
+
 int vmm_start(struct vmm *v, char *err, size_t errlen)
 {
 	int r;
@@ -622,6 +655,10 @@ int vmm_start(struct vmm *v, char *err, size_t errlen)
 	r = vmm_open_log(v, err, errlen);
 	if (r < 0)
 		return r;
+	/* Before the first thread of the VMM starts and enters it. */
+	r = vmm_sandbox(v, err, errlen);
+	if (r < 0)
+		return vmm_fail_start(v, err, errlen, r, "%s", err);
 	if (v->stored)
 		vmm_write_pid(v);
 	if (v->opt.signals) {
@@ -775,6 +812,9 @@ static void vmm_note_stop(struct vmm *v, enum vm_stop_reason why, struct vmm_exi
 
 void vmm_run(struct vmm *v, struct vmm_exit *ex)
 {
+	/* Everything is open: the main thread enters the sandbox, and the
+	 * vCPUs it starts next inherit its filter under their own. */
+	sandbox_enter(SANDBOX_ROLE_MAIN);
 	memset(ex, 0, sizeof(*ex));
 	for (;;) {
 		enum vm_stop_reason why = vm_run(v->vm);
@@ -1084,6 +1124,7 @@ void vmm_status(struct vmm *v, struct vmm_status *st)
 	st->uptime_s = (util_now_ns() - v->started_ns) / 1000000000ULL;
 	st->have_memory = v->live && vm_memory_info(v->vm, &st->memory) == 0;
 	pthread_mutex_unlock(&v->lock);
+	sandbox_info(&st->sandbox);
 	switch (atomic_load(&v->mig_state)) {
 	case VMM_MIG_RUNNING: st->migration.state = "running"; break;
 	case VMM_MIG_FAILED: st->migration.state = "failed"; break;
@@ -1132,6 +1173,7 @@ static void *vmm_migrate_thread(void *arg)
 	bool was_paused = false, locked = false;
 	int fd = -1, r;
 
+	sandbox_enter(SANDBOX_ROLE_API);
 	r = migrate_parse_addr(v->mig_to, &a, err, sizeof(err));
 	if (r >= 0)
 		fd = r = migrate_connect(&a, err, sizeof(err));

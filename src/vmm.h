@@ -17,6 +17,7 @@
 
 #include "api.h"
 #include "migrate.h"
+#include "sandbox.h"
 #include "store.h"
 #include "vm.h"
 #include "vmconfig.h"
@@ -37,7 +38,7 @@ struct vmm_options {
 	api_handler_fn api_handler;     /* which: vmm_api_handler, nestvm's control API */
 	bool console_tty;               /* standard input feeds COM1; Ctrl-A x stops the VM */
 	bool signals;                   /* SIGINT, SIGTERM and SIGHUP stop the VM */
-	bool no_seccomp;                /* no system-call filter (nestvm firecracker --no-seccomp) */
+	bool no_seccomp;                /* no system-call filters (--no-seccomp; vm.conf's no-seccomp too) */
 	bool start_paused;              /* the first machine's vCPUs wait for vmm_resume */
 	/* Resume this saved state instead of booting the kernel. A stored VM
 	 * that is Saved resumes its own (STORE_SAVED) without being told. */
@@ -78,6 +79,7 @@ struct vmm_status {
 	bool have_memory;               /* with dynamic memory: the balloon's figures */
 	struct virtio_balloon_info memory;
 	struct vmm_migration migration;
+	struct sandbox_info sandbox;    /* what of the sandbox is in force */
 };
 
 struct vmm;

@@ -8,6 +8,7 @@
 static void vmm_api_status(struct vmm *v, struct json *j)
 {
 	struct vmm_status st;
+	char sandbox[256];
 
 	vmm_status(v, &st);
 	json_kv_bool(j, "ok", true);
@@ -16,6 +17,9 @@ static void vmm_api_status(struct vmm *v, struct json *j)
 	json_kv_string(j, "state", st.state);
 	json_kv_int(j, "pid", st.pid);
 	json_kv_uint(j, "uptimeSeconds", st.uptime_s);
+	sandbox_describe(&st.sandbox, sandbox, sizeof(sandbox));
+	json_kv_string(j, "sandbox", sandbox);
+	json_kv_bool(j, "sandboxSeccomp", st.sandbox.seccomp);
 	if (st.migration.state) {
 		json_kv_string(j, "migrationState", st.migration.state);
 		json_kv_uint(j, "migrationRound", st.migration.round);

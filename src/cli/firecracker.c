@@ -7,6 +7,7 @@
 #include "cli/cli.h"
 #include "cli/opts.h"
 #include "fc.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -185,6 +186,17 @@ int cmd_firecracker(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	if (fc_cli_logger(fc, &o) < 0 || fc_cli_metrics(fc, &o) < 0) {
 		status = EXIT_USAGE;
+		goto out;
+	}
+	/* The API's thread enters the sandbox as it starts, before any VM:
+	 * it is set up now. Landlock cannot know the files the API will name. */
+	r = sandbox_setup(&(struct sandbox_config){
+		.seccomp = !o.no_seccomp,
+		.no_landlock = "not applied in Firecracker mode: the API names kernels, disks and snapshots "
+			       "at run time (run it in a jailer's chroot or mount namespace to limit its files)" },
+		err, sizeof(err));
+	if (r < 0) {
+		cli_error("firecracker: %s", err);
 		goto out;
 	}
 	if (!o.no_api) {

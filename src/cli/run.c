@@ -22,7 +22,7 @@ struct run_opts {
 	struct opt_list nics;           /* switch=NAME|tap=IF[,mac=M][,spoofing=on] */
 	const char *vsock;              /* CID,PATH */
 	int on_reboot;                  /* enum vmm_on_reboot */
-	bool stats, skip_probe, detach;
+	bool stats, skip_probe, detach, no_seccomp;
 	const char *kvm, *name, *store, *console_log, *api_socket, *console_socket, *restore;
 };
 
@@ -67,6 +67,8 @@ static const struct opt run_table[] = {
 		"serve the serial console on this Unix socket (nestvm vm console)", 0, 0, NULL),
 	RUN_OPT("restore", 0, OPT_STR, restore, "FILE",
 		"resume the VM saved in FILE (the control API's save) instead of booting", 0, 0, NULL),
+	RUN_OPT("no-seccomp", 0, OPT_FLAG, no_seccomp, NULL,
+		"run the VMM's threads without their system-call filters (to debug a forbidden call)", 0, 0, NULL),
 	RUN_OPT("detach", 0, OPT_FLAG, detach, NULL,
 		"run in the background once the VM is built; needs --console-log or --name", 0, 0, NULL),
 	{ 0 },
@@ -102,7 +104,13 @@ static const char run_summary[] =
 	"is, never below --memory-minimum. The control API's setmemory sets a target.\n"
 	"\n"
 	"--restore FILE resumes a VM saved to FILE (the control API's {\"cmd\":\"save\",\n"
-	"\"path\":FILE}) where it was, with the configuration it was saved with.";
+	"\"path\":FILE}) where it was, with the configuration it was saved with.\n"
+	"\n"
+	"Once the VM is built the VMM sandboxes itself: each thread runs under a\n"
+	"system-call filter for its job (a forbidden call ends nestvm, naming the call),\n"
+	"with no capabilities and, where the kernel has Landlock, with file access only\n"
+	"to the VM's disks, its directory and the console log. --no-seccomp (or\n"
+	"no-seccomp = on in a stored VM's vm.conf) leaves the filters off.";
 
 /* --disk FILE[,ro] */
 static int run_parse_disk(const char *spec, struct vmconfig_disk *d, char *err, size_t errlen)
@@ -304,6 +312,7 @@ int run_stored(const char *cmd, const char *store, const char *name, const struc
 		.store = store, .console_log = ro->console_log, .console_socket = ro->console_socket,
 		.api_socket = ro->api_socket, .api_handler = vmm_api_handler, .console_tty = !ro->detach,
 		.signals = true, .incoming = ro->incoming, .incoming_fd = ro->incoming ? ro->incoming_fd : -1,
+		.no_seccomp = ro->no_seccomp,
 	};
 	struct vmm *v;
 	char err[1400];
@@ -360,7 +369,7 @@ int cmd_run(int argc, char **argv)
 		r = run_stored("run", o->store, o->name, &(struct run_stored_opts){
 			.kvm = o->kvm, .skip_probe = o->skip_probe, .on_reboot = o->on_reboot, .detach = o->detach,
 			.stats = o->stats, .console_log = o->console_log, .console_socket = o->console_socket,
-			.api_socket = o->api_socket });
+			.api_socket = o->api_socket, .no_seccomp = o->no_seccomp });
 		goto out;
 	}
 	if (o->store) {
@@ -378,7 +387,7 @@ int cmd_run(int argc, char **argv)
 			.kvm_path = o->kvm, .skip_probe = o->skip_probe, .on_reboot = (enum vmm_on_reboot)o->on_reboot,
 			.console_log = o->console_log, .console_socket = o->console_socket,
 			.api_socket = o->api_socket, .api_handler = vmm_api_handler, .console_tty = !o->detach,
-			.signals = true,
+			.signals = true, .no_seccomp = o->no_seccomp,
 		};
 		if (vmm_create_restored(&v, o->restore, NULL, &opt, err, sizeof(err)) < 0) {
 			cli_error("run: %s", err);
@@ -397,6 +406,7 @@ int cmd_run(int argc, char **argv)
 		.kvm_path = o->kvm, .skip_probe = o->skip_probe, .on_reboot = (enum vmm_on_reboot)o->on_reboot,
 		.console_log = o->console_log, .console_socket = o->console_socket, .api_socket = o->api_socket,
 		.api_handler = vmm_api_handler, .console_tty = !o->detach, .signals = true,
+		.no_seccomp = o->no_seccomp,
 	};
 	if (vmm_create(&v, &o->cfg, &opt, err, sizeof(err)) < 0) {
 		cli_error("run: %s", err);

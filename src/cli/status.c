@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+typedef char status_sandbox_text[256];
+
 struct status_opts {
 	const char *name;
 	struct vmconfig cfg;            /* a VM not in the store, from --memory, --cpus, --nested */
@@ -68,11 +70,28 @@ static const char status_summary[] =
 	"Exit status: 0 when the host supports nested virtualization, 1 when not,\n"
 	"2 for bad usage.";
 
+/* A running VM's sandbox as its VMM tells it (the control API's status),
+ * or NULL when it does not answer. */
+static const char *status_sandbox(const char *root, const char *name, char *buf, size_t len)
+{
+	struct api_object *reply = malloc(sizeof(*reply));
+	const struct api_member *m;
+	const char *r = NULL;
+
+	if (reply && vmm_call(root, name, "status", reply, 3000) == 0 && (m = api_get(reply, "sandbox")) &&
+	    m->type == API_STRING) {
+		snprintf(buf, len, "%.*s", (int)len - 1, m->str);
+		r = buf;
+	}
+	free(reply);
+	return r;
+}
+
 /* The VMs of the store as the report describes them: every one, or only
  * --name's when it is stored. A VM whose configuration does not load is
  * left out with its error on stderr. -ENOMEM only. */
 static int status_store_vms(const struct status_opts *o, struct vmconfig **stored, struct vmm_state **states,
-			    struct hostinfo_vm **vms, size_t *nvms)
+			    status_sandbox_text **sandboxes, struct hostinfo_vm **vms, size_t *nvms)
 {
 	char root[STORE_PATH_MAX], err[1400], **names;
 	size_t n, k = 0;
@@ -82,7 +101,8 @@ static int status_store_vms(const struct status_opts *o, struct vmconfig **store
 	*stored = calloc(n, sizeof(**stored));
 	*states = calloc(n, sizeof(**states));
 	*vms = calloc(n, sizeof(**vms));
-	if (!*stored || !*states || !*vms) {
+	*sandboxes = calloc(n, sizeof(**sandboxes));
+	if (!*stored || !*states || !*vms || !*sandboxes) {
 		store_list_free(names, n);
 		return -ENOMEM;
 	}
@@ -97,6 +117,8 @@ static int status_store_vms(const struct status_opts *o, struct vmconfig **store
 		}
 		vmm_state(root, names[i], &(*states)[k]);
 		(*vms)[k] = (struct hostinfo_vm){ .name = s->name, .cfg = s, .state = (*states)[k].state };
+		if (!vmm_state_is_off(&(*states)[k]))
+			(*vms)[k].sandbox = status_sandbox(root, names[i], (*sandboxes)[k], sizeof((*sandboxes)[k]));
 		k++;
 	}
 	store_list_free(names, n);
@@ -115,6 +137,7 @@ int cmd_status(int argc, char **argv)
 	struct hostinfo_vm vm = { 0 }, *vms = NULL;
 	struct vmconfig *stored = NULL;
 	struct vmm_state *states = NULL;
+	status_sandbox_text *sandboxes = NULL;
 	size_t nvms = 0;
 	int npos, r;
 
@@ -132,7 +155,7 @@ int cmd_status(int argc, char **argv)
 	}
 	vm_given = opts_given(status_table, given, "memory") || opts_given(status_table, given, "cpus") ||
 		   opts_given(status_table, given, "nested");
-	if (!vm_given && status_store_vms(&o, &stored, &states, &vms, &nvms) < 0) {
+	if (!vm_given && status_store_vms(&o, &stored, &states, &sandboxes, &vms, &nvms) < 0) {
 		cli_error("out of memory");
 		return 1;
 	}
@@ -169,5 +192,6 @@ int cmd_status(int argc, char **argv)
 		free(vms);
 	free(stored);
 	free(states);
+	free(sandboxes);
 	return r ? r : verdict.ok ? 0 : 1;
 }

@@ -3,6 +3,7 @@
  * RAM), and once a second a worker thread reads the guest's memory figures
  * from the stats queue and moves the target between the minimum and maximum. */
 #include "virtio/virtio.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -304,6 +305,7 @@ static void *balloon_worker(void *arg)
 	uint64_t now, next_tick = util_now_ns() + BALLOON_TICK_NS;
 	unsigned int kicked;
 
+	sandbox_enter(SANDBOX_ROLE_DEVICE);
 	while (virtio_worker_wait(&b->worker, next_tick, &kicked)) {
 		if (kicked & (1u << BALLOON_Q_INFLATE))
 			balloon_drain(b, BALLOON_Q_INFLATE);

@@ -2,6 +2,7 @@
  * one worker thread per device: the guest's kick only wakes it, so a vCPU
  * never waits for the disk. Also creates the raw image files it serves. */
 #include "virtio/virtio.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -263,6 +264,7 @@ static void *blk_worker(void *arg)
 	struct virtio_blk *b = arg;
 	unsigned int kicked;
 
+	sandbox_enter(SANDBOX_ROLE_DEVICE);
 	while (virtio_worker_wait(&b->worker, UINT64_MAX, &kicked))
 		blk_drain(b);
 	return NULL;

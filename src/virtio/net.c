@@ -4,6 +4,7 @@
  * straight from the backend, transmit chains sent straight from guest
  * memory; every length comes from the guest and is checked first. */
 #include "virtio/net.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -262,6 +263,7 @@ static void *net_worker(void *arg)
 	struct virtio_net *n = arg;
 	bool more = false;
 
+	sandbox_enter(SANDBOX_ROLE_DEVICE);
 	for (;;) {
 		struct pollfd p[2] = { { n->worker.kick_fd, POLLIN, 0 }, { n->be.fd, 0, 0 } };
 		int np = 1, timeout = -1;

@@ -7,6 +7,7 @@
  * it was given: a connection that sends past it is reset, and each round
  * serves a bounded number of packets and connections in turn. */
 #include "virtio/virtio.h"
+#include "sandbox.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -676,6 +677,7 @@ static void *vsock_worker(void *arg)
 	struct pollfd *p = calloc(max + 2, sizeof(*p));
 	bool more = false;
 
+	sandbox_enter(SANDBOX_ROLE_DEVICE);
 	if (!p)
 		return NULL;
 	for (;;) {

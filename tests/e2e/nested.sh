@@ -16,6 +16,7 @@ case_nested_vm() {
 	expect nested_vm '^NestedVM\| nestvm-guest: cpus=1 .*kvm=no virt=none' &&
 	expect nested_vm '^NestedVM\| nestvm-guest: poweroff' &&
 	expect nested_vm '^nested-guest: NestedVM exit=0' &&
+	expect nested_vm '^nested-guest: VMM CapEff:0000000000000000 NoNewPrivs:1 Seccomp:2' &&
 	expect nested_vm '^status\|  *Hypervisor: *nestvm \(KVM\)' &&
 	expect nested_vm '^status\| The virtualization host .* supports nested virtualization: YES' &&
 	expect nested_vm '^nested-guest: status exit=0' && pass nested_vm
