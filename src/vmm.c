@@ -631,6 +631,13 @@ static int vmm_sandbox(struct vmm *v, char *err, size_t errlen)
 	bool tap = false;
 	size_t n = 0;
 
+	/* A one-off VM with a control API is told where to save, checkpoint
+	 * or send itself only at run time, in paths no rule here can know:
+	 * as in Firecracker mode, its files are left to the caller's jail. */
+	if (!v->stored && v->opt.api_socket) {
+		sc.landlock = false;
+		sc.no_landlock = "a one-off VM's control API names files at run time";
+	}
 	if (v->stored)
 		p[n++] = (struct sandbox_path){ v->dir, SANDBOX_TREE };
 	for (unsigned int i = 0; i < v->cfg.ndisks; i++)
