@@ -449,8 +449,7 @@ struct api_client {
 	bool eof;               /* it sent all it will: close once its replies are out */
 	bool drop;              /* close it once this round is over */
 	char buf[API_LINE_MAX + 1];
-	char *out;              /* replies not yet sent: out[off..olen) */
-	size_t off, olen;
+	struct util_outq out;   /* replies not yet sent */
 };
 
 struct api_server {
@@ -464,55 +463,32 @@ static void api_client_close(struct api_client *c)
 {
 	if (c->fd >= 0)
 		close(c->fd);
-	free(c->out);
+	util_outq_free(&c->out);
 	*c = (struct api_client){ .fd = -1 };
 }
 
 /* Sends what it can of the client's queue without waiting. */
 static void api_flush(struct api_client *c)
 {
-	while (c->off < c->olen && !c->drop) {
-		ssize_t n = send(c->fd, c->out + c->off, c->olen - c->off, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			c->drop = true;         /* gone: a client that went away gets nothing */
-			return;
-		}
-		c->off += (size_t)n;
-	}
-	if (c->off == c->olen)
-		c->off = c->olen = 0;
+	if (!c->drop && util_outq_flush(&c->out, c->fd) < 0)
+		c->drop = true;         /* gone: a client that went away gets nothing */
 }
 
 /* Queues one reply line and sends what the socket takes now. */
 static void api_send_line(struct api_client *c, const char *text)
 {
-	size_t len = strlen(text);
+	int r;
 
 	if (c->drop)
 		return;
-	if (c->off) {
-		memmove(c->out, c->out + c->off, c->olen - c->off);
-		c->olen -= c->off;
-		c->off = 0;
-	}
-	if (c->olen + len + 1 > API_OUT_MAX) {
+	r = util_outq_put(&c->out, API_OUT_MAX, text, strlen(text), '\n');
+	if (r == -ENOBUFS)
 		fprintf(stderr, "nestvm: API client dropped: it sent requests but left %zu bytes of replies unread\n",
-			c->olen);
+			util_outq_pending(&c->out));
+	if (r < 0) {
 		c->drop = true;
 		return;
 	}
-	if (!c->out && !(c->out = malloc(API_OUT_MAX))) {
-		c->drop = true;
-		return;
-	}
-	memcpy(c->out + c->olen, text, len);
-	c->out[c->olen + len] = '\n';
-	c->olen += len + 1;
 	api_flush(c);
 }
 
@@ -595,7 +571,7 @@ static void *api_server_thread(void *arg)
 
 		for (int i = 0; i < API_MAX_CLIENTS; i++) {
 			fds[i] = s->clients[i].fd;
-			events[i] = (short)((s->clients[i].eof ? 0 : POLLIN) | (s->clients[i].olen ? POLLOUT : 0));
+			events[i] = (short)((s->clients[i].eof ? 0 : POLLIN) | (util_outq_pending(&s->clients[i].out) ? POLLOUT : 0));
 		}
 		if (util_serve_poll(s->srv.wake[0], s->srv.fd, fds, events, API_MAX_CLIENTS, SOCK_NONBLOCK, &fd,
 				    revents) < 0)
@@ -611,7 +587,7 @@ static void *api_server_thread(void *arg)
 				api_flush(c);
 			if (!c->eof && (revents[i] & (POLLIN | POLLHUP | POLLERR)) && !api_client_read(s, c))
 				c->drop = true;
-			if ((c->eof && revents[i] & (POLLHUP | POLLERR)) || (c->eof && !c->olen))
+			if ((c->eof && revents[i] & (POLLHUP | POLLERR)) || (c->eof && !util_outq_pending(&c->out)))
 				c->drop = true;
 			if (c->drop)
 				api_client_close(c);

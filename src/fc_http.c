@@ -229,8 +229,7 @@ struct fc_client {
 	bool closing;                   /* close once the queue is out (Connection: close, an error) */
 	bool drop;                      /* close now */
 	char *buf;
-	char *out;                      /* responses not yet sent: out[off..olen) */
-	size_t off, olen;
+	struct util_outq out;           /* responses not yet sent */
 };
 
 struct fc_server {
@@ -244,53 +243,33 @@ static void fc_client_close(struct fc_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->buf);
-	free(c->out);
+	util_outq_free(&c->out);
 	*c = (struct fc_client){ .fd = -1 };
 }
 
 /* Sends what it can of the client's queue without waiting. */
 static void fc_flush(struct fc_client *c)
 {
-	while (c->off < c->olen && !c->drop) {
-		ssize_t n = send(c->fd, c->out + c->off, c->olen - c->off, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n <= 0) {
-			c->drop = true;
-			return;
-		}
-		c->off += (size_t)n;
-	}
-	if (c->off == c->olen)
-		c->off = c->olen = 0;
+	if (!c->drop && util_outq_flush(&c->out, c->fd) < 0)
+		c->drop = true;
 }
 
 /* Queues bytes for the client and sends what its socket takes now; false
  * (and the client to be dropped) when it has left too much unread. */
 static bool fc_queue(struct fc_client *c, const char *p, size_t len)
 {
+	int r;
+
 	if (c->drop)
 		return false;
-	if (c->off) {
-		memmove(c->out, c->out + c->off, c->olen - c->off);
-		c->olen -= c->off;
-		c->off = 0;
-	}
-	if (c->olen + len > FC_OUT_MAX) {
+	r = util_outq_put(&c->out, FC_OUT_MAX, p, len, 0);
+	if (r == -ENOBUFS)
 		fprintf(stderr, "nestvm: Firecracker API client dropped: it left %zu bytes of responses unread\n",
-			c->olen);
+			util_outq_pending(&c->out));
+	if (r < 0) {
 		c->drop = true;
 		return false;
 	}
-	if (!c->out && !(c->out = malloc(FC_OUT_MAX))) {
-		c->drop = true;
-		return false;
-	}
-	memcpy(c->out + c->olen, p, len);
-	c->olen += len;
 	fc_flush(c);
 	return !c->drop;
 }
@@ -413,7 +392,7 @@ static void *fc_server_thread(void *arg)
 			struct fc_client *c = &s->clients[i];
 
 			fds[i] = c->fd;
-			events[i] = (short)((c->closing ? 0 : POLLIN) | (c->olen ? POLLOUT : 0));
+			events[i] = (short)((c->closing ? 0 : POLLIN) | (util_outq_pending(&c->out) ? POLLOUT : 0));
 		}
 		if (util_serve_poll(s->srv.wake[0], s->srv.fd, fds, events, FC_MAX_CLIENTS, SOCK_NONBLOCK, &fd,
 				    revents) < 0)
@@ -429,7 +408,7 @@ static void *fc_server_thread(void *arg)
 				fc_flush(c);
 			if (!c->closing && (revents[i] & (POLLIN | POLLHUP | POLLERR)))
 				fc_client_read(s, c);
-			if (c->closing && (!c->olen || (revents[i] & (POLLHUP | POLLERR))))
+			if (c->closing && (!util_outq_pending(&c->out) || (revents[i] & (POLLHUP | POLLERR))))
 				c->drop = true;
 			if (c->drop)
 				fc_client_close(c);

@@ -212,6 +212,49 @@ int util_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+int util_outq_put(struct util_outq *q, size_t max, const void *p, size_t n, char nl)
+{
+	size_t need = n + (nl ? 1 : 0);
+
+	if (q->off) {
+		memmove(q->buf, q->buf + q->off, q->len - q->off);
+		q->len -= q->off;
+		q->off = 0;
+	}
+	if (q->len + need > max)
+		return -ENOBUFS;
+	if (!q->buf && !(q->buf = malloc(max)))
+		return -ENOMEM;
+	memcpy(q->buf + q->len, p, n);
+	if (nl)
+		q->buf[q->len + n] = nl;
+	q->len += need;
+	return 0;
+}
+
+int util_outq_flush(struct util_outq *q, int fd)
+{
+	while (q->off < q->len) {
+		ssize_t n = send(fd, q->buf + q->off, q->len - q->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		q->off += (size_t)n;
+	}
+	q->off = q->len = 0;
+	return 0;
+}
+
+void util_outq_free(struct util_outq *q)
+{
+	free(q->buf);
+	*q = (struct util_outq){ 0 };
+}
+
 /* path as a sockaddr_un; with *dirfd open (close it after bind or connect)
  * when the path is only reachable as /proc/self/fd/DIRFD/NAME. */
 static int util_unix_addr(const char *path, struct sockaddr_un *sun, int *dirfd)

@@ -36,6 +36,25 @@ char *util_trim(char *s);
  * peer has gone gives -EPIPE, not SIGPIPE. -errno. */
 MUST_CHECK int util_write_all(int fd, const void *buf, size_t len);
 
+/* What a server has for one client and the client has not taken yet, so
+ * that the server never waits on it: buf[off..len). Zeroed is empty. */
+struct util_outq {
+	char *buf;
+	size_t off, len;
+};
+/* Queues n bytes of p, and the byte nl after them unless it is 0: -ENOBUFS
+ * (nothing queued) where that would leave more than max bytes unsent,
+ * -ENOMEM. */
+MUST_CHECK int util_outq_put(struct util_outq *q, size_t max, const void *p, size_t n, char nl);
+/* Sends what fd takes now, without waiting: 0, or -errno once the peer is
+ * gone. */
+MUST_CHECK int util_outq_flush(struct util_outq *q, int fd);
+static inline size_t util_outq_pending(const struct util_outq *q)
+{
+	return q->len - q->off;
+}
+void util_outq_free(struct util_outq *q);
+
 /* Unix sockets at a path; a path too long for sun_path is reached through
  * its directory's descriptor. util_unix_listen returns the listening fd of
  * a socket that only its owner may open (mode 0600 whatever the umask). It
