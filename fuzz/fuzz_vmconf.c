@@ -4,6 +4,7 @@
  * store_format, parses again to the very same configuration. */
 #include "store.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,10 +13,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ASSERT(cond) do { if (!(cond)) __builtin_trap(); } while (0)
 
-/* Parses text with parse; if it is accepted, its vm.conf must be too, and
- * give back the same struct (both start zeroed, so padding compares). */
+/* Parses text with parse; if it is accepted, what store_format writes of it
+ * must be too, and give back the same struct (both start zeroed, so
+ * padding compares). A stored VM's configuration must also pass the
+ * store's own check; a running machine's (store_parse_machine) names its
+ * disks by path, which that check refuses for a VM's directory. */
 static void round_trip(int (*parse)(const char *, size_t, const char *, struct vmconfig *, char *, size_t),
-		       const char *text, size_t size, struct vmconfig *a, struct vmconfig *b)
+		       const char *text, size_t size, bool stored, struct vmconfig *a, struct vmconfig *b)
 {
 	char err[2048], err2[2048];
 	char *out;
@@ -25,7 +29,7 @@ static void round_trip(int (*parse)(const char *, size_t, const char *, struct v
 		ASSERT(err[0]);         /* a refusal always says why */
 		return;
 	}
-	ASSERT(store_validate(a, err, sizeof(err)) == 0);
+	ASSERT(!stored || store_validate(a, err, sizeof(err)) == 0);
 	out = store_format(a);
 	ASSERT(out);
 	if (parse(out, strlen(out), "vm.conf", b, err2, sizeof(err2)) != 0)
@@ -42,8 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	ASSERT(text && a && b);
 	memcpy(text, data, size);
-	round_trip(store_parse, text, size, a, b);
-	round_trip(store_parse_machine, text, size, a, b);
+	round_trip(store_parse, text, size, true, a, b);
+	round_trip(store_parse_machine, text, size, false, a, b);
 	free(text);
 	free(a);
 	free(b);
