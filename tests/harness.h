@@ -9,6 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <inttypes.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 struct harness {
 	jmp_buf out;
@@ -60,6 +65,43 @@ static inline void harness_remove_tree(const char *dir)
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static inline uint64_t harness_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* A client that never reads: sends msg over the non-blocking socket fd
+ * again and again until the server stops taking it for 300 ms (it is
+ * stuck, or the replies filled their queue) or hangs up (true: dropped),
+ * at most 10 s. *sent, where given, counts the bytes the server took. */
+static inline bool harness_flood(int fd, const char *msg, size_t len, size_t *sent)
+{
+	uint64_t t0 = harness_now_ns(), quiet_since = 0;
+
+	while (harness_now_ns() - t0 < 10000000000ULL) {
+		ssize_t n = send(fd, msg, len, MSG_NOSIGNAL);
+
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return true;
+		if (n > 0) {
+			if (sent)
+				*sent += (size_t)n;
+			quiet_since = 0;
+			continue;
+		}
+		CHECK(n < 0 && errno == EAGAIN);
+		if (!quiet_since)
+			quiet_since = harness_now_ns();
+		else if (harness_now_ns() - quiet_since > 300000000ULL)
+			return false;
+		usleep(1000);
+	}
+	return false;
 }
 
 #define HARNESS_END() ( \
