@@ -24,6 +24,8 @@ UNIT_TESTS := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(wildcard tests/unit/
 KVM_TESTS  := $(patsubst tests/kvm/%.c,$(B)/tests/kvm/%,$(wildcard tests/kvm/test_*.c))
 KVM_STATIC_TESTS := $(patsubst tests/kvm/%.c,$(B)/tests/kvm-static/%,$(wildcard tests/kvm/test_*.c))
 FUZZERS    := $(patsubst fuzz/%.c,$(B)/fuzz/%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(B)/fuzzobj/%.o)
+FUZZ_SAN   := -fsanitize=address,undefined
 
 .PHONY: all check check-long unit kvm e2e image demo fuzz fuzz-run fuzz-long bench clean deps install uninstall deb
 all: $(B)/nestvm
@@ -71,9 +73,15 @@ $(B)/tests/tiny-guest: tests/tiny-guest.c tests/kvm/payloads.S tests/fake_bzimag
 $(B)/tests/tiny-guest.bzImage: $(B)/tests/tiny-guest
 	$< $@
 
-$(B)/fuzz/%: fuzz/%.c $(LIB_SRCS)
+# The library is built once for every target, instrumented for coverage
+# (fuzzer-no-link); each target then only compiles its own file and links.
+$(B)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(CPPFLAGS) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRCS) $(LDLIBS)
+	clang $(CPPFLAGS) -std=gnu11 -g -O1 $(FUZZ_SAN),fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(B)/fuzz/%: fuzz/%.c $(FUZZ_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) -std=gnu11 -g -O1 $(FUZZ_SAN),fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
 deps:
 	scripts/install-deps
@@ -158,6 +166,6 @@ deb:
 		--buildinfo-file=$(DEB_DIR)/nestvm.buildinfo --changes-file=$(DEB_DIR)/nestvm.changes
 
 clean:
-	rm -rf $(B)/obj $(B)/san $(B)/tests $(B)/fuzz $(B)/nestvm $(B)/nestvm-static
+	rm -rf $(B)/obj $(B)/san $(B)/tests $(B)/fuzz $(B)/fuzzobj $(B)/nestvm $(B)/nestvm-static
 
--include $(shell find $(B)/obj $(B)/san $(B)/tests -name '*.d' 2>/dev/null)
+-include $(shell find $(B)/obj $(B)/san $(B)/fuzzobj $(B)/tests -name '*.d' 2>/dev/null)
