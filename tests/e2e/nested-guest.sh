@@ -8,9 +8,11 @@ nestvm run --kernel /image/vmlinuz --initrd /image/initrd.img --memory 256M \
 	--cmdline "console=ttyS0 panic=-1 quiet" >/tmp/nvm.out 2>&1 &
 pid=$!
 # This nestvm sandboxes itself too: its main thread's filter, no_new_privs
-# and capabilities once NestedVM is built (up to 120 s).
+# and capabilities once NestedVM is built (up to 120 s; no wait for one that
+# has exited, as it does where the host cannot run VMs).
 i=0
-while [ $i -lt 240 ] && ! grep -q '^Seccomp:.2' /proc/$pid/status 2>/dev/null; do
+while [ $i -lt 240 ] && ! grep -q '^Seccomp:.2' /proc/$pid/status 2>/dev/null &&
+	grep -q '^State:.[RSD]' /proc/$pid/status 2>/dev/null; do
 	sleep 0.5
 	i=$((i + 1))
 done
