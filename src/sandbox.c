@@ -48,7 +48,7 @@
 static const char *const sandbox_role_names[SANDBOX_ROLE_COUNT] = {
 	[SANDBOX_ROLE_MAIN] = "main", [SANDBOX_ROLE_VCPU] = "vcpu", [SANDBOX_ROLE_DEVICE] = "device",
 	[SANDBOX_ROLE_API] = "api", [SANDBOX_ROLE_CONSOLE] = "console", [SANDBOX_ROLE_SIGNAL] = "signal",
-	[SANDBOX_ROLE_FC_API] = "firecracker-api",
+	[SANDBOX_ROLE_FC_API] = "firecracker-api", [SANDBOX_ROLE_SWITCH] = "switch",
 };
 
 /* The process's one sandbox: filters, rules and names are per process. */
@@ -111,6 +111,19 @@ static const int sandbox_console[] = {
 	SCMP_SYS(renameat), SCMP_SYS(renameat2), SCMP_SYS(ftruncate),
 };
 
+/* A switch daemon, once its sockets and uplink are open: adapters and
+ * control clients come and go, frames pass, signals arrive on a signalfd;
+ * each adapter's spoofing is read from the store's VM configurations, and
+ * the log rotates within the switch's directory (Landlock keeps it to
+ * reading the store and writing that directory). */
+static const int sandbox_switch[] = {
+	SCMP_SYS(accept4), SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),
+	SCMP_SYS(shutdown), SCMP_SYS(getsockopt), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_wait),
+	SCMP_SYS(epoll_pwait), SCMP_SYS(openat), SCMP_SYS(open), SCMP_SYS(getdents64), SCMP_SYS(flock),
+	SCMP_SYS(statx), SCMP_SYS(stat), SCMP_SYS(rename), SCMP_SYS(renameat), SCMP_SYS(renameat2),
+	SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(dup2), SCMP_SYS(dup3),
+};
+
 /* The signal thread waits, then asks the VM to stop. */
 static const int sandbox_signal[] = { SCMP_SYS(rt_sigtimedwait) };
 
@@ -158,7 +171,7 @@ static int sandbox_role_lists(enum sandbox_role role, struct sandbox_list *l)
 {
 	const struct sandbox_list base = SANDBOX_LIST(sandbox_base), device = SANDBOX_LIST(sandbox_device), console = SANDBOX_LIST(sandbox_console),
 				  sig = SANDBOX_LIST(sandbox_signal), api = SANDBOX_LIST(sandbox_api),
-				  builder = SANDBOX_LIST(sandbox_builder);
+				  builder = SANDBOX_LIST(sandbox_builder), sw = SANDBOX_LIST(sandbox_switch);
 	int n = 0;
 
 	/* A vCPU needs no more than the base and KVM's ioctls (below): its
@@ -170,6 +183,7 @@ static int sandbox_role_lists(enum sandbox_role role, struct sandbox_list *l)
 	case SANDBOX_ROLE_CONSOLE: l[n++] = console; break;
 	case SANDBOX_ROLE_SIGNAL: l[n++] = sig; break;
 	case SANDBOX_ROLE_API: l[n++] = api; l[n++] = device; break;
+	case SANDBOX_ROLE_SWITCH: l[n++] = sw; break;
 	case SANDBOX_ROLE_MAIN:
 	case SANDBOX_ROLE_FC_API:
 		l[n++] = device; l[n++] = console; l[n++] = sig; l[n++] = api; l[n++] = builder;
@@ -190,7 +204,7 @@ static int sandbox_allow_ioctls(scmp_filter_ctx f, enum sandbox_role role)
 {
 	static const unsigned int device[] = { SANDBOX_IOC_KVM, SANDBOX_IOC_BLOCK, SANDBOX_IOC_TTY },
 				  api[] = { SANDBOX_IOC_KVM, SANDBOX_IOC_BLOCK, SANDBOX_IOC_TTY, SANDBOX_IOC_FS },
-				  kvm[] = { SANDBOX_IOC_KVM };
+				  kvm[] = { SANDBOX_IOC_KVM }, tty[] = { SANDBOX_IOC_TTY };
 	const unsigned int *t = kvm;
 	size_t n = 1;
 	int r;
@@ -201,6 +215,11 @@ static int sandbox_allow_ioctls(scmp_filter_ctx f, enum sandbox_role role)
 		return seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 0);
 	case SANDBOX_ROLE_SIGNAL:
 		return 0;
+	case SANDBOX_ROLE_SWITCH:
+		/* The C library asks whether a stream is a terminal (TCGETS)
+		 * when the log goes to one, or to /dev/null. */
+		t = tty, n = 1;
+		break;
 	case SANDBOX_ROLE_DEVICE:
 		t = device, n = sizeof(device) / sizeof(device[0]);
 		break;
@@ -432,6 +451,8 @@ static int sandbox_landlock_ruleset(const struct sandbox_config *cfg, int abi, c
 		}
 		if (p->access & SANDBOX_READ)
 			a |= LANDLOCK_ACCESS_FS_READ_FILE;
+		if ((p->access & SANDBOX_LIST) && S_ISDIR(st.st_mode))
+			a |= LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR;
 		if (p->access & SANDBOX_WRITE)
 			a |= LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE;
 		if ((p->access & SANDBOX_DEVICE) && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)))

@@ -27,6 +27,7 @@ enum sandbox_role {
 	SANDBOX_ROLE_CONSOLE,   /* the console's log, socket and terminal */
 	SANDBOX_ROLE_SIGNAL,    /* waits for SIGINT, SIGTERM, SIGHUP */
 	SANDBOX_ROLE_FC_API,    /* Firecracker's API: builds the VM from what it is told */
+	SANDBOX_ROLE_SWITCH,    /* a switch daemon's one thread: frames, ports, its log */
 	SANDBOX_ROLE_COUNT
 };
 
@@ -40,6 +41,7 @@ enum sandbox_access {
 	SANDBOX_WRITE = 2,      /* a file, written (and truncated) */
 	SANDBOX_TREE = 4,       /* a directory: everything beneath it, but executing */
 	SANDBOX_DEVICE = 8,     /* a device node: ioctls on it too (/dev/kvm, /dev/net/tun) */
+	SANDBOX_LIST = 16,      /* a directory: its files read and its directories listed, beneath it */
 };
 struct sandbox_path {
 	const char *path;

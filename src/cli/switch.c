@@ -25,6 +25,7 @@ struct switch_opts {
 	unsigned int max_ports, max_addresses, max_port_addresses, aging, frame_max;
 	int unlisted_spoofing;          /* 0: on, 1: off */
 	bool foreground;
+	bool no_seccomp;
 	bool json;
 	bool force;
 };
@@ -57,6 +58,8 @@ static const struct opt new_table[] = {
 	       "drop longer frames (default 9216)", 64, SWITCH_FRAME_LIMIT, NULL),
 	SW_OPT("foreground", 0, OPT_FLAG, foreground, NULL,
 	       "run the switch in this process, logging to stderr, until SIGTERM", 0, 0, NULL),
+	SW_OPT("no-seccomp", 0, OPT_FLAG, no_seccomp, NULL,
+	       "run the daemon without its seccomp filter, for debugging (kept in switch.conf)", 0, 0, NULL),
 	SW_STORE,
 	{ 0 },
 };
@@ -64,6 +67,8 @@ static const struct opt new_table[] = {
 static const struct opt start_table[] = {
 	SW_OPT("foreground", 0, OPT_FLAG, foreground, NULL,
 	       "run the switch in this process, logging to stderr, until SIGTERM", 0, 0, NULL),
+	SW_OPT("no-seccomp", 0, OPT_FLAG, no_seccomp, NULL,
+	       "this time, run the daemon without its seccomp filter, for debugging", 0, 0, NULL),
 	SW_STORE,
 	{ 0 },
 };
@@ -202,6 +207,7 @@ static int switch_new(const char *name, const struct switch_opts *o)
 	c.fdb_max = o->max_addresses;
 	c.port_fdb_max = o->max_port_addresses;
 	c.unlisted_spoofing_off = o->unlisted_spoofing == 1;
+	c.no_seccomp = o->no_seccomp;
 	c.aging_s = o->aging;
 	c.frame_max = o->frame_max;
 
@@ -212,7 +218,7 @@ static int switch_new(const char *name, const struct switch_opts *o)
 		cli_error("switch '%s': creating %s: %s", name, root, strerror(-r));
 		return 1;
 	}
-	if (mkdir(c.dir, 0755) < 0) {
+	if (mkdir(c.dir, 0700) < 0) {
 		if (errno == EEXIST)
 			cli_error("switch '%s' already exists (%s; see 'nestvm switch show %s')", name,
 				  switchd_alive(c.dir) ? "running" : "stopped", name);
@@ -252,6 +258,8 @@ static int switch_start(const char *name, const struct switch_opts *o)
 		cli_error("switch '%s': %s", name, err);
 		return 1;
 	}
+	if (o->no_seccomp)
+		c.no_seccomp = true;
 	return switch_launch(&c, o->foreground) < 0 ? 1 : 0;
 }
 

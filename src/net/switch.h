@@ -165,6 +165,7 @@ struct switchd_config {
 	unsigned int frame_max;
 	unsigned int port_fdb_max;              /* learned addresses per adapter; 0: the default */
 	bool unlisted_spoofing_off;             /* unlisted-spoofing = off, see switchd_spoofing_allowed */
+	bool no_seccomp;                        /* no-seccomp = on: the daemon runs without its filter */
 };
 
 /* A switch's name: vmconfig_check_name's rule. 0, or -EINVAL with err. */
@@ -178,7 +179,8 @@ MUST_CHECK int switchd_path(const char *store, const char *name, const char *fil
 			    char *buf, size_t len);
 
 /* switch.conf: "key = value" lines (uplink-tap, uplink-if, max-ports,
- * max-addresses, max-port-addresses, aging, frame-max, unlisted-spoofing).
+ * max-addresses, max-port-addresses, aging, frame-max, unlisted-spoofing,
+ * no-seccomp).
  * Parsing is pure; err says FILE:LINE. */
 MUST_CHECK int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 				    char *err, size_t errlen);

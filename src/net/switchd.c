@@ -7,6 +7,7 @@
 #include "net/switch.h"
 #include "net/backend.h"
 #include "json.h"
+#include "sandbox.h"
 #include "store.h"
 
 #include <arpa/inet.h>
@@ -101,6 +102,7 @@ struct switchd {
 	uint16_t *out;
 	uint64_t now, started;
 	bool stopping;
+	char sandbox[200];              /* what sandbox_describe says, for show */
 };
 
 static uint64_t sd_now(void)
@@ -292,12 +294,15 @@ int switchd_config_parse(const char *text, size_t len, struct switchd_config *c,
 			snprintf(dst, SWITCHD_IFNAME_MAX, "%s", val);
 			continue;
 		}
-		if (!strcmp(key, "unlisted-spoofing")) {
+		if (!strcmp(key, "unlisted-spoofing") || !strcmp(key, "no-seccomp")) {
 			if (strcmp(val, "on") && strcmp(val, "off")) {
-				snprintf(err, errlen, "%s:%u: unlisted-spoofing must be on or off", SWITCHD_CONF, lineno);
+				snprintf(err, errlen, "%s:%u: %s must be on or off", SWITCHD_CONF, lineno, key);
 				return -EINVAL;
 			}
-			c->unlisted_spoofing_off = !strcmp(val, "off");
+			if (key[0] == 'u')
+				c->unlisted_spoofing_off = !strcmp(val, "off");
+			else
+				c->no_seccomp = !strcmp(val, "on");
 			continue;
 		}
 		for (size_t i = 0; i < ARRAY_SIZE(nums) && !done; i++) {
@@ -335,7 +340,7 @@ int switchd_config_save(const struct switchd_config *c, char *err, size_t errlen
 		     "# nestvm switch '%s'\n"
 		     "uplink-tap = %s\nuplink-if = %s\n"
 		     "max-ports = %u\nmax-addresses = %u\nmax-port-addresses = %u\naging = %u\nframe-max = %u\n"
-		     "unlisted-spoofing = %s\n",
+		     "unlisted-spoofing = %s\nno-seccomp = %s\n",
 		     c->name, c->uplink_tap, c->uplink_if,
 		     c->max_ports ? c->max_ports : SWITCH_DEFAULT_PORTS,
 		     c->fdb_max ? c->fdb_max : SWITCH_DEFAULT_FDB,
@@ -343,7 +348,7 @@ int switchd_config_save(const struct switchd_config *c, char *err, size_t errlen
 				     : MIN(SWITCH_DEFAULT_PORT_FDB, c->fdb_max ? c->fdb_max : SWITCH_DEFAULT_FDB),
 		     c->aging_s ? c->aging_s : SWITCH_DEFAULT_AGING,
 		     c->frame_max ? c->frame_max : SWITCH_DEFAULT_FRAME_MAX,
-		     c->unlisted_spoofing_off ? "off" : "on");
+		     c->unlisted_spoofing_off ? "off" : "on", c->no_seccomp ? "on" : "off");
 	r = store_write_atomic(c->dir, SWITCHD_CONF, text, (size_t)n);
 	if (r < 0)
 		snprintf(err, errlen, "%s/%s: %s", c->dir, SWITCHD_CONF, strerror(-r));
@@ -750,6 +755,7 @@ static void sd_show_json(struct switchd *d, struct json *j)
 	json_object_begin(j);
 	json_kv_string(j, "name", cfg->name);
 	json_kv_int(j, "pid", getpid());
+	json_kv_string(j, "sandbox", d->sandbox);
 	json_key(j, "uplink");
 	if (cfg->uplink_tap[0] || cfg->uplink_if[0]) {
 		json_object_begin(j);
@@ -833,6 +839,7 @@ static void sd_show_text(struct switchd *d, FILE *f)
 		fprintf(f, "interface %s\n", cfg->uplink_if);
 	else
 		fprintf(f, "none (internal)\n");
+	fprintf(f, "Sandbox: %s\n", d->sandbox);
 	fprintf(f, "\nPorts (%u of %u):\n", d->sw->nports, d->sw->cfg.max_ports);
 	fprintf(f, "  %-4s %-24s %-17s %-5s %10s %10s %10s %10s %10s\n", "PORT", "NAME", "MAC",
 		"SPOOF", "RX", "TX", "DROP-SPOOF", "DROP-OTHER", "TX-DROP");
@@ -1109,7 +1116,7 @@ static int sd_lock(struct switchd *d, char *err, size_t errlen)
 	char path[SWITCHD_PATH_MAX + 32];
 
 	snprintf(path, sizeof(path), "%s/%s", d->cfg->dir, SWITCHD_LOCK);
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (d->lock_fd < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -errno;
@@ -1129,7 +1136,7 @@ static void sd_write_pid(struct switchd *d)
 	int fd, n;
 
 	snprintf(path, sizeof(path), "%s/%s", d->cfg->dir, SWITCHD_PID);
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
@@ -1153,7 +1160,7 @@ static void sd_rotate_log(struct switchd *d)
 	snprintf(old, sizeof(old), "%s.old", log);
 	if (rename(log, old) < 0)
 		return;
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		dup2(fd, STDERR_FILENO);
 		close(fd);
@@ -1206,6 +1213,34 @@ static void sd_dispatch(struct switchd *d, struct sd_conn *c, uint32_t events)
 	case SD_DEAD:
 		break;
 	}
+}
+
+/* Everything the daemon opens from here on is in its own directory (the
+ * log's rotation, its sockets and pid file at the end) or read from the
+ * store (the VMs' configurations and locks, for their adapters' spoofing):
+ * its filter, no capabilities (the uplink is open already) and Landlock
+ * hold it to that. */
+static int sd_sandbox(struct switchd *d, char *err, size_t errlen)
+{
+	const struct switchd_config *cfg = d->cfg;
+	struct sandbox_path paths[2];
+	struct sandbox_config sc = { .seccomp = !cfg->no_seccomp, .landlock = true, .paths = paths };
+	struct sandbox_info info;
+	char why[300];
+	int r;
+
+	paths[sc.npaths++] = (struct sandbox_path){ cfg->dir, SANDBOX_TREE };
+	if (d->store[0])
+		paths[sc.npaths++] = (struct sandbox_path){ d->store, SANDBOX_LIST };
+	r = sandbox_setup(&sc, why, sizeof(why));
+	if (r < 0) {
+		snprintf(err, errlen, "%s (switch.conf: no-seccomp = on goes without the filter)", why);
+		return r;
+	}
+	sandbox_enter(SANDBOX_ROLE_SWITCH);
+	sandbox_info(&info);
+	sandbox_describe(&info, d->sandbox, sizeof(d->sandbox));
+	return 0;
 }
 
 static void sd_cleanup(struct switchd *d)
@@ -1306,6 +1341,9 @@ int switchd_run(const struct switchd_config *cfg, int ready_fd)
 	if (r < 0)
 		goto out;
 	sd_write_pid(&d);
+	r = sd_sandbox(&d, err, sizeof(err));
+	if (r < 0)
+		goto out;
 	sd_log("switch '%s' up in %s: %u ports, %u addresses, aging %llus, frames up to %u bytes%s%s",
 	       cfg->name, cfg->dir, d.sw->cfg.max_ports, d.sw->cfg.fdb_max,
 	       (unsigned long long)d.sw->cfg.aging, d.sw->cfg.frame_max,
@@ -1374,7 +1412,7 @@ static int sd_daemonize(const struct switchd_config *c, int ready)
 		dup2(fd, STDOUT_FILENO);
 		close(fd);
 	}
-	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		dup2(fd, STDERR_FILENO);
 		close(fd);
@@ -1387,7 +1425,7 @@ static int sd_daemonize(const struct switchd_config *c, int ready)
 		signal(s, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	umask(022);
+	umask(077);
 	if (chdir("/") < 0)
 		return -errno;
 	return 3;

@@ -227,6 +227,24 @@ static void test_signal(void)
 	check_killed(&c, "signal", "socket");
 }
 
+/* A switch daemon: its store and directory, never a new socket or a
+ * device's ioctl. */
+static void test_switch(void)
+{
+	struct child c;
+
+	child_run(&filters_only, SANDBOX_ROLE_SWITCH, do_socket_unix, NULL, &c);
+	check_killed(&c, "switch", "socket");
+	child_run(&filters_only, SANDBOX_ROLE_SWITCH, do_execve, NULL, &c);
+	check_killed(&c, "switch", "execve");
+	child_run(&filters_only, SANDBOX_ROLE_SWITCH, do_kvm_ioctl, NULL, &c);
+	check_killed(&c, "switch", "ioctl");
+	child_run(&filters_only, SANDBOX_ROLE_SWITCH, do_open, NULL, &c);
+	check_passed(&c, "the switch's open (a VM's configuration)");
+	child_run(&filters_only, SANDBOX_ROLE_SWITCH, do_write, NULL, &c);
+	check_passed(&c, "the switch's write");
+}
+
 static void test_main(void)
 {
 	struct child c;
@@ -399,6 +417,7 @@ int main(void)
 	RUN(test_api);
 	RUN(test_console);
 	RUN(test_signal);
+	RUN(test_switch);
 	RUN(test_main);
 	RUN(test_thread);
 	RUN(test_not_set_up);

@@ -7,6 +7,7 @@
 #include "other_user.h"
 #include "net/backend.h"
 #include "net/switch.h"
+#include "sandbox.h"
 #include "store.h"
 #include "vmconfig.h"
 
@@ -680,6 +681,7 @@ static void test_spoofing_comes_from_the_vm_configuration(void)
 
 static struct switchd_config dcfg;
 static pid_t daemon_pid;
+static bool daemon_no_seccomp;
 
 static void daemon_start(const char *name, bool unlisted_off)
 {
@@ -693,6 +695,7 @@ static void daemon_start(const char *name, bool unlisted_off)
 	snprintf(dcfg.dir, sizeof(dcfg.dir), "%s/switches/%s", store, name);
 	CHECK(mkdir(dcfg.dir, 0700) == 0 || errno == EEXIST);
 	dcfg.unlisted_spoofing_off = unlisted_off;
+	dcfg.no_seccomp = daemon_no_seccomp;
 	CHECK_EQ(switchd_config_save(&dcfg, err, sizeof(err)), 0);
 	CHECK_EQ(pipe(p), 0);
 	fflush(NULL);
@@ -871,6 +874,121 @@ static void test_daemon_refuses_other_users(void)
 	daemon_stop();
 }
 
+/* A /proc/PID/status line's value ("Seccomp" gives "2"), or "" */
+static void proc_status(pid_t pid, const char *key, char *val, size_t len)
+{
+	char path[64], line[256];
+	size_t k = strlen(key);
+	FILE *f;
+
+	val[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, k) && line[k] == ':') {
+			snprintf(val, len, "%s", line + k + 1 + strspn(line + k + 1, " \t"));
+			val[strcspn(val, "\n")] = '\0';
+			break;
+		}
+	fclose(f);
+}
+
+static void check_show_sandbox(const char *want)
+{
+	char *reply = NULL, err[256];
+
+	if (switchd_request(dcfg.dir, "show json", &reply, err, sizeof(err)) < 0)
+		FAILF("show: %s", err);
+	if (!strstr(reply, want))
+		FAILF("show says '%s', not '%s'", reply, want);
+	free(reply);
+}
+
+/* The daemon sandboxes itself once its sockets are open: a filter, no
+ * capabilities, no_new_privs; no-seccomp = on leaves the filter off only.
+ * It still answers, takes adapters and reads the store under it. */
+static void test_daemon_sandboxed(void)
+{
+	char v[64];
+	int a = -1;
+
+	daemon_start("boxed", false);
+	proc_status(daemon_pid, "Seccomp", v, sizeof(v));
+	CHECK_STR(v, "2");
+	proc_status(daemon_pid, "NoNewPrivs", v, sizeof(v));
+	CHECK_STR(v, "1");
+	proc_status(daemon_pid, "CapEff", v, sizeof(v));
+	CHECK_STR(v, "0000000000000000");
+	check_show_sandbox("\"sandbox\": \"seccomp filters on, no capabilities, Landlock ");
+	CHECK_EQ(hello(MAC_A, false, &a), 0);
+	/* What it made in its directory is its owner's alone. */
+	for (const char *const *f = (const char *const[]){ "lock", "switchd.pid", NULL }; *f; f++) {
+		char path[sizeof(dcfg.dir) + 16];
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/%s", dcfg.dir, *f);
+		CHECK_EQ(stat(path, &st), 0);
+		CHECK_EQ(st.st_mode & 0777, 0600);
+	}
+	close(a);
+	daemon_stop();
+
+	daemon_no_seccomp = true;
+	daemon_start("boxed", false);
+	daemon_no_seccomp = false;
+	proc_status(daemon_pid, "Seccomp", v, sizeof(v));
+	CHECK_STR(v, "0");
+	proc_status(daemon_pid, "NoNewPrivs", v, sizeof(v));
+	CHECK_STR(v, "1");
+	check_show_sandbox("seccomp filters off (--no-seccomp)");
+	daemon_stop();
+}
+
+/* A forbidden call in the daemon ends it, saying so in its log. */
+static void test_daemon_forbidden_call_kills(void)
+{
+	char log[sizeof(dcfg.dir) + 16], err[256], text[4096] = "";
+	int fd, status = 0;
+	ssize_t n;
+	pid_t pid;
+
+	memset(&dcfg, 0, sizeof(dcfg));
+	snprintf(dcfg.dir, sizeof(dcfg.dir), "%s/switches/probed", store);
+	snprintf(dcfg.name, sizeof(dcfg.name), "probed");
+	CHECK(mkdir(dcfg.dir, 0700) == 0 || errno == EEXIST);
+	CHECK_EQ(switchd_config_save(&dcfg, err, sizeof(err)), 0);
+	snprintf(log, sizeof(log), "%s/probe.log", dcfg.dir);
+	fflush(NULL);
+	pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0)
+			_exit(2);
+		setenv(SANDBOX_PROBE_ENV, "switch", 1);
+		_exit(switchd_run(&dcfg, -1) < 0 ? 1 : 0);
+	}
+	/* A daemon the filter let through would run on: 10 s, then it fails. */
+	for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+		usleep(10000);
+	if (kill(pid, 0) == 0 && waitpid(pid, &status, WNOHANG) == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		FAILF("the daemon ran on past its forbidden call");
+	}
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), SANDBOX_EXIT_STATUS);
+	fd = open(log, O_RDONLY);
+	CHECK(fd >= 0);
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	CHECK(n > 0);
+	if (!strstr(text, "nestvm: sandbox: thread switch made forbidden system call umount2"))
+		FAILF("the daemon's log says '%.300s'", text);
+}
+
 int main(void)
 {
 	RUN(test_create_rejects_bad_limits);
@@ -900,6 +1018,9 @@ int main(void)
 	daemon_stop();
 	RUN(test_daemon_refuses_other_users);
 	daemon_stop();
+	RUN(test_daemon_sandboxed);
+	daemon_stop();
+	RUN(test_daemon_forbidden_call_kills);
 	harness_remove_tree(store);
 	switch_destroy(sw);
 	return HARNESS_END();
