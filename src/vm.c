@@ -10,6 +10,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -297,6 +298,18 @@ static int vm_build_virtio(struct vm *vm)
 			.path = n->switch_sock, .tap = n->tap, .fd = -1,
 			.mac_spoofing = n->mac_spoofing, .label = n->label,
 		};
+		/* A TAP device the caller holds open outlives this machine: a
+		 * reboot's next one takes it again without the privilege that
+		 * creating it took. */
+		if (n->tap && n->tap_held) {
+			no.backend.tap_open = true;
+			no.backend.fd = fcntl(n->tap_fd, F_DUPFD_CLOEXEC, 0);
+			if (no.backend.fd < 0) {
+				r = -errno;
+				vm_errf(vm, "network adapter %u: TAP device '%s': %s", i, n->tap, strerror(errno));
+				return r;
+			}
+		}
 		memcpy(no.backend.mac, n->mac, sizeof(n->mac));
 		r = virtio_net_create(&dev, &no, err, sizeof(err));
 		if (r < 0) {

@@ -29,6 +29,8 @@ struct vm_disk {
 struct vm_nic {
 	const char *switch_sock;        /* or NULL */
 	const char *tap;                /* or NULL */
+	bool tap_held;                  /* tap is open already, as tap_fd: each machine takes a dup */
+	int tap_fd;
 	uint8_t mac[6];
 	bool mac_spoofing;
 	const char *label;              /* how the switch names the port */

@@ -81,6 +81,7 @@ struct vmm {
 	/* Taking a migrating VM: answer on this fd; write its disks. */
 	int incoming_fd;
 	int disk_fd[VMCONFIG_MAX_DISKS];
+	int tap_fd[VMCONFIG_MAX_NICS];  /* each TAP adapter's device, held for every machine */
 
 	/* Migrating out. */
 	pthread_t mig_thread;
@@ -129,7 +130,15 @@ static int vmm_devices(struct vmm *v, char *err, size_t errlen)
 			snprintf(label, sizeof(label), "run-%d/net%u", (int)getpid(), i);
 		memcpy(v->nic_labels[i], label, sizeof(label));
 		if (c->tap[0]) {
+			/* Opened once, here, while the VMM may still create the
+			 * device: once sandboxed it could not again, and a TAP
+			 * nestvm created vanishes with its last descriptor. */
 			n->tap = c->tap;
+			r = net_tap_open(c->tap, err, errlen);
+			if (r < 0)
+				return r;
+			v->tap_fd[i] = n->tap_fd = r;
+			n->tap_held = true;
 			continue;
 		}
 		r = switchd_path(v->opt.store, c->sw, SWITCHD_PORTS_SOCK, v->nic_socks[i], sizeof(v->nic_socks[i]));
@@ -156,6 +165,8 @@ int vmm_create(struct vmm **out, const struct vmconfig *cfg, const struct vmm_op
 	v->run_lock = v->log_fd = v->ready_fd = v->restore_fd = v->incoming_fd = -1;
 	for (unsigned int i = 0; i < VMCONFIG_MAX_DISKS; i++)
 		v->disk_fd[i] = -1;
+	for (unsigned int i = 0; i < VMCONFIG_MAX_NICS; i++)
+		v->tap_fd[i] = -1;
 	v->com1_fd = STDOUT_FILENO;
 	v->kernel = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
 	v->initrd = (struct boot_blob)BOOT_BLOB_MEM(NULL, 0);
@@ -866,6 +877,9 @@ void vmm_destroy(struct vmm *v)
 		pthread_join(v->sig_thread, NULL);
 	}
 	free(v->vm);
+	for (unsigned int i = 0; i < VMCONFIG_MAX_NICS; i++)
+		if (v->tap_fd[i] >= 0)
+			close(v->tap_fd[i]);
 	if (v->kernel.fd >= 0)
 		close(v->kernel.fd);
 	if (v->initrd.fd >= 0)

@@ -184,6 +184,8 @@ int net_backend_open(struct net_backend *be, const struct net_backend_opts *o, c
 		snprintf(be->path, sizeof(be->path), "%s", o->path);
 		return switch_connect(be, err, errlen);
 	case NET_BACKEND_TAP:
+		if (o->tap_open)
+			be->fd = o->fd;
 		be->overflow = malloc(NET_FRAME_MAX + 1);
 		be->scratch = calloc(NET_BACKEND_MAX_IOV + 2, sizeof(*be->scratch));
 		if (!be->overflow || !be->scratch) {
@@ -191,7 +193,12 @@ int net_backend_open(struct net_backend *be, const struct net_backend_opts *o, c
 			snprintf(err, errlen, "out of memory");
 			return -ENOMEM;
 		}
-		r = net_tap_open(o->tap, err, errlen);
+		if (o->tap_open && o->fd < 0) {
+			snprintf(err, errlen, "TAP device '%s': no descriptor", o->tap ? o->tap : "");
+			net_backend_close(be);
+			return -EBADF;
+		}
+		r = o->tap_open ? o->fd : net_tap_open(o->tap, err, errlen);
 		if (r < 0) {
 			net_backend_close(be);
 			return r;

@@ -56,6 +56,7 @@ struct net_backend_opts {
 	const char *path;
 	const char *tap;
 	int fd;                         /* taken over by net_backend_open, even on failure */
+	bool tap_open;                  /* TAP: fd is the device, open already (net_tap_open) */
 	uint8_t mac[NET_MAC_LEN];       /* the adapter's address */
 	bool mac_spoofing;              /* may it send frames from other addresses? */
 	const char *label;              /* NULL: the MAC */

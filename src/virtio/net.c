@@ -380,7 +380,7 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 	*out = NULL;
 	if (qsize < 16 || qsize > NET_MAX_QUEUE || (qsize & (qsize - 1)) || (mac[0] & 1) ||
 	    !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5])) {
-		if (o->backend.kind == NET_BACKEND_FD && o->backend.fd >= 0)
+		if ((o->backend.kind == NET_BACKEND_FD || o->backend.tap_open) && o->backend.fd >= 0)
 			close(o->backend.fd);
 		if (qsize < 16 || qsize > NET_MAX_QUEUE || (qsize & (qsize - 1)))
 			snprintf(err, errlen, "queue size %u is not a power of two from 16 to %u",
@@ -393,7 +393,7 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 	}
 	n = calloc(1, sizeof(*n));
 	if (!n) {
-		if (o->backend.kind == NET_BACKEND_FD && o->backend.fd >= 0)
+		if ((o->backend.kind == NET_BACKEND_FD || o->backend.tap_open) && o->backend.fd >= 0)
 			close(o->backend.fd);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
@@ -402,7 +402,7 @@ int virtio_net_create(struct virtio_dev **out, const struct virtio_net_opts *o, 
 	memcpy(n->mac, mac, NET_MAC_LEN);
 	r = virtio_poller_init(&n->worker);
 	if (r < 0) {
-		if (o->backend.kind == NET_BACKEND_FD && o->backend.fd >= 0)
+		if ((o->backend.kind == NET_BACKEND_FD || o->backend.tap_open) && o->backend.fd >= 0)
 			close(o->backend.fd);
 		goto err_msg;
 	}
