@@ -92,6 +92,8 @@ static const struct opt set_table[] = {
 	   "let the guest send frames from other MAC addresses (nested guests need it)", 0, 0, NULL),
 	VO("autostart", 0, OPT_ONOFF, cfg.autostart, "on|off",
 	   "start the VM with the host (nestvm autostart start, the nestvm.service unit)", 0, 0, NULL),
+	VO("no-seccomp", 0, OPT_ONOFF, cfg.no_seccomp, "on|off",
+	   "on: its VMM runs without system-call filters, for debugging (from its next start)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -459,7 +461,7 @@ static int vm_set(struct vm_ctx *c)
 		if (opts_given(set_table, c->given, set_needs_off[i]))
 			needs_off = set_needs_off[i];
 	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing") &&
-	    !opts_given(set_table, c->given, "autostart")) {
+	    !opts_given(set_table, c->given, "autostart") && !opts_given(set_table, c->given, "no-seccomp")) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
 		return EXIT_USAGE;
 	}

@@ -272,6 +272,13 @@ static void test_autostart_setting(void)
 	CHECK_EQ(store_load(root, "auto", &vm, e, sizeof(e)), 0);
 	CHECK(!vm.autostart);
 	expect_parse_error(BASE "autostart = sometimes\n", "vm.conf:5: autostart 'sometimes': must be on or off");
+	/* The sandbox's filters, off for debugging and on again. */
+	CHECK_EQ(VM("set", "auto", "--store", root, "--no-seccomp", "on"), 0);
+	CHECK_EQ(store_load(root, "auto", &vm, e, sizeof(e)), 0);
+	CHECK(vm.no_seccomp);
+	CHECK_EQ(VM("set", "auto", "--store", root, "--no-seccomp", "off"), 0);
+	CHECK_EQ(store_load(root, "auto", &vm, e, sizeof(e)), 0);
+	CHECK(!vm.no_seccomp);
 	CHECK_EQ(VM("remove", "auto", "--store", root, "--yes"), 0);
 }
 
