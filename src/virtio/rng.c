@@ -1,6 +1,8 @@
 /* virtio-rng (virtio 1.2, 5.4): fills the guest's writable buffers from
- * getrandom(). Served on the kicking vCPU: the kernel pool never blocks once
- * the host has booted, and each request is capped. */
+ * getrandom(). Served on the kicking vCPU, so never waiting: each request is
+ * capped, and a host whose pool is not yet ready (early in its boot) gets
+ * GRND_NONBLOCK's EAGAIN, and the guest what was there, perhaps nothing; its
+ * driver asks again. */
 #include "virtio/virtio.h"
 
 #include <errno.h>
@@ -27,7 +29,7 @@ static uint32_t rng_fill(const struct virtq_elem *e)
 		size_t got = 0;
 
 		while (got < want) {
-			ssize_t r = getrandom((uint8_t *)v->iov_base + got, want - got, 0);
+			ssize_t r = getrandom((uint8_t *)v->iov_base + got, want - got, GRND_NONBLOCK);
 
 			if (r < 0) {
 				if (errno == EINTR)
