@@ -140,7 +140,8 @@ case_migrate_nested() {
 		--initrd /tmp/nh.img --cmdline "console=ttyS0 panic=-1 quiet loglevel=5 nestvm.script=/e2e/counter-host.sh" ||
 		return
 	m_expect migrate_nested 0 "$SRC" vm start NestedHost || return
-	wait_count_in "$SRC" NestedHost nestedvm-count 4 || { fail migrate_nested "NestedVM did not count to 4"; return; }
+	wait_count_in "$SRC" NestedHost nestedvm-count 4 ||
+		{ tail -n 15 "$SRC/NestedHost/console.log" >>"$out"; fail migrate_nested "NestedVM did not count to 4"; return; }
 	receive NestedHost unix:/tmp/mig.sock
 	m_expect migrate_nested 0 "$SRC" vm migrate NestedHost --to unix:/tmp/mig.sock || return
 	receive_done 0 || { fail migrate_nested "nestvm vm receive did not take NestedHost"; return; }
