@@ -380,6 +380,8 @@ static int vm_build_acpi(struct vm *vm)
 		.slp_typ_s5 = LAYOUT_ACPI_SLP_TYP_S5,
 		.com1_port = LAYOUT_COM1_PORT,
 		.com1_irq = LAYOUT_COM1_IRQ,
+		.i8042_port = LAYOUT_I8042_PORT,
+		.i8042_irq = LAYOUT_I8042_IRQ,
 		.mmio = vm->acpi_mmio,
 		.nmmio = vm->nvirtio,
 	};

@@ -3,7 +3,8 @@
  * (command 0xfe) that "reboot=k" sends, a keyboard that answers its driver's
  * probe, and Ctrl-Alt-Del typed from the host (scan code set 2), which a
  * Linux guest takes as a reboot. There is no mouse: the aux port never
- * answers, so the guest's driver gives up on it. */
+ * answers, so a driver that probes it gives up on it, after its timeouts;
+ * the DSDT declares the keyboard alone, which tells Linux not to probe. */
 #include "devices/devices.h"
 
 #include <errno.h>
@@ -12,6 +13,7 @@
 #define I8042_STS_OBF   0x01
 #define I8042_STS_SYS   0x04
 #define I8042_STS_CMD   0x08
+#define I8042_STS_UNLOCKED 0x10         /* the keyboard is not inhibited */
 
 #define I8042_CTR_KBDINT 0x01
 
@@ -113,7 +115,7 @@ void i8042_io(void *opaque, uint64_t offset, void *data, uint32_t len, bool is_w
 	if (offset == 4 && is_write) {          /* command port 0x64 */
 		i8042_command(k, *v);
 	} else if (offset == 4) {
-		*v = I8042_STS_SYS | (k->count ? I8042_STS_OBF : 0) | (k->cmd ? I8042_STS_CMD : 0);
+		*v = I8042_STS_SYS | I8042_STS_UNLOCKED | (k->count ? I8042_STS_OBF : 0) | (k->cmd ? I8042_STS_CMD : 0);
 	} else if (offset == 0 && is_write) {   /* data port 0x60 */
 		i8042_data(k, *v);
 	} else if (offset == 0) {

@@ -48,6 +48,8 @@ static struct acpi_config base_config(void)
 		.slp_typ_s5 = LAYOUT_ACPI_SLP_TYP_S5,
 		.com1_port = LAYOUT_COM1_PORT,
 		.com1_irq = LAYOUT_COM1_IRQ,
+		.i8042_port = LAYOUT_I8042_PORT,
+		.i8042_irq = LAYOUT_I8042_IRQ,
 		.mmio = two_virtio,
 		.nmmio = 2,
 	};
@@ -575,6 +577,12 @@ static void test_dsdt_decoded(void)
 		0x22, 0x10, 0x00,                                /* IRQNoFlags(){4} */
 		0x79, 0x00,
 	};
+	static const uint8_t ps2k_crs[] = {
+		0x47, 0x01, 0x60, 0x00, 0x60, 0x00, 0x01, 0x01,  /* IO(Decode16, 0x60, 0x60, 1, 1) */
+		0x47, 0x01, 0x64, 0x00, 0x64, 0x00, 0x01, 0x01,  /* IO(Decode16, 0x64, 0x64, 1, 1) */
+		0x22, 0x02, 0x00,                                /* IRQNoFlags(){1} */
+		0x79, 0x00,
+	};
 	static const uint8_t vr01_crs[] = {
 		0x86, 0x09, 0x00, 0x01, 0x00, 0x10, 0x00, 0xd0, 0x00, 0x02, 0x00, 0x00,
 		0x89, 0x06, 0x00, 0x01, 0x01, 0x11, 0x00, 0x00, 0x00,
@@ -601,6 +609,14 @@ static void test_dsdt_decoded(void)
 	CHECK_EQ(o->len, sizeof(com1_crs));
 	CHECK(!memcmp(o->data, com1_crs, sizeof(com1_crs)));
 
+	/* The keyboard controller: a keyboard, and no PNP0F13 mouse. */
+	get("\\_SB_.PS2K", OBJ_DEVICE);
+	CHECK_EQ(get("\\_SB_.PS2K._HID", OBJ_INT)->ival, 0x0303d041);  /* EISAID("PNP0303") */
+	CHECK_EQ(get("\\_SB_.PS2K._STA", OBJ_INT)->ival, 0x0f);
+	o = get("\\_SB_.PS2K._CRS", OBJ_BUF);
+	CHECK_EQ(o->len, sizeof(ps2k_crs));
+	CHECK(!memcmp(o->data, ps2k_crs, sizeof(ps2k_crs)));
+
 	get("\\_SB_.VR00", OBJ_DEVICE);
 	CHECK_STR(get("\\_SB_.VR00._HID", OBJ_STR)->str, "LNRO0005");
 	CHECK_EQ(get("\\_SB_.VR00._UID", OBJ_INT)->ival, 0);
@@ -618,6 +634,7 @@ static void test_dsdt_no_devices(void)
 	const struct aml_obj *sb;
 
 	cfg.com1_port = 0;
+	cfg.i8042_port = 0;
 	cfg.nmmio = 0;
 	cfg.mmio = NULL;
 	decode_dsdt(build(&cfg));
@@ -699,11 +716,12 @@ static void test_pkglen_boundaries(void)
 	for (size_t e = 0; e < sizeof(edges) / sizeof(edges[0]); e++) {
 		int found = 0;
 
-		for (unsigned int k = 0; k < 2 * (NMMIO_MAX + 1) && !found; k++) {
-			unsigned int n = k / 2;
+		for (unsigned int k = 0; k < 4 * (NMMIO_MAX + 1) && !found; k++) {
+			unsigned int n = k / 4;
 			size_t lo, hi, need;
 
-			cfg.com1_port = k % 2 ? LAYOUT_COM1_PORT : 0;
+			cfg.com1_port = k & 1 ? LAYOUT_COM1_PORT : 0;
+			cfg.i8042_port = k & 2 ? LAYOUT_I8042_PORT : 0;
 
 			for (unsigned int i = 0; i < n; i++)
 				len[i] = 1;

@@ -505,6 +505,23 @@ static int acpi_dsdt_com1(struct acpi_buf *b, uint16_t port, uint8_t irq)
 }
 
 __attribute__((warn_unused_result))
+static int acpi_dsdt_ps2k(struct acpi_buf *b, uint16_t port, uint8_t irq)
+{
+	size_t dev = 0, crs = 0;
+
+	return aml_device_begin(b, "PS2K", &dev) ?:
+	       aml_name(b, "_HID") ?: aml_eisaid(b, "PNP0303") ?:
+	       aml_name(b, "_STA") ?: aml_integer(b, 0x0f) ?:
+	       aml_name(b, "_CRS") ?: aml_buffer_begin(b, &crs) ?:
+	       aml_res_io16(b, port, 1) ?:
+	       aml_res_io16(b, (uint16_t)(port + 4), 1) ?:
+	       aml_res_irq_noflags(b, irq) ?:
+	       aml_res_end(b) ?:
+	       aml_buffer_end(b, crs) ?:
+	       aml_pkg_end(b, dev);
+}
+
+__attribute__((warn_unused_result))
 static int acpi_dsdt_mmio(struct acpi_buf *b, unsigned int i, const struct acpi_mmio_dev *m)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -534,6 +551,8 @@ static int acpi_build_dsdt(struct acpi_buf *b, const struct acpi_config *cfg, si
 	    aml_scope_begin(b, "\\_SB_", &sb);
 	if (!r && cfg->com1_port)
 		r = acpi_dsdt_com1(b, cfg->com1_port, cfg->com1_irq);
+	if (!r && cfg->i8042_port)
+		r = acpi_dsdt_ps2k(b, cfg->i8042_port, cfg->i8042_irq);
 	for (i = 0; !r && i < cfg->nmmio; i++)
 		r = acpi_dsdt_mmio(b, i, &cfg->mmio[i]);
 	r = r ?: aml_pkg_end(b, sb);

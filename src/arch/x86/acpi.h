@@ -28,6 +28,11 @@ struct acpi_config {
 	uint8_t slp_typ_s5;            /* \_S5 SLP_TYPa */
 	uint16_t com1_port;            /* declared as PNP0501 in the DSDT, 0 = none */
 	uint8_t com1_irq;
+	/* The keyboard controller, declared as a PS/2 keyboard (PNP0303) and
+	 * no mouse, so that Linux does not probe for an aux port that is not
+	 * there (seconds of timeouts); 0 = none. Data port; command at +4. */
+	uint16_t i8042_port;
+	uint8_t i8042_irq;
 	const struct acpi_mmio_dev *mmio;
 	unsigned int nmmio;
 };
