@@ -8,7 +8,7 @@ WARN    := -Wall -Wextra -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
 # CPPFLAGS and LDFLAGS from the environment (dpkg-buildflags' hardening) come after ours.
 CPPFLAGS := -Isrc -D_GNU_SOURCE $(CPPFLAGS)
 ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -MMD -MP
-LDLIBS  := -lpthread -ljansson -lz -lseccomp
+LDLIBS  := -lpthread -ljansson -lz -llz4 -lseccomp
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 B := build

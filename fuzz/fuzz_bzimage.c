@@ -1,6 +1,6 @@
 /* libFuzzer target for the kernel image, the first untrusted bytes nestvm
  * reads: the bzImage and ELF vmlinux parsers, and the Linux loader whenever
- * the image parses.
+ * the image parses, with the unpacking of an LZ4-compressed kernel.
  * Every invariant the loader promises is checked with __builtin_trap(). */
 #include "arch/x86/boot.h"
 #include "arch/x86/layout.h"
@@ -143,6 +143,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = boot_load_linux(mem, &bl, &entry, err, sizeof(err));
 	if (r < 0) {
 		ASSERT(err[0]);
+		return 0;
+	}
+	if (entry.unpacked) {
+		/* nestvm decompressed the kernel: it enters the vmlinux inside
+		 * it, the initrd above that, the staged payload gone again. */
+		ASSERT(entry.rip >= LAYOUT_HIGH_MEM_ADDR && entry.rip < LAYOUT_MMIO_HOLE_ADDR);
+		ASSERT(entry.rsi == LAYOUT_ZERO_PAGE_ADDR);
+		ASSERT(entry.initrd_addr && entry.initrd_addr + FUZZ_INITRD_LEN <= FUZZ_MEM_SIZE);
+		dst = guestmem_ptr(mem, entry.initrd_addr, FUZZ_INITRD_LEN);
+		ASSERT(dst && !memcmp(dst, initrd, FUZZ_INITRD_LEN));
+		for (size_t i = 0; i < FUZZ_INITRD_LEN; i++)
+			dst[i] = (uint8_t)~dst[i];
 		return 0;
 	}
 	ASSERT(entry.rip == LAYOUT_HIGH_MEM_ADDR + 0x200);

@@ -79,6 +79,27 @@ int guestmem_read(const struct guestmem *mem, uint64_t gpa, void *dst, uint64_t 
 	return 0;
 }
 
+void guestmem_clear(const struct guestmem *mem, uint64_t gpa, uint64_t len)
+{
+	uint8_t *p = guestmem_ptr(mem, gpa, len);
+	uintptr_t from, to;
+
+	if (!p || !len)
+		return;
+	guestmem_mark(mem, p, len);
+	from = ALIGN_UP((uintptr_t)p, 4096);
+	to = ((uintptr_t)p + len) & ~(uintptr_t)4095;
+	if (from >= to) {
+		memset(p, 0, len);
+		return;
+	}
+	memset(p, 0, from - (uintptr_t)p);
+	memset((void *)to, 0, (uintptr_t)p + len - to);
+	/* Private anonymous memory reads as zeros once given back. */
+	if (madvise((void *)from, to - from, MADV_DONTNEED) < 0)
+		memset((void *)from, 0, to - from);
+}
+
 int guestmem_write(const struct guestmem *mem, uint64_t gpa, const void *src, uint64_t len)
 {
 	void *p = guestmem_ptr(mem, gpa, len);

@@ -35,6 +35,10 @@ void *guestmem_ptr(const struct guestmem *mem, uint64_t gpa, uint64_t len);
 MUST_CHECK int guestmem_read(const struct guestmem *mem, uint64_t gpa, void *dst, uint64_t len);
 MUST_CHECK int guestmem_write(const struct guestmem *mem, uint64_t gpa, const void *src, uint64_t len);
 
+/* Zeroes [gpa, gpa+len), handing whole pages back to the host so that
+ * they take no memory until the guest touches them; nothing outside RAM. */
+void guestmem_clear(const struct guestmem *mem, uint64_t gpa, uint64_t len);
+
 /* Bytes of guest RAM that the guest has touched (resident in this process). */
 uint64_t guestmem_resident(const struct guestmem *mem);
 

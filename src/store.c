@@ -143,6 +143,7 @@ static const struct store_key vm_keys[] = {
 	VM_KEY("vsock-cid", STORE_CID, vsock_cid, false, false, true),
 	VM_KEY("autostart", STORE_BOOL, autostart, false, false, true),
 	VM_KEY("no-seccomp", STORE_BOOL, no_seccomp, false, false, true),
+	VM_KEY("guest-decompress", STORE_BOOL, guest_decompress, false, false, true),
 	{ 0 },
 };
 

@@ -144,6 +144,18 @@ uint64_t util_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
+static uint64_t util_start;
+
+__attribute__((constructor)) static void util_note_start(void)
+{
+	util_start = util_now_ns();
+}
+
+uint64_t util_start_ns(void)
+{
+	return util_start;
+}
+
 const char *util_fmt_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char units[] = "KMGT";

@@ -22,6 +22,8 @@ MUST_CHECK int util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64
 MUST_CHECK int util_read_file(const char *path, uint8_t **data, size_t *len);
 
 uint64_t util_now_ns(void);
+/* util_now_ns() when this process started running its own code. */
+uint64_t util_start_ns(void);
 
 /* mkdir -p: every missing directory of path, with mode. */
 MUST_CHECK int util_mkdir_p(const char *path, unsigned int mode);

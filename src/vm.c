@@ -474,6 +474,7 @@ static int vm_build_boot(struct vm *vm)
 	}
 	struct boot_linux bl = {
 		.kernel = vm->cfg.kernel, .initrd = vm->cfg.initrd, .rsdp_addr = LAYOUT_ACPI_ADDR,
+		.guest_decompress = vm->cfg.guest_decompress,
 	};
 	r = vm_boot_cmdline(vm, &bl.cmdline);
 	if (r < 0)

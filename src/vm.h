@@ -57,6 +57,7 @@ struct vm_config {
 	struct boot_blob kernel;        /* bzImage; size 0 with a payload */
 	struct boot_blob initrd;        /* size 0: none */
 	const char *cmdline;
+	bool guest_decompress;          /* the bzImage decompresses itself as guest code */
 	const struct vm_payload *payload;
 	bool no_irqchip;                /* payloads only: HLT then exits to us */
 	bool expose_virt;

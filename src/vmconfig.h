@@ -76,6 +76,7 @@ struct vmconfig {
 	char vsock_uds[VMCONFIG_PATH_MAX];      /* its host side: a Unix socket (see virtio/vsock.c) */
 	bool autostart;                         /* started with the host (nestvm autostart start) */
 	bool no_seccomp;                        /* its VMM's threads run without system-call filters */
+	bool guest_decompress;                  /* the kernel decompresses itself, as guest code */
 };
 
 /* A new VM's defaults: 512M, one processor, console=ttyS0. */

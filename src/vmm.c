@@ -737,7 +737,7 @@ int vmm_boot(struct vmm *v, char *err, size_t errlen)
 		.mem_size = v->cfg.dynamic_memory ? max : v->cfg.memory, .ncpus = v->cfg.cpus,
 		.dynamic_memory = v->cfg.dynamic_memory, .memory_min = min, .memory_startup = v->cfg.memory,
 		.kernel = v->kernel, .initrd = v->initrd, .cmdline = v->cfg.cmdline,
-		.expose_virt = v->cfg.expose_virt, .disks = v->disks, .ndisks = v->cfg.ndisks,
+		.guest_decompress = v->cfg.guest_decompress, .expose_virt = v->cfg.expose_virt, .disks = v->disks, .ndisks = v->cfg.ndisks,
 		.nics = v->nics, .nnics = v->cfg.nnics, .rng = !v->cfg.no_rng,
 		.vsock_cid = v->cfg.vsock_cid, .vsock_uds = v->cfg.vsock_uds,
 		.console_out = v->com1_fd, .kvm_path = v->opt.kvm_path,

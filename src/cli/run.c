@@ -48,6 +48,9 @@ static const struct opt run_table[] = {
 	RUN_OPT("nic", 0, OPT_LIST, nics, "switch=NAME|tap=IF[,mac=MAC][,spoofing=on]",
 		"a virtio-net adapter on a virtual switch or a TAP device (repeatable)", 0, VMCONFIG_MAX_NICS, NULL),
 	RUN_OPT("no-rng", 0, OPT_FLAG, cfg.no_rng, NULL, "no virtio-rng device (on by default)", 0, 0, NULL),
+	RUN_OPT("guest-decompress", 0, OPT_FLAG, cfg.guest_decompress, NULL,
+		"let the kernel decompress itself as guest code (slower where guest code is emulated; "
+		"keeps its own address randomization) instead of nestvm unpacking it", 0, 0, NULL),
 	RUN_OPT("vsock", 0, OPT_STR, vsock, "CID,PATH",
 		"a virtio-vsock with guest CID CID; host programs connect to the Unix socket PATH and send "
 		"'CONNECT <port>', and the guest reaches host port P at PATH_P", 0, 0, NULL),
@@ -77,7 +80,7 @@ static const struct opt run_table[] = {
 /* What describes the machine: a VM of the store takes it from the store. */
 static const char *const run_machine_opts[] = {
 	"kernel", "initrd", "cmdline", "memory", "dynamic-memory", "memory-minimum", "memory-maximum", "cpus",
-	"disk", "nic", "no-rng", "nested", "vsock", NULL,
+	"disk", "nic", "no-rng", "guest-decompress", "nested", "vsock", NULL,
 };
 
 /* How run names the settings in messages. */

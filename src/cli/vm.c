@@ -66,6 +66,8 @@ static const struct opt new_table[] = {
 	VO("nic", 0, OPT_LIST, nics, "SWITCH", "a network adapter on the virtual switch SWITCH (repeatable)",
 	   0, VMCONFIG_MAX_NICS, NULL),
 	VO("nested", 0, OPT_FLAG, cfg.expose_virt, NULL, "expose the virtualization extensions (VMX/SVM)", 0, 0, NULL),
+	VO("guest-decompress", 0, OPT_FLAG, cfg.guest_decompress, NULL,
+	   "let the kernel decompress itself as guest code (keeps its own address randomization)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -94,6 +96,9 @@ static const struct opt set_table[] = {
 	   "start the VM with the host (nestvm autostart start, the nestvm.service unit)", 0, 0, NULL),
 	VO("no-seccomp", 0, OPT_ONOFF, cfg.no_seccomp, "on|off",
 	   "on: its VMM runs without system-call filters, for debugging (from its next start)", 0, 0, NULL),
+	VO("guest-decompress", 0, OPT_ONOFF, cfg.guest_decompress, "on|off",
+	   "on: the kernel decompresses itself as guest code, keeping its own address randomization; "
+	   "off: nestvm unpacks it (from its next boot)", 0, 0, NULL),
 	VO_STORE,
 	{ 0 },
 };
@@ -461,7 +466,8 @@ static int vm_set(struct vm_ctx *c)
 		if (opts_given(set_table, c->given, set_needs_off[i]))
 			needs_off = set_needs_off[i];
 	if (!needs_off && !c->o->sw && !opts_given(set_table, c->given, "mac-spoofing") &&
-	    !opts_given(set_table, c->given, "autostart") && !opts_given(set_table, c->given, "no-seccomp")) {
+	    !opts_given(set_table, c->given, "autostart") && !opts_given(set_table, c->given, "no-seccomp") &&
+	    !opts_given(set_table, c->given, "guest-decompress")) {
 		cli_error("vm set: nothing to change (see nestvm vm set --help)");
 		return EXIT_USAGE;
 	}

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <lz4.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -511,10 +512,203 @@ static void test_cmdline_devices(void)
 	CHECK_EQ(boot_cmdline_mmio_devices("console=ttyS0 acpi=off", devs, 2, out, 40), -ENOSPC);
 }
 
+
+/* A vmlinux laid out as Debian's is: segments whose file offsets and
+ * addresses differ by different amounts (the per-CPU one is packed), a
+ * .bss past one segment's file bytes, and symbols after the last. */
+#define UNPACK_ELF_LEN (0xc00000 + 0x1234)
+static const struct { uint64_t off, paddr, filesz, memsz; } unpack_segs[] = {
+	{ 0x200000, 0x1000000, 0x500000, 0x500000 },
+	{ 0x800000, 0x1500000, 0x10000, 0x10000 },
+	{ 0x900000, 0x1510000, 0x300000, 0x400000 },
+};
+
+static uint8_t *make_unpack_elf(void)
+{
+	uint8_t *f = calloc(1, UNPACK_ELF_LEN);
+	uint32_t x = 12345;
+
+	CHECK(f);
+	memcpy(f, "\177ELF", 4);
+	f[4] = 2;
+	f[5] = 1;
+	f[6] = 1;
+	f[16] = 2;
+	f[18] = 62;
+	*(uint64_t *)(f + 24) = 0x1000000;
+	*(uint64_t *)(f + 32) = 64;
+	*(uint16_t *)(f + 54) = 56;
+	*(uint16_t *)(f + 56) = 3;
+	for (unsigned int i = 0; i < 3; i++) {
+		uint8_t *ph = f + 64 + 56 * i;
+
+		*(uint32_t *)ph = 1;
+		*(uint64_t *)(ph + 8) = unpack_segs[i].off;
+		*(uint64_t *)(ph + 24) = unpack_segs[i].paddr;
+		*(uint64_t *)(ph + 32) = unpack_segs[i].filesz;
+		*(uint64_t *)(ph + 40) = unpack_segs[i].memsz;
+	}
+	/* Bytes that compress somewhat, and differ everywhere. */
+	for (size_t i = 0x1000; i < UNPACK_ELF_LEN; i++) {
+		if (i % 64 == 0)
+			x = x * 1103515245 + 12345;
+		f[i] = (uint8_t)((x >> 16) + i / 64);
+	}
+	return f;
+}
+
+/* Linux's legacy LZ4 framing of f, its size appended: *len bytes. */
+static uint8_t *lz4_legacy(const uint8_t *f, size_t n, size_t *len)
+{
+	size_t cap = 8 + n + n / 100 + 4096, at = 4;
+	uint8_t *out = malloc(cap);
+	uint32_t v = 0x184c2102;
+
+	CHECK(out);
+	memcpy(out, &v, 4);
+	for (size_t done = 0; done < n;) {
+		int chunk = (int)MIN(n - done, (size_t)8 << 20);
+		int c = LZ4_compress_default((const char *)f + done, (char *)out + at + 4, chunk, (int)(cap - at - 8));
+
+		CHECK(c > 0);
+		v = (uint32_t)c;
+		memcpy(out + at, &v, 4);
+		at += 4 + (size_t)c;
+		done += (size_t)chunk;
+	}
+	v = (uint32_t)n;
+	memcpy(out + at, &v, 4);
+	*len = at + 4;
+	return out;
+}
+
+/* A bzImage around payload: its compressed kernel at payload_offset 0. */
+static uint8_t *bzimage_with_payload(const uint8_t *payload, size_t plen, size_t *len)
+{
+	uint8_t *img = make_image(plen, len);
+	uint32_t v = (uint32_t)plen;
+
+	memcpy(img + SETUP, payload, plen);
+	memcpy(img + 0x248, &(uint32_t){ 0 }, 4);
+	memcpy(img + 0x24c, &v, 4);
+	return img;
+}
+
+static void expect_unpack_error(const uint8_t *img, size_t len, const char *needle)
+{
+	struct guestmem m = mem_of(64 << 20);
+	struct boot_linux bl = { .kernel = BOOT_BLOB_MEM(img, len), .cmdline = "console=ttyS0" };
+	struct boot_entry e;
+	char err[256] = "";
+
+	CHECK(boot_load_linux(&m, &bl, &e, err, sizeof(err)) < 0);
+	if (!strstr(err, "corrupt") || !strstr(err, needle))
+		FAILF("error '%s' does not say corrupt and '%s'", err, needle);
+	guestmem_free(&m);
+}
+
+static void test_unpack_lz4(void)
+{
+	uint8_t *f = make_unpack_elf(), *payload, *img, *p;
+	size_t plen, len;
+	struct guestmem m = mem_of(64 << 20);
+	struct boot_linux bl = { .cmdline = "console=ttyS0" };
+	struct boot_entry e;
+	char err[256];
+	uint32_t v;
+
+	payload = lz4_legacy(f, UNPACK_ELF_LEN, &plen);
+	CHECK(plen > 16 && plen < UNPACK_ELF_LEN);      /* two blocks (8 MiB each at most) */
+	img = bzimage_with_payload(payload, plen, &len);
+	bl.kernel = BOOT_BLOB_MEM(img, len);
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), 0);
+	CHECK(e.unpacked);
+	CHECK_EQ(e.rip, 0x1000000);
+	CHECK_EQ(e.rsi, LAYOUT_ZERO_PAGE_ADDR);
+	for (unsigned int i = 0; i < 3; i++) {
+		p = guestmem_ptr(&m, unpack_segs[i].paddr, unpack_segs[i].memsz);
+		CHECK(!memcmp(p, f + unpack_segs[i].off, unpack_segs[i].filesz));
+		for (uint64_t j = unpack_segs[i].filesz; j < unpack_segs[i].memsz; j++)
+			if (p[j]) {
+				FAILF("segment %u's .bss byte %llu is %#x", i, (unsigned long long)j, p[j]);
+				break;
+			}
+	}
+	/* Below the kernel, where the file's head was, and everything above
+	 * it: the rest of the file image and the staged payload, which were
+	 * written there, zeroed again. */
+	p = guestmem_ptr(&m, 0, 64 << 20);
+	for (uint64_t a = 0xe00000; a < (64 << 20); a++) {
+		if (a == 0x1000000)
+			a = 0x1910000;
+		if (p[a]) {
+			FAILF("byte at %#llx is %#x, not cleared", (unsigned long long)a, p[a]);
+			break;
+		}
+	}
+	p = guestmem_ptr(&m, LAYOUT_ZERO_PAGE_ADDR, 4096);
+	CHECK(!memcmp(p + 0x202, "HdrS", 4));
+	CHECK_EQ(p[0x210], 0xff);
+	memcpy(&v, p + 0x24c, 4);
+	CHECK_EQ(v, plen);                      /* the bzImage's own header, as the kernel expects */
+
+	/* Asked to, the guest decompresses: the bzImage as it is, at 1 MiB. */
+	bl.guest_decompress = true;
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), 0);
+	CHECK(!e.unpacked);
+	CHECK_EQ(e.rip, LAYOUT_HIGH_MEM_ADDR + 0x200);
+	CHECK(!memcmp(guestmem_ptr(&m, LAYOUT_HIGH_MEM_ADDR, plen), payload, plen));
+	bl.guest_decompress = false;
+	guestmem_free(&m);
+
+	/* Too little memory to unpack beside the staged payload (the file
+	 * image ends past 26 MiB, the payload is staged from 26 MiB down):
+	 * the guest's own decompressor, which needs less. */
+	m = mem_of(28 << 20);
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), 0);
+	CHECK(!e.unpacked);
+	guestmem_free(&m);
+
+	/* Another compressor (here: none known) is left to the guest. */
+	img[SETUP] ^= 0xff;
+	m = mem_of(64 << 20);
+	CHECK_EQ(boot_load_linux(&m, &bl, &e, err, sizeof(err)), 0);
+	CHECK(!e.unpacked);
+	guestmem_free(&m);
+	img[SETUP] ^= 0xff;
+
+	/* Corrupt payloads: refused with a reason, nothing written outside
+	 * guest memory (the sanitizers watch). */
+	memcpy(&v, img + SETUP + plen - 4, 4);
+	memcpy(img + SETUP + plen - 4, &(uint32_t){ v + 4096 }, 4);
+	expect_unpack_error(img, len, "less than its size");
+	memcpy(img + SETUP + plen - 4, &(uint32_t){ v - 4096 }, 4);
+	expect_unpack_error(img, len, "more than its size");
+	memcpy(img + SETUP + plen - 4, &(uint32_t){ 16 }, 4);
+	expect_unpack_error(img, len, "too small");
+	memcpy(img + SETUP + plen - 4, &v, 4);
+	memcpy(img + SETUP + 4, &(uint32_t){ (uint32_t)plen }, 4);   /* first block past the end */
+	expect_unpack_error(img, len, "first block");
+	free(img);
+	/* A block cut short: the payload ends inside it. */
+	img = bzimage_with_payload(payload, plen - 1000, &len);
+	memcpy(img + SETUP + plen - 1000 - 4, &v, 4);
+	expect_unpack_error(img, len, "past the payload's end");
+	free(img);
+	/* Garbage inside the second block. */
+	memset(payload + plen - 5000, 0xff, 900);
+	img = bzimage_with_payload(payload, plen, &len);
+	expect_unpack_error(img, len, "does not decompress");
+	free(img);
+	free(payload);
+	free(f);
+}
+
 int main(void)
 {
 	RUN(test_cmdline_devices);
 	RUN(test_elf_vmlinux);
+	RUN(test_unpack_lz4);
 	RUN(test_parse_good_image);
 	RUN(test_parse_rejects_bad_images);
 	RUN(test_truncated_anywhere);

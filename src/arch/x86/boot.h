@@ -84,7 +84,17 @@ struct boot_linux {
 	struct boot_blob initrd;   /* size 0: none */
 	const char *cmdline;
 	uint64_t rsdp_addr;
+	bool guest_decompress;     /* a bzImage decompresses itself, as guest code */
 };
+
+/* Unpacks a bzImage's compressed vmlinux, the len bytes at off in kernel,
+ * into guest memory at its segments' addresses, below limit (the end of low
+ * RAM), so that the guest can enter it at elf->entry. 1: done; 0: not this
+ * way (a compressor not handled here, too little memory, an odd layout:
+ * the guest's own decompressor is to run); -errno with err if the payload
+ * is corrupt. Formats: Linux's LZ4 framing. (arch/x86/unpack.c) */
+MUST_CHECK int boot_unpack_vmlinux(const struct guestmem *mem, const struct boot_blob *kernel, uint64_t off,
+				   uint64_t len, uint64_t limit, struct boot_elf *elf, char *err, size_t errlen);
 
 /* Whether the command line turns ACPI off: "acpi=off" as a word. */
 bool boot_cmdline_acpi_off(const char *cmdline);
@@ -98,6 +108,8 @@ struct boot_entry {
 	uint64_t rip;
 	uint64_t rsi;              /* zero page */
 	uint64_t initrd_addr;
+	bool unpacked;             /* the bzImage's kernel was decompressed by nestvm */
+	uint64_t unpack_ns;        /* in this long */
 };
 
 /* Loads everything into guest memory. On failure returns -errno and writes a
