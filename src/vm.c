@@ -63,6 +63,45 @@ static void vm_power_event(void *opaque, enum power_event ev)
 	vm_request_stop(vm, ev == POWER_OFF ? VM_STOP_POWEROFF : VM_STOP_RESET, NULL);
 }
 
+static void vm_boot_mark(_Atomic uint64_t *t)
+{
+	uint64_t none = 0;
+
+	atomic_compare_exchange_strong(t, &none, util_now_ns());
+}
+
+void vm_boot_console(struct vm_boot_times *b, uint8_t c)
+{
+	vm_boot_mark(&b->output);
+	if (c != '\n') {
+		if (b->line_len < sizeof(b->line) - 1)
+			b->line[b->line_len++] = (char)c;
+		return;
+	}
+	b->line[b->line_len] = 0;
+	b->line_len = 0;
+	if (strstr(b->line, "Linux version "))
+		vm_boot_mark(&b->banner);
+	else if (strstr(b->line, "Run ") && strstr(b->line, " as init process"))
+		vm_boot_mark(&b->init);
+}
+
+static void vm_console_observe(void *opaque, uint8_t c)
+{
+	vm_boot_console(&((struct vm *)opaque)->boot, c);
+}
+
+void vm_boot_report(const struct vm *vm, struct vm_boot_report *r)
+{
+	const struct vm_boot_times *b = &vm->boot;
+
+	*r = (struct vm_boot_report){
+		.load_start = b->load_start, .load_end = b->load_end, .unpack_ns = b->unpack_ns,
+		.entry = atomic_load(&b->entry), .output = atomic_load(&b->output),
+		.banner = atomic_load(&b->banner), .init = atomic_load(&b->init), .stop = atomic_load(&b->stop),
+	};
+}
+
 /* Step 1: KVM itself, its capabilities, and an empty VM. */
 static int vm_build_kvm(struct vm *vm)
 {
@@ -209,6 +248,8 @@ static int vm_build_devices(struct vm *vm)
 	int r;
 
 	r = serial_init(&vm->com1, com1_irq, vm->cfg.console_out);
+	vm->com1.observe = vm_console_observe;
+	vm->com1.observe_opaque = vm;
 	if (r < 0)
 		return r;
 	i8042_init(&vm->i8042, kbd_irq, power);
@@ -446,7 +487,7 @@ static int vm_boot_cmdline(struct vm *vm, const char **out)
 static int vm_build_boot(struct vm *vm)
 {
 	const struct vm_payload *pl = vm->cfg.payload;
-	struct boot_entry entry;
+	struct boot_entry entry = { 0 };
 	char why[256];
 	int r;
 
@@ -479,7 +520,10 @@ static int vm_build_boot(struct vm *vm)
 	r = vm_boot_cmdline(vm, &bl.cmdline);
 	if (r < 0)
 		return r;
+	vm->boot.load_start = util_now_ns();
 	r = boot_load_linux(&vm->mem, &bl, &entry, why, sizeof(why));
+	vm->boot.load_end = util_now_ns();
+	vm->boot.unpack_ns = entry.unpack_ns;
 	if (r < 0) {
 		vm_errf(vm, "kernel: %s", why);
 		return r;
@@ -590,6 +634,7 @@ void vm_request_stop(struct vm *vm, enum vm_stop_reason why, const char *diag)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (atomic_load(&vm->stop) == VM_STOP_NONE) {
+		vm_boot_mark(&vm->boot.stop);
 		if (diag)
 			snprintf(vm->diag, sizeof(vm->diag), "%s", diag);
 		atomic_store(&vm->stop, why);
@@ -904,6 +949,8 @@ static void *vcpu_thread(void *arg)
 			vcpu_park(vcpu);
 			continue;
 		}
+		if (vcpu->kvm.id == 0 && !atomic_load(&vm->boot.entry))
+			vm_boot_mark(&vm->boot.entry);
 		r = kvm_vcpu_run(&vcpu->kvm);
 
 		if (r == -EINTR || r == -EAGAIN) {

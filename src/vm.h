@@ -91,6 +91,26 @@ struct vcpu {
 	bool started;
 };
 
+/* When the steps of a boot happened (util_now_ns(); 0: not seen). The
+ * console ones are read off COM1: the kernel's banner and its "Run /init as
+ * init process" appear there unless the command line says quiet. */
+struct vm_boot_times {
+	uint64_t load_start, load_end;  /* the kernel and initrd into guest memory */
+	uint64_t unpack_ns;             /* of which unpacking the kernel (a duration) */
+	_Atomic uint64_t entry;         /* the boot vCPU first entered the guest */
+	_Atomic uint64_t output;        /* the first byte on the console */
+	_Atomic uint64_t banner;        /* the kernel's "Linux version" line */
+	_Atomic uint64_t init;          /* the kernel's "Run ... as init process" line */
+	_Atomic uint64_t stop;          /* the guest powered off, rebooted or stopped */
+	char line[160];                 /* the console line so far (COM1's lock) */
+	unsigned int line_len;
+};
+
+/* The same, read once the machine has stopped. */
+struct vm_boot_report {
+	uint64_t load_start, load_end, unpack_ns, entry, output, banner, init, stop;
+};
+
 struct vm {
 	struct vm_config cfg;
 	struct kvm_sys sys;
@@ -123,6 +143,7 @@ struct vm {
 	unsigned int parked;            /* vCPUs parked, under lock */
 	pthread_cond_t park_change;
 	char *cmdline_buf;              /* the command line with device arguments, or NULL */
+	struct vm_boot_times boot;
 	char diag[1024];                /* why it stopped, for faults */
 	char err[512];                  /* why vm_create failed */
 };
@@ -157,6 +178,10 @@ void vm_console_input(struct vm *vm, const uint8_t *buf, size_t len);
 void vm_console_close_input(struct vm *vm);
 /* Guest memory the guest has touched so far, in bytes. */
 uint64_t vm_memory_touched(struct vm *vm);
+void vm_boot_report(const struct vm *vm, struct vm_boot_report *r);
+/* One byte of COM1's output, watched for the boot's console milestones;
+ * one writer at a time (COM1's lock). */
+void vm_boot_console(struct vm_boot_times *b, uint8_t c);
 /* Dynamic memory: -ENOTSUP without it. vm_memory_info fills what the
  * balloon knows; vm_set_memory_target asks the guest to keep bytes, clamped
  * to [memory_min, mem_size], and returns the clamped target in *applied. */

@@ -825,6 +825,7 @@ static void vmm_note_stop(struct vmm *v, enum vm_stop_reason why, struct vmm_exi
 	else
 		snprintf(ex->detail, sizeof(ex->detail), "%s", v->vm->diag);
 	ex->guest_touched = vm_memory_touched(v->vm);
+	vm_boot_report(v->vm, &ex->boot);
 	ex->have_memory = vm_memory_info(v->vm, &ex->memory) == 0;
 }
 

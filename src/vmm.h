@@ -59,6 +59,7 @@ struct vmm_exit {
 	uint64_t guest_touched;         /* guest memory the guest touched, in bytes */
 	bool have_memory;               /* with dynamic memory: the balloon's figures */
 	struct virtio_balloon_info memory;
+	struct vm_boot_report boot;     /* the last boot's milestones */
 	char warning[STORE_PATH_MAX + 160];     /* a stored VM's pid or exit record not written; "" */
 };
 

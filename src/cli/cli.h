@@ -26,7 +26,7 @@ struct run_stored_opts {
 	const char *kvm;
 	bool skip_probe;
 	int on_reboot;                  /* enum vmm_on_reboot */
-	bool detach, stats;
+	bool detach, stats, boot_times;
 	bool no_seccomp;                /* no system-call filters (run --no-seccomp) */
 	const char *console_log, *console_socket, *api_socket;  /* NULL: in the VM's directory */
 	/* A migrating VM: its stream's head read from incoming_fd. */

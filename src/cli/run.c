@@ -22,7 +22,7 @@ struct run_opts {
 	struct opt_list nics;           /* switch=NAME|tap=IF[,mac=M][,spoofing=on] */
 	const char *vsock;              /* CID,PATH */
 	int on_reboot;                  /* enum vmm_on_reboot */
-	bool stats, skip_probe, detach, no_seccomp;
+	bool stats, boot_times, skip_probe, detach, no_seccomp;
 	const char *kvm, *name, *store, *console_log, *api_socket, *console_socket, *restore;
 };
 
@@ -57,6 +57,8 @@ static const struct opt run_table[] = {
 	RUN_OPT("nested", 0, OPT_FLAG, cfg.expose_virt, NULL,
 		"expose the virtualization extensions (VMX/SVM) to the guest", 0, 0, NULL),
 	RUN_OPT("stats", 0, OPT_FLAG, stats, NULL, "print memory figures on stderr at exit", 0, 0, NULL),
+	RUN_OPT("boot-times", 0, OPT_FLAG, boot_times, NULL,
+		"print where the (last) boot's time went on stderr at exit", 0, 0, NULL),
 	RUN_OPT("skip-probe", 0, OPT_FLAG, skip_probe, NULL,
 		"boot even where KVM emulates guest kernel code slowly", 0, 0, NULL),
 	RUN_OPT("kvm", 0, OPT_STR, kvm, "PATH", "KVM device (default /dev/kvm)", 0, 0, NULL),
@@ -260,9 +262,33 @@ static void run_stats(const struct vmm_exit *ex)
 			(unsigned long long)ex->memory.released_pages, (unsigned long long)ex->memory.refused_pages);
 }
 
+/* ms from the VMM's start to t, or "-" for a milestone not seen. */
+static const char *run_ms(uint64_t t, char *buf, size_t len)
+{
+	if (!t)
+		return "-";
+	snprintf(buf, len, "%.1f", (double)(t - util_start_ns()) / 1e6);
+	return buf;
+}
+
+/* Where the last boot's time went: the VMM's own steps, then what it saw
+ * of the guest, each in ms from the VMM's start. */
+static void run_boot_times(const struct vm_boot_report *b, uint64_t exit_ns)
+{
+	char a[9][32];
+
+	fprintf(stderr, "nestvm: boot times: load_start=%s load_end=%s unpack=%.1f entry=%s first_output=%s "
+		"kernel_banner=%s run_init=%s stop=%s exit=%s\n",
+		run_ms(b->load_start, a[0], sizeof(a[0])), run_ms(b->load_end, a[1], sizeof(a[1])),
+		(double)b->unpack_ns / 1e6, run_ms(b->entry, a[2], sizeof(a[2])),
+		run_ms(b->output, a[3], sizeof(a[3])), run_ms(b->banner, a[4], sizeof(a[4])),
+		run_ms(b->init, a[5], sizeof(a[5])), run_ms(b->stop, a[6], sizeof(a[6])),
+		run_ms(exit_ns, a[7], sizeof(a[7])));
+}
+
 /* A VMM from its boot on: detached or not, booted, run to its end, and
  * destroyed. Returns the exit status; the detached VMM's process ends here. */
-static int run_vmm(struct vmm *v, const char *name, bool detach, bool stats)
+static int run_vmm(struct vmm *v, const char *name, bool detach, bool stats, bool boot_times)
 {
 	struct vmm_exit ex;
 	char err[sizeof(ex.detail)];
@@ -294,6 +320,8 @@ static int run_vmm(struct vmm *v, const char *name, bool detach, bool stats)
 		status = run_exit_status(&ex);
 		if (stats)
 			run_stats(&ex);
+		if (boot_times)
+			run_boot_times(&ex.boot, util_now_ns());
 	}
 	if (name)
 		fprintf(stderr, "nestvm: VMM %d of VM %s ended: %s%s%s\n", (int)getpid(), name, ex.reason,
@@ -332,7 +360,7 @@ int run_stored(const char *cmd, const char *store, const char *name, const struc
 		vmm_destroy(v);
 		return r == -ENOMEM ? 1 : EXIT_USAGE;
 	}
-	return run_vmm(v, name, ro->detach, ro->stats);
+	return run_vmm(v, name, ro->detach, ro->stats, ro->boot_times);
 }
 
 int cmd_run(int argc, char **argv)
@@ -371,7 +399,7 @@ int cmd_run(int argc, char **argv)
 			}
 		r = run_stored("run", o->store, o->name, &(struct run_stored_opts){
 			.kvm = o->kvm, .skip_probe = o->skip_probe, .on_reboot = o->on_reboot, .detach = o->detach,
-			.stats = o->stats, .console_log = o->console_log, .console_socket = o->console_socket,
+			.stats = o->stats, .boot_times = o->boot_times, .console_log = o->console_log, .console_socket = o->console_socket,
 			.api_socket = o->api_socket, .no_seccomp = o->no_seccomp });
 		goto out;
 	}
@@ -421,7 +449,7 @@ booted:
 		vmm_destroy(v);
 		goto out;
 	}
-	r = run_vmm(v, NULL, o->detach, o->stats);
+	r = run_vmm(v, NULL, o->detach, o->stats, o->boot_times);
 out:
 	free(o);
 	return r;

@@ -39,6 +39,8 @@ struct serial {
 	uint8_t rx[SERIAL_RX_SIZE];
 	unsigned int rx_head, rx_count;
 	bool closing;
+	void (*observe)(void *opaque, uint8_t c);      /* sees each byte sent out, or NULL */
+	void *observe_opaque;
 };
 
 MUST_CHECK int serial_init(struct serial *s, struct irq_line irq, int out_fd);

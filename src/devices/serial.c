@@ -79,6 +79,8 @@ static void serial_emit(struct serial *s, uint8_t c)
 		}
 		return;
 	}
+	if (s->observe)
+		s->observe(s->observe_opaque, c);
 	if (s->out_fd >= 0) {
 		ssize_t n;
 		do {

@@ -46,6 +46,39 @@ case_clock_and_acpi() {
 	expect clock_acpi '^clock-guest: .*smp: Brought up 1 node, 2 CPUs' && pass clock_acpi
 }
 
+# --boot-times: every milestone seen, in order, without quiet (which hides
+# the kernel's lines); the kernel unpacked by nestvm, and by itself with
+# --guest-decompress, both booting to /init. What the guest's kernel says
+# of its i8042 shows the keyboard declared in ACPI (no aux probe).
+check_boot_times() {
+	line=$(grep '^nestvm: boot times: ' "$out" | tail -n 1 | tr -d '\r')
+	[ -n "$line" ] || { fail "$1" "no 'nestvm: boot times:' line"; return 1; }
+	echo "$line" | awk -v want_unpack="$2" '{
+		n = split("load_start load_end entry first_output kernel_banner run_init stop exit", k, " ")
+		for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+		prev = 0
+		for (i = 1; i <= n; i++) {
+			if (v[k[i]] !~ /^[0-9]+\.[0-9]$/) { print "boot times: " k[i] " is \"" v[k[i]] "\""; exit 1 }
+			if (v[k[i]] + 0 < prev) { print "boot times: " k[i] " before " k[i - 1]; exit 1 }
+			prev = v[k[i]] + 0
+		}
+		if (want_unpack == "yes" && !(v["unpack"] > 0)) { print "boot times: unpack is " v["unpack"]; exit 1 }
+		if (want_unpack == "no" && v["unpack"] != "0.0") { print "boot times: unpack is " v["unpack"]; exit 1 }
+	}' >/tmp/boot-times.why || { fail "$1" "$(cat /tmp/boot-times.why): $line"; return 1; }
+}
+
+case_boot_times() {
+	boot boot_times 0 run --kernel $K --initrd $I --memory 256M --boot-times \
+		--cmdline "console=ttyS0 panic=-1" &&
+	expect boot_times '^nestvm-guest: poweroff' &&
+	expect boot_times 'i8042: PNP: PS/2 Controller \[PNP0303' &&
+	check_boot_times boot_times yes || return
+	boot boot_times 0 run --kernel $K --initrd $I --memory 256M --boot-times --guest-decompress \
+		--cmdline "console=ttyS0 panic=-1" &&
+	expect boot_times '^nestvm-guest: poweroff' &&
+	check_boot_times boot_times no && pass boot_times
+}
+
 case_bad_kernel() {
 	boot bad_kernel 2 run --kernel $I --memory 256M &&
 	expect bad_kernel "nestvm: kernel '$I': not a Linux bzImage" && pass bad_kernel
@@ -133,6 +166,7 @@ e2e_case case_console_input
 e2e_case case_guest_reboot
 e2e_case case_reboot_restart_stress
 e2e_case case_one_cpu
+e2e_case case_boot_times
 e2e_case case_two_cpus
 e2e_case case_memory_size
 e2e_case case_no_virt_by_default

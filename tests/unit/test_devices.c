@@ -299,6 +299,69 @@ static void test_serial_transmit(void)
 	uart_close(&u);
 }
 
+static void observe_rec(void *opaque, uint8_t c)
+{
+	char *seen = opaque;
+	size_t n = strlen(seen);
+
+	if (n < 15)
+		seen[n] = (char)c;
+}
+
+/* What goes out is shown to the observer too, byte for byte; what loops
+ * back (MCR loop mode) is not output and is not shown. */
+static void test_serial_observer(void)
+{
+	char seen[16] = "";
+	struct uart u;
+
+	uart_open(&u);
+	u.s.observe = observe_rec;
+	u.s.observe_opaque = seen;
+	wr8(serial_io, &u.s, THR, 'o');
+	wr8(serial_io, &u.s, THR, 'k');
+	CHECK_STR(seen, "ok");
+	CHECK_STR(uart_output(&u), "ok");
+	wr8(serial_io, &u.s, MCR, 0x10);
+	wr8(serial_io, &u.s, THR, 'x');
+	CHECK_STR(seen, "ok");
+	uart_close(&u);
+}
+
+static void console_feed(struct vm_boot_times *b, const char *s)
+{
+	while (*s)
+		vm_boot_console(b, (uint8_t)*s++);
+}
+
+/* The boot's console milestones: the first byte, the kernel's banner and
+ * its "Run ... as init process", each taken once, on a whole line only. */
+static void test_boot_console_milestones(void)
+{
+	static struct vm_boot_times b;
+	uint64_t first;
+
+	CHECK(!atomic_load(&b.output) && !atomic_load(&b.banner) && !atomic_load(&b.init));
+	console_feed(&b, "[    0.000000] Linux vers");
+	first = atomic_load(&b.output);
+	CHECK(first);
+	CHECK(!atomic_load(&b.banner));                  /* the line is not whole yet */
+	console_feed(&b, "ion 6.1.0 (gcc)\r\n");
+	CHECK(atomic_load(&b.banner) >= first);
+	console_feed(&b, "[    1.0] Run /bin/true as init-like process\n");
+	CHECK(!atomic_load(&b.init));
+	console_feed(&b, "[    4.2] Run /init as init process\n");
+	CHECK(atomic_load(&b.init) >= atomic_load(&b.banner));
+	first = atomic_load(&b.init);
+	console_feed(&b, "[    4.3] Run /sbin/init as init process\n");
+	CHECK_EQ(atomic_load(&b.init), first);           /* the first one counts */
+	/* A line longer than the buffer is cut, not overrun. */
+	for (int i = 0; i < 1000; i++)
+		vm_boot_console(&b, 'x');
+	console_feed(&b, "\n");
+	CHECK(b.line_len == 0);
+}
+
 static void test_serial_dlab(void)
 {
 	struct uart u;
@@ -1210,6 +1273,8 @@ static void test_exit_hlt_and_intr(void)
 
 int main(void)
 {
+	RUN(test_serial_observer);
+	RUN(test_boot_console_milestones);
 	RUN(test_bus_register_and_overlap);
 	RUN(test_bus_rejects_bad_windows);
 	RUN(test_bus_access);
