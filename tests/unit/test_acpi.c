@@ -755,14 +755,16 @@ static void test_dsdt_sweep(void)
 
 	for (unsigned int n = 0; n <= NMMIO_MAX; n++) {
 		for (size_t hl = 1; hl <= 8; hl++) {
-			for (int com1 = 0; com1 <= 1; com1++) {
+			for (int isa = 0; isa <= 3; isa++) {
 				fill_many(n, hl);
 				cfg.mmio = many;
 				cfg.nmmio = n;
-				cfg.com1_port = com1 ? LAYOUT_COM1_PORT : 0;
+				cfg.com1_port = isa & 1 ? LAYOUT_COM1_PORT : 0;
+				cfg.i8042_port = isa & 2 ? LAYOUT_I8042_PORT : 0;
 				decode_dsdt(build(&cfg));
 				seen[get("\\_SB_", OBJ_SCOPE)->pkglen_bytes - 1] = 1;
-				CHECK_EQ(has("\\_SB_.COM1"), com1);
+				CHECK_EQ(has("\\_SB_.COM1"), isa & 1);
+				CHECK_EQ(has("\\_SB_.PS2K"), !!(isa & 2));
 			}
 		}
 	}

@@ -487,38 +487,42 @@ static int acpi_dsdt_s5(struct acpi_buf *b, uint8_t slp_typ)
 	       aml_pkg_end(b, pkg);
 }
 
+/* A legacy ISA device: _HID, _UID, _STA present, and _CRS with nports I/O
+ * ranges (port[i], len[i] bytes each) and one edge-triggered IRQ. */
 __attribute__((warn_unused_result))
-static int acpi_dsdt_com1(struct acpi_buf *b, uint16_t port, uint8_t irq)
+static int acpi_dsdt_isa(struct acpi_buf *b, const char *name, const char *eisaid, unsigned int uid,
+			 const uint16_t *port, const uint8_t *len, unsigned int nports, uint8_t irq)
 {
 	size_t dev = 0, crs = 0;
+	int r;
 
-	return aml_device_begin(b, "COM1", &dev) ?:
-	       aml_name(b, "_HID") ?: aml_eisaid(b, "PNP0501") ?:
-	       aml_name(b, "_UID") ?: aml_integer(b, 1) ?:
-	       aml_name(b, "_STA") ?: aml_integer(b, 0x0f) ?:
-	       aml_name(b, "_CRS") ?: aml_buffer_begin(b, &crs) ?:
-	       aml_res_io16(b, port, 8) ?:
-	       aml_res_irq_noflags(b, irq) ?:
+	r = aml_device_begin(b, name, &dev) ?:
+	    aml_name(b, "_HID") ?: aml_eisaid(b, eisaid) ?:
+	    aml_name(b, "_UID") ?: aml_integer(b, uid) ?:
+	    aml_name(b, "_STA") ?: aml_integer(b, 0x0f) ?:
+	    aml_name(b, "_CRS") ?: aml_buffer_begin(b, &crs);
+	for (unsigned int i = 0; !r && i < nports; i++)
+		r = aml_res_io16(b, port[i], len[i]);
+	return r ?: aml_res_irq_noflags(b, irq) ?:
 	       aml_res_end(b) ?:
 	       aml_buffer_end(b, crs) ?:
 	       aml_pkg_end(b, dev);
 }
 
 __attribute__((warn_unused_result))
+static int acpi_dsdt_com1(struct acpi_buf *b, uint16_t port, uint8_t irq)
+{
+	return acpi_dsdt_isa(b, "COM1", "PNP0501", 1, &port, &(uint8_t){ 8 }, 1, irq);
+}
+
+/* The keyboard controller as a PS/2 keyboard: data port, then command. */
+__attribute__((warn_unused_result))
 static int acpi_dsdt_ps2k(struct acpi_buf *b, uint16_t port, uint8_t irq)
 {
-	size_t dev = 0, crs = 0;
+	const uint16_t ports[] = { port, (uint16_t)(port + 4) };
+	const uint8_t lens[] = { 1, 1 };
 
-	return aml_device_begin(b, "PS2K", &dev) ?:
-	       aml_name(b, "_HID") ?: aml_eisaid(b, "PNP0303") ?:
-	       aml_name(b, "_STA") ?: aml_integer(b, 0x0f) ?:
-	       aml_name(b, "_CRS") ?: aml_buffer_begin(b, &crs) ?:
-	       aml_res_io16(b, port, 1) ?:
-	       aml_res_io16(b, (uint16_t)(port + 4), 1) ?:
-	       aml_res_irq_noflags(b, irq) ?:
-	       aml_res_end(b) ?:
-	       aml_buffer_end(b, crs) ?:
-	       aml_pkg_end(b, dev);
+	return acpi_dsdt_isa(b, "PS2K", "PNP0303", 0, ports, lens, 2, irq);
 }
 
 __attribute__((warn_unused_result))
