@@ -300,6 +300,10 @@ MUST_CHECK int virtq_pop(struct virtqueue *vq, struct virtq_elem *e);
 /* Returns a chain with len bytes written into its writable buffers. Dropped
  * if the queue was disabled or set up again since the pop. */
 void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len);
+/* Returns chains e[0..n) with len[i] bytes written into each, published to
+ * the driver together (one used index update): a frame spread over several
+ * mergeable receive buffers is seen whole or not at all. */
+void virtq_push_n(struct virtqueue *vq, const struct virtq_elem *e, const uint32_t *len, unsigned int n);
 /* Gives back the chain popped last, unused: the next pop takes it again. */
 void virtq_unpop(struct virtqueue *vq, const struct virtq_elem *e);
 /* Whether the driver wants an interrupt for what was pushed since the last

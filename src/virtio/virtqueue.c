@@ -587,23 +587,34 @@ int virtq_pop(struct virtqueue *vq, struct virtq_elem *e)
 
 void virtq_push(struct virtqueue *vq, const struct virtq_elem *e, uint32_t len)
 {
-	struct virtq_used_elem *u;
+	virtq_push_n(vq, e, &len, 1);
+}
 
+void virtq_push_n(struct virtqueue *vq, const struct virtq_elem *e, const uint32_t *len, unsigned int n)
+{
 	pthread_mutex_lock(&vq->lock);
-	if (vq->ready && e->gen == vq->gen && e->head < vq->size) {
+	if (!vq->ready) {
+		pthread_mutex_unlock(&vq->lock);
+		return;
+	}
+	for (unsigned int k = 0; k < n; k++) {
+		struct virtq_used_elem *u;
+
+		if (e[k].gen != vq->gen || e[k].head >= vq->size)
+			continue;
 		u = &vq->used->ring[vq->used_idx & (vq->size - 1)];
-		__atomic_store_n(&u->id, e->head, __ATOMIC_RELAXED);
-		__atomic_store_n(&u->len, len, __ATOMIC_RELAXED);
+		__atomic_store_n(&u->id, e[k].head, __ATOMIC_RELAXED);
+		__atomic_store_n(&u->len, len[k], __ATOMIC_RELAXED);
 		vq->used_idx++;
-		/* Release: the element and the data written into the buffers are
-		 * visible before the index that publishes them. */
-		__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
 		/* A migration must carry what the device wrote: the buffers and
 		 * the used ring. */
-		for (unsigned int i = e->nout; len && i < e->nout + e->nin; i++)
-			guestmem_mark(vq->dev->mem, e->iov[i].iov_base, e->iov[i].iov_len);
-		guestmem_mark(vq->dev->mem, vq->used, VIRTQ_USED_BYTES(vq->size));
+		for (unsigned int i = e[k].nout; len[k] && i < e[k].nout + e[k].nin; i++)
+			guestmem_mark(vq->dev->mem, e[k].iov[i].iov_base, e[k].iov[i].iov_len);
 	}
+	/* Release: the elements and the data written into the buffers are
+	 * visible before the index that publishes them. */
+	__atomic_store_n(&vq->used->idx, vq->used_idx, __ATOMIC_RELEASE);
+	guestmem_mark(vq->dev->mem, vq->used, VIRTQ_USED_BYTES(vq->size));
 	pthread_mutex_unlock(&vq->lock);
 }
 
