@@ -134,7 +134,7 @@ static int vmm_devices(struct vmm *v, char *err, size_t errlen)
 			 * device: once sandboxed it could not again, and a TAP
 			 * nestvm created vanishes with its last descriptor. */
 			n->tap = c->tap;
-			r = net_tap_open(c->tap, err, errlen);
+			r = net_tap_open(c->tap, true, err, errlen);
 			if (r < 0)
 				return r;
 			v->tap_fd[i] = n->tap_fd = r;

@@ -1,7 +1,7 @@
 /* An adapter's frame path: the connection to a switch port (hello, then one
- * frame per message), a TAP device (frames behind a virtio-net header that
- * this side always writes as zeroes: no offloads), or a socket given by the
- * caller. All non-blocking: the device's worker polls the fd. */
+ * frame per message, behind its virtio-net header where the switch granted
+ * that), a TAP device (frames behind a virtio-net header), or a socket given
+ * by the caller. All non-blocking: the device's worker polls the fd. */
 #include "net/backend.h"
 
 #include <errno.h>
@@ -60,7 +60,8 @@ static int switch_connect(struct net_backend *be, char *err, size_t errlen)
 
 	hello.magic = NET_SWITCH_MAGIC;
 	hello.version = NET_SWITCH_VERSION;
-	hello.flags = be->spoofing ? NET_SWITCH_F_SPOOFING : 0;
+	hello.flags = (uint16_t)((be->spoofing ? NET_SWITCH_F_SPOOFING : 0) |
+				 (be->want_vnet_hdr ? NET_SWITCH_F_VNET_HDR : 0));
 	memcpy(hello.mac, be->mac, NET_MAC_LEN);
 	memcpy(hello.label, be->label, sizeof(hello.label));
 	if (send(fd, &hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
@@ -79,8 +80,14 @@ static int switch_connect(struct net_backend *be, char *err, size_t errlen)
 		goto fail;
 	}
 	n = recv(fd, &ack, sizeof(ack), MSG_TRUNC);
-	if (n != (ssize_t)sizeof(ack) || ack.magic != NET_SWITCH_MAGIC ||
-	    ack.version != NET_SWITCH_VERSION) {
+	if (n == (ssize_t)sizeof(ack) && ack.magic == NET_SWITCH_MAGIC && ack.version != NET_SWITCH_VERSION) {
+		r = -EPROTO;
+		snprintf(err, errlen, "switch '%s' speaks port protocol version %u, this nestvm %u: restart "
+			 "it with this nestvm ('nestvm switch stop %s', then 'nestvm switch start %s')",
+			 name, ack.version, NET_SWITCH_VERSION, name, name);
+		goto fail;
+	}
+	if (n != (ssize_t)sizeof(ack) || ack.magic != NET_SWITCH_MAGIC) {
 		r = n < 0 ? -errno : -EPROTO;
 		snprintf(err, errlen, "switch '%s': %s", name,
 			 n == 0 ? "the daemon closed the connection" : "not a nestvm switch answer");
@@ -99,6 +106,7 @@ static int switch_connect(struct net_backend *be, char *err, size_t errlen)
 	}
 	be->fd = fd;
 	be->port = ack.port;
+	be->vnet_hdr = be->want_vnet_hdr && (ack.flags & NET_SWITCH_F_VNET_HDR);
 	return 0;
 
 fail:
@@ -106,10 +114,11 @@ fail:
 	return r;
 }
 
-int net_tap_open(const char *ifname, char *err, size_t errlen)
+int net_tap_open(const char *ifname, bool offloads, char *err, size_t errlen)
 {
 	struct ifreq ifr = { 0 };
 	int fd, hdr = NET_VNET_HDR_LEN, s, r;
+	unsigned long tun_off = offloads ? TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN : 0;
 
 	if (!ifname || !ifname[0] || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/')) {
 		snprintf(err, errlen, "TAP device '%s': not an interface name (1 to %d characters)",
@@ -137,9 +146,9 @@ int net_tap_open(const char *ifname, char *err, size_t errlen)
 			snprintf(err, errlen, "TAP device '%s': %s", ifname, strerror(-r));
 		goto fail;
 	}
-	/* Virtio 1.x header length, and no offloads: the kernel hands over
-	 * finished frames and takes only finished frames. */
-	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, 0) < 0) {
+	/* Virtio 1.x header length, and what the kernel may hand over: with
+	 * offloads, partial checksums and TCP frames of up to 64 KiB. */
+	if (ioctl(fd, TUNSETVNETHDRSZ, &hdr) < 0 || ioctl(fd, TUNSETOFFLOAD, tun_off) < 0) {
 		r = -errno;
 		snprintf(err, errlen, "TAP device '%s': setting up its header: %s", ifname, strerror(-r));
 		goto fail;
@@ -170,6 +179,7 @@ int net_backend_open(struct net_backend *be, const struct net_backend_opts *o, c
 	be->fd = -1;
 	be->kind = o->kind;
 	be->spoofing = o->mac_spoofing;
+	be->want_vnet_hdr = o->kind == NET_BACKEND_SWITCH && o->offloads;
 	memcpy(be->mac, o->mac, NET_MAC_LEN);
 	snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x",
 		 o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4], o->mac[5]);
@@ -182,7 +192,15 @@ int net_backend_open(struct net_backend *be, const struct net_backend_opts *o, c
 			return -EINVAL;
 		}
 		snprintf(be->path, sizeof(be->path), "%s", o->path);
-		return switch_connect(be, err, errlen);
+		be->scratch = calloc(NET_BACKEND_MAX_IOV + 1, sizeof(*be->scratch));
+		if (!be->scratch) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		r = switch_connect(be, err, errlen);
+		if (r < 0)
+			net_backend_close(be);
+		return r;
 	case NET_BACKEND_TAP:
 		if (o->tap_open)
 			be->fd = o->fd;
@@ -198,7 +216,7 @@ int net_backend_open(struct net_backend *be, const struct net_backend_opts *o, c
 			net_backend_close(be);
 			return -EBADF;
 		}
-		r = o->tap_open ? o->fd : net_tap_open(o->tap, err, errlen);
+		r = o->tap_open ? o->fd : net_tap_open(o->tap, true, err, errlen);
 		if (r < 0) {
 			net_backend_close(be);
 			return r;
@@ -294,9 +312,10 @@ static ssize_t net_sock_result(ssize_t r)
 	return -errno;
 }
 
-ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
+ssize_t net_backend_send(struct net_backend *be, const struct net_vnet_hdr *h,
+			 const struct iovec *iov, int n)
 {
-	static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
+	static const struct net_vnet_hdr zero_hdr;
 	struct msghdr msg = { 0 };
 	size_t len = iov_total(iov, n);
 	ssize_t r;
@@ -304,6 +323,10 @@ ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 	if (be->fd < 0)
 		return -EPIPE;
 	if (!len || n <= 0 || n > NET_BACKEND_MAX_IOV)
+		return -EINVAL;
+	if (!h)
+		h = &zero_hdr;
+	if (!be->vnet_hdr && net_hdr_offloaded(h))
 		return -EINVAL;
 	if (be->kind == NET_BACKEND_TAP) {
 		uint8_t src[NET_MAC_LEN];
@@ -314,10 +337,16 @@ ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 			be->st.tx_spoof_dropped++;
 			return -EPERM;
 		}
-		be->scratch[0] = (struct iovec){ (void *)zero_hdr, sizeof(zero_hdr) };
+	}
+	if (be->vnet_hdr) {
+		be->scratch[0] = (struct iovec){ (void *)h, sizeof(*h) };
 		memcpy(be->scratch + 1, iov, (size_t)n * sizeof(*iov));
+		iov = be->scratch;
+		n++;
+	}
+	if (be->kind == NET_BACKEND_TAP) {
 		do {
-			r = writev(be->fd, be->scratch, n + 1);
+			r = writev(be->fd, iov, n);
 		} while (r < 0 && errno == EINTR);
 		if (r < 0)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
@@ -328,25 +357,25 @@ ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n)
 	do {
 		r = sendmsg(be->fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 	} while (r < 0 && errno == EINTR);
-	return net_sock_result(r);
+	r = net_sock_result(r);
+	return r >= 0 && be->vnet_hdr ? (r >= (ssize_t)sizeof(*h) ? r - (ssize_t)sizeof(*h) : 0) : r;
 }
 
-ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
+ssize_t net_backend_recv(struct net_backend *be, struct net_vnet_hdr *h, const struct iovec *iov, int n)
 {
 	struct msghdr msg = { 0 };
 	ssize_t r;
 
+	memset(h, 0, sizeof(*h));
 	if (be->fd < 0)
 		return -EPIPE;
 	if (n < 0 || n > NET_BACKEND_MAX_IOV)
 		return -EINVAL;
 	if (be->kind == NET_BACKEND_TAP) {
-		uint8_t hdr[NET_VNET_HDR_LEN];
-
 		/* What does not fit the caller's buffers goes to the overflow, so
 		 * that the length read is the frame's and an oversized frame is
 		 * recognised rather than cut. */
-		be->scratch[0] = (struct iovec){ hdr, sizeof(hdr) };
+		be->scratch[0] = (struct iovec){ h, sizeof(*h) };
 		memcpy(be->scratch + 1, iov, (size_t)n * sizeof(*iov));
 		be->scratch[n + 1] = (struct iovec){ be->overflow, NET_FRAME_MAX + 1 };
 		do {
@@ -356,7 +385,17 @@ ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		if (r == 0)
 			return -EPIPE;
-		return r < NET_VNET_HDR_LEN ? 0 : r - NET_VNET_HDR_LEN;
+		if (r < NET_VNET_HDR_LEN) {
+			memset(h, 0, sizeof(*h));
+			return 0;
+		}
+		return r - NET_VNET_HDR_LEN;
+	}
+	if (be->vnet_hdr) {
+		be->scratch[0] = (struct iovec){ h, sizeof(*h) };
+		memcpy(be->scratch + 1, iov, (size_t)n * sizeof(*iov));
+		iov = be->scratch;
+		n++;
 	}
 	msg.msg_iov = (struct iovec *)iov;
 	msg.msg_iovlen = (size_t)n;
@@ -369,5 +408,12 @@ ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n)
 	 * an empty frame. */
 	if (r == 0 && !be->dgram)
 		return -EPIPE;
+	if (be->vnet_hdr) {
+		if (r < NET_VNET_HDR_LEN) {
+			memset(h, 0, sizeof(*h));
+			return 0;
+		}
+		r -= NET_VNET_HDR_LEN;
+	}
 	return r;
 }

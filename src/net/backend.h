@@ -1,7 +1,9 @@
 /* How a VM's network adapter reaches the outside: a port of a nestvm switch
  * (a SOCK_SEQPACKET connection to its daemon, one Ethernet frame per
  * message after a hello), a TAP device, or a message socket handed over by
- * the caller (tests). Frames cross this interface without any header. */
+ * the caller (tests). Each frame crosses this interface with a virtio-net
+ * header (net/offload.h); a backend that cannot carry one (a plain switch
+ * port, a socket) takes only headers that ask for nothing and gives zeroes. */
 #ifndef NESTVM_NET_BACKEND_H
 #define NESTVM_NET_BACKEND_H
 
@@ -11,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "net/offload.h"
 #include "util.h"
 
 #define NET_MAC_LEN             6
@@ -20,11 +23,15 @@
 
 /* ---- The switch's port protocol ----
  * The adapter connects to the switch's ports.sock and sends one hello; the
- * daemon answers with an ack (status 0 and the port number, or -errno and a
- * message). Then every message either way is one Ethernet frame. */
+ * daemon answers with an ack (status 0, the port number and the flags it
+ * granted, or -errno and a message). Then every message either way is one
+ * Ethernet frame, behind a 12-byte virtio-net header if VNET_HDR was
+ * granted: offloaded frames (a partial checksum, TSO) then cross the switch
+ * whole, and the switch finishes them for ports that cannot take them. */
 #define NET_SWITCH_MAGIC        0x5357564eu     /* "NVSW" */
-#define NET_SWITCH_VERSION      1
+#define NET_SWITCH_VERSION      2
 #define NET_SWITCH_F_SPOOFING   1u
+#define NET_SWITCH_F_VNET_HDR   2u
 #define NET_SWITCH_LABEL        48
 
 struct net_switch_hello {
@@ -41,7 +48,9 @@ struct net_switch_ack {
 	uint16_t version;
 	uint16_t port;
 	int32_t status;                 /* 0, or -errno */
-	char msg[116];                  /* NUL-terminated: why, when status < 0 */
+	uint16_t flags;                 /* NET_SWITCH_F_* granted */
+	uint16_t reserved;
+	char msg[112];                  /* NUL-terminated: why, when status < 0 */
 };
 
 enum net_backend_kind {
@@ -59,6 +68,7 @@ struct net_backend_opts {
 	bool tap_open;                  /* TAP: fd is the device, open already (net_tap_open) */
 	uint8_t mac[NET_MAC_LEN];       /* the adapter's address */
 	bool mac_spoofing;              /* may it send frames from other addresses? */
+	bool offloads;                  /* switch: ask for frames with their headers */
 	const char *label;              /* NULL: the MAC */
 };
 
@@ -69,7 +79,8 @@ struct net_backend_stats {
 struct net_backend {
 	enum net_backend_kind kind;
 	int fd;
-	bool vnet_hdr;                  /* TAP: each frame carries a 12-byte header */
+	bool vnet_hdr;                  /* TAP, a switch that granted it: frames carry the header */
+	bool want_vnet_hdr;             /* switch: ask for it (again when reconnecting) */
 	bool spoofing;
 	uint8_t mac[NET_MAC_LEN];
 	unsigned int port;              /* the switch's port number */
@@ -92,18 +103,26 @@ void net_backend_close(struct net_backend *be);
 
 #define NET_BACKEND_MAX_IOV     1000    /* buffers per frame, within IOV_MAX with our own */
 
-/* Sends the frame in iov[0..n), non-blocking: its length, -EAGAIN when the
- * backend cannot take it now (wait for POLLOUT), -EPIPE when the peer has
- * gone, -EINVAL for an empty frame, -EPERM for a spoofed one (TAP). */
-MUST_CHECK ssize_t net_backend_send(struct net_backend *be, const struct iovec *iov, int n);
-/* Receives one frame into iov[0..n), non-blocking. Returns the frame's full
- * length, which may exceed what the buffers hold (the frame is then consumed
- * and the caller drops it); -EAGAIN when none is waiting; -EPIPE at end. */
-MUST_CHECK ssize_t net_backend_recv(struct net_backend *be, const struct iovec *iov, int n);
+/* Sends the frame in iov[0..n) with its header h (NULL: none), non-blocking:
+ * the frame's length, -EAGAIN when the backend cannot take it now (wait for
+ * POLLOUT), -EPIPE when the peer has gone, -EINVAL for an empty frame or a
+ * header that asks for offloads of a backend without headers, -EPERM for a
+ * spoofed one (TAP). */
+MUST_CHECK ssize_t net_backend_send(struct net_backend *be, const struct net_vnet_hdr *h,
+				    const struct iovec *iov, int n);
+/* Receives one frame into iov[0..n) and its header into *h (zeroes from a
+ * backend without headers), non-blocking. Returns the frame's full length,
+ * which may exceed what the buffers hold (the frame is then consumed and the
+ * caller drops it); -EAGAIN when none is waiting; -EPIPE at end. */
+MUST_CHECK ssize_t net_backend_recv(struct net_backend *be, struct net_vnet_hdr *h,
+				    const struct iovec *iov, int n);
 
 /* Opens (creating it if missing and allowed) the TAP device ifname with a
- * 12-byte virtio-net header and no offloads, non-blocking, and brings its
- * link up where this process may. Returns the fd. */
-MUST_CHECK int net_tap_open(const char *ifname, char *err, size_t errlen);
+ * 12-byte virtio-net header, non-blocking, and brings its link up where this
+ * process may. Returns the fd. With offloads, the kernel may hand over frames
+ * with partial checksums and TCP frames of up to 64 KiB (their headers say
+ * so); without, only finished frames. Frames written may be offloaded either
+ * way. */
+MUST_CHECK int net_tap_open(const char *ifname, bool offloads, char *err, size_t errlen);
 
 #endif

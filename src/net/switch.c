@@ -329,8 +329,30 @@ static void switch_flood(const struct switch_core *sw, unsigned int port, uint16
 			out[(*nout)++] = (uint16_t)i;
 }
 
+void switch_refuse_offload(struct switch_core *sw, unsigned int port, size_t len)
+{
+	struct switch_port *p;
+
+	if (port >= sw->cfg.max_ports || !sw->ports[port].used)
+		return;
+	p = &sw->ports[port];
+	p->st.rx_frames++;
+	p->st.rx_bytes += len;
+	p->st.dropped_offload++;
+	p->st.dropped_other++;
+	sw->st.dropped_other++;
+}
+
 enum switch_verdict switch_input(struct switch_core *sw, unsigned int port, const uint8_t *frame,
 				 size_t len, uint64_t now, uint16_t *out, unsigned int *nout)
+{
+	return switch_input_offloaded(sw, port, frame, len, 0, now, out, nout);
+}
+
+/* wire_len 0: a plain frame, on the wire as it is. */
+enum switch_verdict switch_input_offloaded(struct switch_core *sw, unsigned int port, const uint8_t *frame,
+					   size_t len, size_t wire_len, uint64_t now, uint16_t *out,
+					   unsigned int *nout)
 {
 	struct switch_port *p;
 	const uint8_t *dst, *src;
@@ -342,12 +364,16 @@ enum switch_verdict switch_input(struct switch_core *sw, unsigned int port, cons
 	p = &sw->ports[port];
 	p->st.rx_frames++;
 	p->st.rx_bytes += len;
+	if (wire_len)
+		p->st.rx_offloaded++;
+	else
+		wire_len = len;
 	if (len < SWITCH_ETH_HLEN) {
 		p->st.dropped_other++;
 		sw->st.dropped_other++;
 		return SWITCH_DROP_RUNT;
 	}
-	if (len > sw->cfg.frame_max) {
+	if (wire_len > sw->cfg.frame_max) {
 		p->st.dropped_other++;
 		sw->st.dropped_other++;
 		return SWITCH_DROP_OVERSIZE;

@@ -33,6 +33,8 @@ struct switch_port_stats {
 	uint64_t dropped_other;         /* runt, oversized, multicast or zero source */
 	uint64_t tx_dropped;            /* for the port, but it was too slow to take it */
 	uint64_t learn_refused;         /* a source not learned: the port holds its limit */
+	uint64_t rx_offloaded;          /* frames that came with a partial checksum or as TSO */
+	uint64_t dropped_offload;       /* frames whose virtio-net header did not fit them */
 };
 
 struct switch_port {
@@ -127,6 +129,16 @@ int switch_port_holding(const struct switch_core *sw, const uint8_t mac[SWITCH_E
  * addresses, and moves a learned address only if it may send it. */
 enum switch_verdict switch_input(struct switch_core *sw, unsigned int port, const uint8_t *frame,
 				 size_t len, uint64_t now, uint16_t *out, unsigned int *nout);
+/* As switch_input, for a frame that carries offloads (net/offload.h): it
+ * leaves as segments of at most wire_len bytes (TSO) or with its checksum
+ * finished, so the largest-frame limit applies to wire_len; counted in
+ * rx_offloaded. */
+enum switch_verdict switch_input_offloaded(struct switch_core *sw, unsigned int port, const uint8_t *frame,
+					   size_t len, size_t wire_len, uint64_t now, uint16_t *out,
+					   unsigned int *nout);
+/* Counts a frame of len bytes that came in on port with a header that does
+ * not describe it (dropped before it reached the core). */
+void switch_refuse_offload(struct switch_core *sw, unsigned int port, size_t len);
 /* The caller delivered a frame of len bytes to port (ok), or had to drop it. */
 void switch_tx_done(struct switch_core *sw, unsigned int port, size_t len, bool ok);
 

@@ -3,9 +3,15 @@
  * every frame through the forwarding core and hands it to the ports it
  * names, queueing a little for a slow port and dropping, counted, beyond
  * that. An uplink is a TAP device or, inside a nested host, the host's own
- * interface through an AF_PACKET socket. control.sock answers show and stop. */
+ * interface through an AF_PACKET socket. control.sock answers show and stop.
+ *
+ * Adapters that asked for it send and receive each frame behind its
+ * virtio-net header: a TSO frame or one with a partial checksum crosses the
+ * switch whole to them and to a TAP uplink, and is finished here (checksum,
+ * segments) for an adapter without headers and for an interface uplink. */
 #include "net/switch.h"
 #include "net/backend.h"
+#include "net/offload.h"
 #include "json.h"
 #include "sandbox.h"
 #include "store.h"
@@ -49,6 +55,9 @@
 #define SD_SPOOF_LOG_S          10      /* a spoof line per port at most this often */
 #define SD_LOG_ROTATE           (1 << 20)
 #define SD_START_TIMEOUT_MS     10000
+/* A received frame: its header, then up to 64 KiB (a TSO frame) and a byte
+ * more, which marks one that was longer. */
+#define SD_BUF_LEN              (NET_VNET_HDR_LEN + SWITCH_FRAME_LIMIT + 1)
 
 enum sd_kind {
 	SD_LISTEN_PORTS,
@@ -63,7 +72,8 @@ enum sd_kind {
 };
 
 struct sd_frame {
-	size_t len;
+	size_t len;                     /* bytes on the connection */
+	size_t frame_len;               /* of them the frame's, for the counters */
 	uint8_t data[];
 };
 
@@ -71,13 +81,14 @@ struct sd_conn {
 	enum sd_kind kind;
 	int fd;
 	int port;                       /* the core's port number, or -1 */
+	bool vnet;                      /* frames carry a virtio-net header (adapters, TAP) */
 	uint64_t since;                 /* seconds: when accepted */
 	/* Output queue (ports and uplinks). */
 	struct sd_frame **q;
 	unsigned int qhead, qlen;
 	size_t qbytes;
 	bool want_out;
-	uint64_t spoof_last_log, err_last_log;     /* rate limits for log lines */
+	uint64_t spoof_last_log, err_last_log, hdr_last_log;   /* rate limits for log lines */
 	/* Control connections. */
 	char req[SD_REQ_MAX];
 	size_t reqlen;
@@ -98,7 +109,8 @@ struct switchd {
 	unsigned int nadapters;
 	struct sd_conn *dead;
 	char store[SWITCHD_PATH_MAX];   /* the store the switch is in ("": none found) */
-	uint8_t *buf;                   /* one frame, frame_max + 1 bytes */
+	uint8_t *buf;                   /* one frame behind its header, SD_BUF_LEN bytes */
+	uint8_t *seg;                   /* one finished frame, frame_max bytes */
 	uint16_t *out;
 	uint64_t now, started;
 	bool stopping;
@@ -457,34 +469,48 @@ static void sd_reap(struct switchd *d)
 
 /* ---- frames in and out ---- */
 
-/* One frame from c into d->buf: its length (cut to frame_max + 1, which the
- * core then drops as oversized), 0 for one to skip, -EAGAIN, or -EPIPE and
- * other errors when the connection is done. */
+/* One frame from c into d->buf, behind its header (zeroes from a connection
+ * without headers): the frame's length (cut to 64 KiB + 1, which the core
+ * then drops as oversized), 0 for one to skip, -EAGAIN, or -EPIPE and other
+ * errors when the connection is done. */
 static ssize_t sd_recv(struct switchd *d, struct sd_conn *c)
 {
-	size_t cap = d->sw->cfg.frame_max + 1;
+	size_t cap = SD_BUF_LEN - NET_VNET_HDR_LEN;
+	uint8_t *frame = d->buf + NET_VNET_HDR_LEN;
 	ssize_t n;
 
+	memset(d->buf, 0, NET_VNET_HDR_LEN);
 	switch (c->kind) {
 	case SD_PORT:
-		n = recv(c->fd, d->buf, cap, MSG_DONTWAIT | MSG_TRUNC);
+		if (c->vnet)
+			n = recv(c->fd, d->buf, SD_BUF_LEN, MSG_DONTWAIT | MSG_TRUNC);
+		else
+			n = recv(c->fd, frame, cap, MSG_DONTWAIT | MSG_TRUNC);
 		if (n == 0)
 			return -EPIPE;
+		if (n > 0 && c->vnet) {
+			if (n < NET_VNET_HDR_LEN) {
+				memset(d->buf, 0, NET_VNET_HDR_LEN);
+				return 0;
+			}
+			n -= NET_VNET_HDR_LEN;
+		}
 		break;
-	case SD_UPLINK_TAP: {
-		uint8_t hdr[NET_VNET_HDR_LEN];
-		struct iovec iov[2] = { { hdr, sizeof(hdr) }, { d->buf, cap } };
-
-		n = readv(c->fd, iov, 2);
-		if (n >= 0)
-			return n < NET_VNET_HDR_LEN ? 0 : n - NET_VNET_HDR_LEN;
+	case SD_UPLINK_TAP:
+		n = read(c->fd, d->buf, SD_BUF_LEN);
+		if (n >= 0) {
+			if (n < NET_VNET_HDR_LEN) {
+				memset(d->buf, 0, NET_VNET_HDR_LEN);
+				return 0;
+			}
+			return n - NET_VNET_HDR_LEN;
+		}
 		break;
-	}
 	case SD_UPLINK_PACKET: {
 		struct sockaddr_ll sll;
 		socklen_t sl = sizeof(sll);
 
-		n = recvfrom(c->fd, d->buf, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll, &sl);
+		n = recvfrom(c->fd, frame, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&sll, &sl);
 		/* The interface's own traffic stays the host's: only what the
 		 * wire carries for others (or for everyone) enters the switch. */
 		if (n >= 0 && (sll.sll_pkttype == PACKET_OUTGOING || sll.sll_pkttype == PACKET_HOST))
@@ -499,44 +525,44 @@ static ssize_t sd_recv(struct switchd *d, struct sd_conn *c)
 	return (size_t)n > cap ? (ssize_t)cap : n;
 }
 
-static ssize_t sd_send_raw(struct sd_conn *c, const uint8_t *frame, size_t len)
+/* Sends what goes on the connection: a header and a frame where c->vnet. */
+static ssize_t sd_send_raw(struct sd_conn *c, const uint8_t *data, size_t len)
 {
-	static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
 	ssize_t n;
 
-	if (c->kind == SD_UPLINK_TAP) {
-		struct iovec iov[2] = { { (void *)zero_hdr, sizeof(zero_hdr) }, { (void *)frame, len } };
-
-		n = writev(c->fd, iov, 2);
-	} else {
-		n = send(c->fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL);
-	}
+	if (c->kind == SD_UPLINK_TAP)
+		n = write(c->fd, data, len);
+	else
+		n = send(c->fd, data, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 	if (n < 0)
 		return errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS ? -EAGAIN : -errno;
 	return n;
 }
 
-/* Hands a frame to a port: at once if its queue is empty and it takes it,
- * else behind the queue, else (the queue full) dropped and counted. */
-static void sd_output(struct switchd *d, struct sd_conn *c, const uint8_t *frame, size_t len)
+/* Hands data (a frame of frame_len bytes, behind its header where c->vnet)
+ * to a port: at once if its queue is empty and it takes it, else behind the
+ * queue, else (the queue full) dropped and counted. */
+static void sd_output(struct switchd *d, struct sd_conn *c, const uint8_t *data, size_t len,
+		      size_t frame_len)
 {
 	struct sd_frame *f;
 	ssize_t r;
 
 	if (!c->qlen) {
-		r = sd_send_raw(c, frame, len);
+		r = sd_send_raw(c, data, len);
 		if (r != -EAGAIN) {
-			switch_tx_done(d->sw, (unsigned int)c->port, len, r >= 0);
+			switch_tx_done(d->sw, (unsigned int)c->port, frame_len, r >= 0);
 			return;
 		}
 	}
 	if (c->qlen == SD_QUEUE_FRAMES || c->qbytes + len > SD_QUEUE_BYTES ||
 	    !(f = malloc(sizeof(*f) + len))) {
-		switch_tx_done(d->sw, (unsigned int)c->port, len, false);
+		switch_tx_done(d->sw, (unsigned int)c->port, frame_len, false);
 		return;
 	}
 	f->len = len;
-	memcpy(f->data, frame, len);
+	f->frame_len = frame_len;
+	memcpy(f->data, data, len);
 	c->q[(c->qhead + c->qlen) % SD_QUEUE_FRAMES] = f;
 	c->qlen++;
 	c->qbytes += len;
@@ -552,7 +578,7 @@ static void sd_flush(struct switchd *d, struct sd_conn *c)
 
 		if (r == -EAGAIN)
 			return;
-		switch_tx_done(d->sw, (unsigned int)c->port, f->len, r >= 0);
+		switch_tx_done(d->sw, (unsigned int)c->port, f->frame_len, r >= 0);
 		c->qbytes -= f->len;
 		free(f);
 		c->qhead = (c->qhead + 1) % SD_QUEUE_FRAMES;
@@ -578,11 +604,48 @@ static void sd_log_spoof(struct switchd *d, struct sd_conn *c, const uint8_t *fr
 	       (unsigned long long)p->st.dropped_spoof);
 }
 
+/* A frame with offloads to a port that cannot take them: finished here, its
+ * checksum or its segments, each sent on its own. */
+static void sd_output_finished(struct switchd *d, struct sd_conn *to, const struct net_vnet_hdr *h,
+			       const uint8_t *frame, size_t len)
+{
+	struct net_offload_iter it;
+	const char *why;
+	size_t n;
+
+	/* Checked on the way in; a failure here is counted as a drop. */
+	if (net_offload_begin(&it, h, frame, len, &why) < 0) {
+		switch_tx_done(d->sw, (unsigned int)to->port, len, false);
+		return;
+	}
+	while ((n = net_offload_next(&it, d->seg, d->sw->cfg.frame_max)) > 0)
+		sd_output(d, to, d->seg, n, n);
+}
+
+/* A header that does not describe its frame: dropped, counted, logged at
+ * most every SD_SPOOF_LOG_S seconds per port. */
+static void sd_refuse_offload(struct switchd *d, struct sd_conn *c, size_t len, const char *why)
+{
+	const struct switch_port *p = switch_port_get(d->sw, (unsigned int)c->port);
+
+	switch_refuse_offload(d->sw, (unsigned int)c->port, len);
+	if (!p || (c->hdr_last_log && d->now - c->hdr_last_log < SD_SPOOF_LOG_S))
+		return;
+	c->hdr_last_log = d->now;
+	sd_log("port %d: '%s' sent a frame whose virtio-net header does not fit it (%s): dropped "
+	       "(%llu so far)", c->port, p->name, why, (unsigned long long)p->st.dropped_offload);
+}
+
 static void sd_input(struct switchd *d, struct sd_conn *c)
 {
+	struct net_vnet_hdr *h = (struct net_vnet_hdr *)d->buf;
+	uint8_t *frame = d->buf + NET_VNET_HDR_LEN;
+
 	for (unsigned int i = 0; i < SD_READ_BUDGET; i++) {
+		struct net_offload_info info = { .seg_max = 0 };
 		enum switch_verdict v;
 		unsigned int nout;
+		bool offloaded;
 		ssize_t n = sd_recv(d, c);
 
 		if (n == -EAGAIN)
@@ -602,30 +665,59 @@ static void sd_input(struct switchd *d, struct sd_conn *c)
 		}
 		if (n == 0 && c->kind != SD_PORT)
 			continue;
-		v = switch_input(d->sw, (unsigned int)c->port, d->buf, (size_t)n, d->now, d->out, &nout);
+		/* A guest's word that a checksum was verified is not a wire's;
+		 * num_buffers is the receiving device's business. */
+		if (c->kind == SD_PORT)
+			h->flags &= (uint8_t)~NET_HDR_F_DATA_VALID;
+		h->num_buffers = 0;
+		offloaded = net_hdr_offloaded(h);
+		if (offloaded) {
+			const char *why = "longer than 64 KiB";
+
+			/* Past 64 KiB the frame was cut to fit d->buf: never forward
+			 * that. Shorter ones have their header checked. */
+			if ((size_t)n > SWITCH_FRAME_LIMIT || net_offload_check(h, frame, (size_t)n, &info, &why) < 0) {
+				sd_refuse_offload(d, c, (size_t)n, why);
+				continue;
+			}
+		}
+		v = switch_input_offloaded(d->sw, (unsigned int)c->port, frame, (size_t)n, info.seg_max,
+					   d->now, d->out, &nout);
 		if (v == SWITCH_DROP_SPOOF)
-			sd_log_spoof(d, c, d->buf);
+			sd_log_spoof(d, c, frame);
 		for (unsigned int k = 0; k < nout; k++) {
 			struct sd_conn *to = d->by_port[d->out[k]];
 
-			if (to)
-				sd_output(d, to, d->buf, (size_t)n);
+			if (!to)
+				continue;
+			if (to->vnet)
+				sd_output(d, to, d->buf, NET_VNET_HDR_LEN + (size_t)n, (size_t)n);
+			else if (offloaded)
+				sd_output_finished(d, to, h, frame, (size_t)n);
+			else
+				sd_output(d, to, frame, (size_t)n, (size_t)n);
 		}
 	}
 }
 
 /* ---- adapters arriving ---- */
 
-static void sd_ack(struct sd_conn *c, int status, unsigned int port, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void sd_ack(struct sd_conn *c, int status, unsigned int port, const char *fmt, ...)
+static void sd_ack(struct switchd *d, struct sd_conn *c, int status, unsigned int port, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+static void sd_ack(struct switchd *d, struct sd_conn *c, int status, unsigned int port, const char *fmt, ...)
 {
-	struct net_switch_ack ack = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION, (uint16_t)port, status, "" };
+	struct net_switch_ack ack = { NET_SWITCH_MAGIC, NET_SWITCH_VERSION, (uint16_t)port, status, 0, 0, "" };
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(ack.msg, sizeof(ack.msg), fmt, ap);
 	va_end(ap);
+	if (status == 0) {
+		const struct switch_port *p = switch_port_get(d->sw, port);
+
+		ack.flags = (uint16_t)((c->vnet ? NET_SWITCH_F_VNET_HDR : 0) |
+				       (p && p->spoofing ? NET_SWITCH_F_SPOOFING : 0));
+	}
 	(void)!send(c->fd, &ack, sizeof(ack), MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
@@ -642,7 +734,7 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 		return;
 	if (n != (ssize_t)sizeof(h) || h.magic != NET_SWITCH_MAGIC || h.version != NET_SWITCH_VERSION) {
 		if (n > 0)
-			sd_ack(c, -EPROTO, 0, "not a nestvm adapter hello (this switch speaks version %d)",
+			sd_ack(d, c, -EPROTO, 0, "not a nestvm adapter hello (this switch speaks version %d)",
 			       NET_SWITCH_VERSION);
 		sd_conn_close(d, c);
 		return;
@@ -684,17 +776,17 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 		const struct switch_port *p = holder >= 0 ? switch_port_get(d->sw, (unsigned int)holder) : NULL;
 
 		if (switch_port_by_mac(d->sw, h.mac) >= 0)
-			sd_ack(c, port, 0, "MAC address %s is in use on this switch by '%s'", mac, p ? p->name : "?");
+			sd_ack(d, c, port, 0, "MAC address %s is in use on this switch by '%s'", mac, p ? p->name : "?");
 		else
-			sd_ack(c, port, 0, "MAC address %s is a station's seen on port '%s' (free once unseen for %llu s)",
+			sd_ack(d, c, port, 0, "MAC address %s is a station's seen on port '%s' (free once unseen for %llu s)",
 			       mac, p ? p->name : "?", (unsigned long long)d->sw->cfg.aging);
 	} else if (port == -EINVAL) {
-		sd_ack(c, port, 0, "MAC address %s is multicast or zero, not an adapter's", mac);
+		sd_ack(d, c, port, 0, "MAC address %s is multicast or zero, not an adapter's", mac);
 	} else if (port == -ENOSPC) {
-		sd_ack(c, port, 0, "all %u ports of the switch are in use", d->sw->cfg.max_ports);
+		sd_ack(d, c, port, 0, "all %u ports of the switch are in use", d->sw->cfg.max_ports);
 	} else if (port >= 0 && !(c->q = calloc(SD_QUEUE_FRAMES, sizeof(*c->q)))) {
 		switch_port_remove(d->sw, (unsigned int)port);
-		sd_ack(c, -ENOMEM, 0, "the switch is out of memory");
+		sd_ack(d, c, -ENOMEM, 0, "the switch is out of memory");
 		port = -ENOMEM;
 	}
 	if (port < 0) {
@@ -707,11 +799,13 @@ static void sd_hello(struct switchd *d, struct sd_conn *c)
 			d->pending[i] = NULL;
 	c->kind = SD_PORT;
 	c->port = port;
+	c->vnet = h.flags & NET_SWITCH_F_VNET_HDR;
 	d->by_port[port] = c;
 	d->nadapters++;
-	sd_ack(c, 0, (unsigned int)port, "ok");
-	sd_log("port %d: '%s' (%s, MAC address spoofing %s) connected", port,
-	       switch_port_get(d->sw, (unsigned int)port)->name, mac, pc.spoofing ? "on" : "off");
+	sd_ack(d, c, 0, (unsigned int)port, "ok");
+	sd_log("port %d: '%s' (%s, MAC address spoofing %s, offloads %s) connected", port,
+	       switch_port_get(d->sw, (unsigned int)port)->name, mac, pc.spoofing ? "on" : "off",
+	       c->vnet ? "on" : "off");
 }
 
 static void sd_accept(struct switchd *d, struct sd_conn *l)
@@ -797,6 +891,9 @@ static void sd_show_json(struct switchd *d, struct json *j)
 		json_kv_uint(j, "txDropped", p->st.tx_dropped);
 		json_kv_uint(j, "learnedAddresses", p->learned);
 		json_kv_uint(j, "learnRefused", p->st.learn_refused);
+		json_kv_uint(j, "rxOffloaded", p->st.rx_offloaded);
+		json_kv_uint(j, "droppedOffload", p->st.dropped_offload);
+		json_kv_bool(j, "offloads", d->by_port[i] && d->by_port[i]->vnet);
 		json_kv_uint(j, "queued", d->by_port[i] ? d->by_port[i]->qlen : 0);
 		json_object_end(j);
 	}
@@ -1047,12 +1144,14 @@ static int sd_add_uplink(struct switchd *d, char *err, size_t errlen)
 
 	if (!cfg->uplink_tap[0] && !cfg->uplink_if[0])
 		return 0;
-	fd = tap ? net_tap_open(cfg->uplink_tap, err, errlen) : sd_open_packet(cfg->uplink_if, err, errlen);
+	fd = tap ? net_tap_open(cfg->uplink_tap, false, err, errlen) : sd_open_packet(cfg->uplink_if, err, errlen);
 	if (fd < 0)
 		return fd;
 	snprintf(name, sizeof(name), "uplink %s %s", tap ? "tap" : "if", tap ? cfg->uplink_tap : cfg->uplink_if);
 	pc.name = name;
 	c = sd_conn_new(tap ? SD_UPLINK_TAP : SD_UPLINK_PACKET, fd);
+	if (c)
+		c->vnet = tap;  /* a TAP device takes offloaded frames, with their header */
 	if (!c || !(c->q = calloc(SD_QUEUE_FRAMES, sizeof(*c->q)))) {
 		close(fd);
 		free(c);
@@ -1280,6 +1379,7 @@ static void sd_cleanup(struct switchd *d)
 	}
 	free(d->by_port);
 	free(d->buf);
+	free(d->seg);
 	free(d->out);
 	switch_destroy(d->sw);
 }
@@ -1309,9 +1409,10 @@ int switchd_run(const struct switchd_config *cfg, int ready_fd)
 	}
 	d.by_port = calloc(d.sw->cfg.max_ports, sizeof(*d.by_port));
 	d.out = calloc(d.sw->cfg.max_ports, sizeof(*d.out));
-	d.buf = malloc(d.sw->cfg.frame_max + 1);
+	d.buf = malloc(SD_BUF_LEN);
+	d.seg = malloc(d.sw->cfg.frame_max);
 	d.ep = epoll_create1(EPOLL_CLOEXEC);
-	if (!d.by_port || !d.out || !d.buf || d.ep < 0) {
+	if (!d.by_port || !d.out || !d.buf || !d.seg || d.ep < 0) {
 		r = d.ep < 0 ? -errno : -ENOMEM;
 		snprintf(err, sizeof(err), "%s", strerror(-r));
 		goto out;

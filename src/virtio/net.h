@@ -1,7 +1,8 @@
 /* virtio-net (virtio 1.2, 5.1): one receive and one transmit queue, the
- * adapter's MAC address and link status in its configuration, no offloads.
- * Frames go to and come from a net backend: a nestvm switch port, a TAP
- * device or a socket. */
+ * adapter's MAC address and link status in its configuration, checksum and
+ * TCP segmentation offloads both ways, mergeable receive buffers. Frames go
+ * to and come from a net backend: a nestvm switch port, a TAP device or a
+ * socket. */
 #ifndef NESTVM_VIRTIO_NET_H
 #define NESTVM_VIRTIO_NET_H
 
@@ -24,10 +25,13 @@ struct virtio_net_opts {
 /* Counted by the device; read at any time. */
 struct virtio_net_stats {
 	uint64_t rx_frames, rx_bytes;   /* delivered to the guest */
-	uint64_t rx_dropped;            /* larger than the guest's buffer */
+	uint64_t rx_dropped;            /* larger than the guest's buffers, or a bad header */
 	uint64_t tx_frames, tx_bytes;   /* taken by the backend */
 	uint64_t tx_dropped;            /* malformed, refused or the backend gone */
 	uint64_t tx_spoofed;            /* TAP backend, spoofing off: another source MAC */
+	uint64_t rx_offloaded;          /* received with a partial checksum or as TSO */
+	uint64_t tx_offloaded;          /* sent so by the guest */
+	uint64_t finished;              /* frames whose offloads the device did itself */
 	bool link_up;
 };
 

@@ -7,6 +7,7 @@
  * MAC-spoofing drop and its counter in 'nestvm switch show --json', a device
  * that loses its switch and finds it again, and the daemon stopped at the end. */
 #include "cli/cli.h"
+#include "net_frames.h"
 #include "net/backend.h"
 #include "net/switch.h"
 #include "virtio/net.h"
@@ -34,8 +35,20 @@ int cmd_switch(int argc, char **argv);
 #define TXBUF(i)  (MEM_GPA + 0x30000 + (i) * 0x1000)
 #define HDR       12
 
+#define F_CSUM 0
+#define F_GUEST_CSUM 1
 #define F_MAC 5
+#define F_GUEST_TSO4 7
+#define F_GUEST_TSO6 8
+#define F_HOST_TSO4 11
+#define F_HOST_TSO6 12
+#define F_MRG_RXBUF 15
 #define F_STATUS 16
+#define F_CTRL_VQ 17
+/* What a driver without offloads and mergeable buffers accepts. */
+#define PLAIN (~(VIRTIO_BIT(F_CSUM) | VIRTIO_BIT(F_GUEST_CSUM) | VIRTIO_BIT(F_GUEST_TSO4) |  \
+		 VIRTIO_BIT(F_GUEST_TSO6) | VIRTIO_BIT(9) | VIRTIO_BIT(F_HOST_TSO4) |         \
+		 VIRTIO_BIT(F_HOST_TSO6) | VIRTIO_BIT(13) | VIRTIO_BIT(F_MRG_RXBUF)))
 
 static const uint8_t MAC_A[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x0a };
 static const uint8_t MAC_B[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x0b };
@@ -152,9 +165,15 @@ static void test_probe_and_config(void)
 	CHECK(f & VIRTIO_BIT(F_MAC));
 	CHECK(f & VIRTIO_BIT(F_STATUS));
 	CHECK(f & VIRTIO_BIT(VIRTIO_F_VERSION_1));
-	/* No offloads, no mergeable buffers, no control queue. */
-	CHECK(!(f & (VIRTIO_BIT(0) | VIRTIO_BIT(1) | VIRTIO_BIT(7) | VIRTIO_BIT(11) |
-		     VIRTIO_BIT(15) | VIRTIO_BIT(17))));
+	/* Checksum and TCP segmentation offloads both ways, mergeable receive
+	 * buffers; no UDP fragmentation offload, no control queue. */
+	CHECK_EQ(f & (VIRTIO_BIT(F_CSUM) | VIRTIO_BIT(F_GUEST_CSUM) | VIRTIO_BIT(F_GUEST_TSO4) |
+		      VIRTIO_BIT(F_GUEST_TSO6) | VIRTIO_BIT(F_HOST_TSO4) | VIRTIO_BIT(F_HOST_TSO6) |
+		      VIRTIO_BIT(F_MRG_RXBUF)),
+		 VIRTIO_BIT(F_CSUM) | VIRTIO_BIT(F_GUEST_CSUM) | VIRTIO_BIT(F_GUEST_TSO4) |
+		 VIRTIO_BIT(F_GUEST_TSO6) | VIRTIO_BIT(F_HOST_TSO4) | VIRTIO_BIT(F_HOST_TSO6) |
+		 VIRTIO_BIT(F_MRG_RXBUF));
+	CHECK(!(f & (VIRTIO_BIT(10) | VIRTIO_BIT(14) | VIRTIO_BIT(F_CTRL_VQ))));
 	for (int i = 0; i < 6; i++)
 		virtio_mmio_io(fx.m, R_CONFIG + i, &mac[i], 1, false);
 	CHECK(!memcmp(mac, MAC_A, 6));
@@ -175,7 +194,7 @@ static void test_rx_frame_reaches_guest(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	/* One buffer, as Linux posts them without mergeable buffers. */
 	memset(host(RXBUF(0)), 0xee, HDR + 1518);
 	fx_desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
@@ -221,7 +240,7 @@ static void test_rx_waits_for_buffers(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	/* Frames before any buffer wait in the backend; none is lost. */
 	for (int i = 0; i < 3; i++) {
 		make_frame(f[i], MAC_A, MAC_B, 100, (uint8_t)(10 * i));
@@ -249,7 +268,7 @@ static void test_rx_oversized_frame_dropped(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	/* A buffer with room for 100 bytes of frame, and bytes after it. */
 	memset(host(RXBUF(0)), 0xcc, 0x1000);
 	fx_desc(RXQ, 0, RXBUF(0), HDR + 100, VIRTQ_DESC_F_WRITE, 0);
@@ -270,18 +289,26 @@ static void test_rx_oversized_frame_dropped(void)
 	virtio_net_get_stats(fx.dev, &st);
 	CHECK_EQ(st.rx_dropped, 2);
 	CHECK_EQ(st.rx_frames, 1);
-	/* A buffer too small for any frame goes back empty. */
+	/* A buffer too small for any frame goes back empty when a frame comes,
+	 * and so does one with no writable part; the frame waits for a buffer
+	 * that holds it. */
 	fx_desc(RXQ, 1, RXBUF(1), 20, VIRTQ_DESC_F_WRITE, 0);
 	fx_post(RXQ, 1);
+	fx_desc(RXQ, 2, RXBUF(2), 2000, 0, 0);
+	fx_post(RXQ, 2);
+	CHECK_EQ(send(net.peer, small, sizeof(small), 0), (ssize_t)sizeof(small));
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 1);
 	CHECK_EQ(u.len, 0);
-	/* So does one with no writable part. */
-	fx_desc(RXQ, 2, RXBUF(2), 2000, 0, 0);
-	fx_post(RXQ, 2);
 	u = take_used(RXQ);
 	CHECK_EQ(u.id, 2);
 	CHECK_EQ(u.len, 0);
+	CHECK(nothing_used(RXQ, 50));
+	fx_desc(RXQ, 3, RXBUF(3), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
+	fx_post(RXQ, 3);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 3);
+	CHECK_EQ(u.len, HDR + sizeof(small));
 	CHECK(!virtio_dev_is_broken(fx.dev));
 	fx_teardown();
 }
@@ -294,14 +321,22 @@ static void test_tx_frame_leaves_without_header(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
-	/* Header and frame in one buffer. */
-	memset(host(TXBUF(0)), 0x77, HDR);      /* a header asking for offloads: ignored */
+	driver_init(PLAIN);
+	/* A header that makes no sense (unknown flags): the frame is dropped. */
+	memset(host(TXBUF(0)), 0x77, HDR);
 	make_frame(host(TXBUF(0) + HDR), MAC_B, MAC_A, 60, 5);
 	fx_desc(TXQ, 0, TXBUF(0), HDR + 60, 0, 0);
 	fx_post(TXQ, 0);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 200), -1);
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_dropped, 1);
+	/* Header and frame in one buffer. */
+	memset(host(TXBUF(0)), 0, HDR);
+	fx_desc(TXQ, 1, TXBUF(0), HDR + 60, 0, 0);
+	fx_post(TXQ, 1);
 	u = take_used(TXQ);
-	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.id, 1);
 	CHECK_EQ(u.len, 0);
 	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 2000), 60);
 	CHECK(!memcmp(got, host(TXBUF(0) + HDR), 60));
@@ -310,17 +345,17 @@ static void test_tx_frame_leaves_without_header(void)
 	memset(host(TXBUF(1)), 0, HDR);
 	memcpy(host(TXBUF(2)), f, 1000);
 	memcpy(host(TXBUF(3)), f + 1000, 514);
-	fx_desc(TXQ, 1, TXBUF(1), HDR, VIRTQ_DESC_F_NEXT, 2);
-	fx_desc(TXQ, 2, TXBUF(2), 1000, VIRTQ_DESC_F_NEXT, 3);
-	fx_desc(TXQ, 3, TXBUF(3), 514, 0, 0);
-	fx_post(TXQ, 1);
-	CHECK_EQ(take_used(TXQ).id, 1);
+	fx_desc(TXQ, 2, TXBUF(1), HDR, VIRTQ_DESC_F_NEXT, 3);
+	fx_desc(TXQ, 3, TXBUF(2), 1000, VIRTQ_DESC_F_NEXT, 4);
+	fx_desc(TXQ, 4, TXBUF(3), 514, 0, 0);
+	fx_post(TXQ, 2);
+	CHECK_EQ(take_used(TXQ).id, 2);
 	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 2000), 1514);
 	CHECK(!memcmp(got, f, 1514));
 	virtio_net_get_stats(fx.dev, &st);
 	CHECK_EQ(st.tx_frames, 2);
 	CHECK_EQ(st.tx_bytes, 60 + 1514);
-	CHECK_EQ(st.tx_dropped, 0);
+	CHECK_EQ(st.tx_dropped, 1);
 	fx_teardown();
 }
 
@@ -331,7 +366,7 @@ static void test_tx_malformed_chains(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	/* Shorter than a header, and a header with a runt behind it. */
 	fx_desc(TXQ, 0, TXBUF(0), 5, 0, 0);
 	fx_post(TXQ, 0);
@@ -360,7 +395,7 @@ static void test_tx_backpressure_keeps_order(void)
 
 	fx_base();
 	fx_open_pair(4096);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	for (unsigned int i = 0; i < n; i++) {
 		make_frame(host(TXBUF(i) + HDR), MAC_B, MAC_A, 1500, (uint8_t)i);
 		fx_desc(TXQ, i, TXBUF(i), HDR + 1500, 0, 0);
@@ -400,7 +435,7 @@ static void test_link_down_when_backend_closes(void)
 
 	fx_base();
 	fx_open_pair(0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	fx_desc(RXQ, 0, RXBUF(0), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
 	fx_post(RXQ, 0);
 	wr(R_ACK, rd(R_ISR));
@@ -493,7 +528,7 @@ static void test_tap_backend(void)
 	sll.sll_ifindex = (int)if_nametoindex(tap);
 	CHECK(sll.sll_ifindex > 0);
 	CHECK_EQ(bind(ps, (struct sockaddr *)&sll, sizeof(sll)), 0);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	for (unsigned int i = 0; i < 8; i++) {
 		fx_desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
 		fx_post(RXQ, (uint16_t)i);
@@ -547,7 +582,7 @@ static void test_tap_held_across_devices(void)
 	snprintf(tap, sizeof(tap), "nvh%u", (unsigned int)getpid() % 1000000);
 	if (access("/dev/net/tun", R_OK | W_OK) < 0)
 		SKIP("no /dev/net/tun here");
-	held = net_tap_open(tap, err, sizeof(err));
+	held = net_tap_open(tap, true, err, sizeof(err));
 	if (held < 0)
 		SKIP("cannot create a TAP device here: %s", err);
 	for (int round = 0; round < 2; round++) {
@@ -655,7 +690,7 @@ static ssize_t be_send(struct net_backend *be, const uint8_t *f, size_t len)
 {
 	struct iovec v = { (void *)f, len };
 
-	return net_backend_send(be, &v, 1);
+	return net_backend_send(be, NULL, &v, 1);
 }
 
 /* One frame from be within ms: its length, or -1. */
@@ -663,10 +698,11 @@ static ssize_t be_recv(struct net_backend *be, uint8_t *buf, size_t len, int ms)
 {
 	struct pollfd p = { be->fd, POLLIN, 0 };
 	struct iovec v = { buf, len };
+	struct net_vnet_hdr h;
 
 	if (poll(&p, 1, ms) != 1)
 		return -1;
-	return net_backend_recv(be, &v, 1);
+	return net_backend_recv(be, &h, &v, 1);
 }
 
 /* The value after "key": in the JSON object that holds "name": "port_name". */
@@ -814,7 +850,7 @@ static void test_virtio_net_on_switch(void)
 	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
 		FAILF("virtio_net_create: %s", err);
 	fx_attach(dev, 22);
-	driver_init(~0ULL);
+	driver_init(PLAIN);
 	adapter(&b, sock, MAC_B, false, "peer");
 	for (unsigned int i = 0; i < 4; i++) {
 		fx_desc(RXQ, i, RXBUF(i), HDR + 1518, VIRTQ_DESC_F_WRITE, 0);
@@ -870,6 +906,276 @@ static void test_virtio_net_on_switch(void)
 	fx_teardown();
 }
 
+/* A TSO frame at TXBUF(0) behind its header, from src to dst; returns its
+ * length (without the header). */
+static size_t tx_tso(const uint8_t *dst, const uint8_t *src, size_t payload, unsigned int mss,
+		     struct nf_layout *l)
+{
+	struct net_vnet_hdr h;
+	uint8_t *f = host(TXBUF(0) + HDR);
+	size_t len = nf_build(f, false, false, payload, 0x18, 5, mss, &h, l);
+
+	memcpy(f, dst, 6);
+	memcpy(f + 6, src, 6);
+	memcpy(host(TXBUF(0)), &h, HDR);
+	fx_desc(TXQ, 0, TXBUF(0), (uint32_t)(HDR + len), 0, 0);
+	fx_post(TXQ, 0);
+	return len;
+}
+
+/* A guest's TSO frame on a backend without headers: the device cuts it into
+ * finished segments itself. */
+static void test_tx_tso_finished_for_plain_backend(void)
+{
+	static uint8_t got[2000], joined[8000];
+	struct virtio_net_stats st;
+	struct nf_layout l;
+	size_t len, at = 0;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(~0ULL);
+	len = tx_tso(MAC_B, MAC_A, 5000, 1448, &l);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	for (int i = 0; i < 4; i++) {
+		ssize_t n = recv_within(net.peer, got, sizeof(got), 2000);
+
+		if (n < (ssize_t)l.payload)
+			FAILF("segment %d: %zd bytes", i, n);
+		CHECK_EQ(n, l.payload + (i < 3 ? 1448 : 5000 - 3 * 1448));
+		if (!nf_valid(got, (size_t)n, &l))
+			FAILF("segment %d: bad checksum", i);
+		CHECK_EQ(nf_get32(got + l.l4 + 4), NF_SEQ + (uint32_t)i * 1448);
+		memcpy(joined + at, got + l.payload, (size_t)n - l.payload);
+		at += (size_t)n - l.payload;
+	}
+	CHECK_EQ(recv_within(net.peer, got, sizeof(got), 100), -1);
+	CHECK_EQ(at, 5000);
+	CHECK(!memcmp(joined, host(TXBUF(0) + HDR + l.payload), 5000));
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.tx_offloaded, 1);
+	CHECK_EQ(st.finished, 1);
+	CHECK_EQ(st.tx_frames, 4);
+	CHECK_EQ(st.tx_dropped, 0);
+	(void)len;
+	fx_teardown();
+}
+
+/* Mergeable receive buffers: a frame spread over as many as it needs, the
+ * count in the first one's header, all published at once; what it did not
+ * need stays for the next frame. */
+static void test_rx_mergeable_buffers(void)
+{
+	uint8_t f[1514];
+	struct virtq_used_elem u[3];
+	struct net_vnet_hdr h;
+
+	fx_base();
+	fx_open_pair(0);
+	driver_init(PLAIN | VIRTIO_BIT(F_MRG_RXBUF));
+	CHECK(fx.features & VIRTIO_BIT(F_MRG_RXBUF));
+	for (unsigned int i = 0; i < 4; i++) {
+		memset(host(RXBUF(i)), 0xee, 0x1000);
+		fx_desc(RXQ, i, RXBUF(i), 512, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(RXQ, (uint16_t)i);
+	}
+	/* 12 + 1514 bytes: three buffers of 512. */
+	make_frame(f, MAC_A, MAC_B, 1514, 11);
+	CHECK_EQ(send(net.peer, f, 1514, 0), 1514);
+	u[0] = take_used(RXQ);
+	CHECK_EQ(fx_used(RXQ)->idx, 3);         /* the three entries appear together */
+	u[1] = take_used(RXQ);
+	u[2] = take_used(RXQ);
+	memcpy(&h, host(RXBUF(0)), HDR);
+	CHECK_EQ(h.num_buffers, 3);
+	CHECK_EQ(h.flags, 0);
+	CHECK_EQ(h.gso_type, 0);
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(u[i].id, i);
+	CHECK_EQ(u[0].len, 512);
+	CHECK_EQ(u[1].len, 512);
+	CHECK_EQ(u[2].len, HDR + 1514 - 1024);
+	CHECK(!memcmp(host(RXBUF(0) + HDR), f, 500));
+	CHECK(!memcmp(host(RXBUF(1)), f + 500, 512));
+	CHECK(!memcmp(host(RXBUF(2)), f + 1012, 502));
+	CHECK_EQ(*(uint8_t *)host(RXBUF(2) + 502), 0xee);
+	CHECK_EQ(*(uint8_t *)host(RXBUF(3)), 0xee);
+	/* The fourth buffer takes the next frame alone. */
+	make_frame(f, MAC_A, MAC_B, 60, 12);
+	CHECK_EQ(send(net.peer, f, 60, 0), 60);
+	u[0] = take_used(RXQ);
+	CHECK_EQ(u[0].id, 3);
+	CHECK_EQ(u[0].len, HDR + 60);
+	memcpy(&h, host(RXBUF(3)), HDR);
+	CHECK_EQ(h.num_buffers, 1);
+	CHECK(!memcmp(host(RXBUF(3) + HDR), f, 60));
+	fx_teardown();
+}
+
+static void adapter_offloads(struct net_backend *be, const char *sock, const uint8_t *mac, const char *label)
+{
+	struct net_backend_opts o = { .kind = NET_BACKEND_SWITCH, .path = sock, .offloads = true,
+				      .label = label };
+	char err[256];
+
+	memcpy(o.mac, mac, 6);
+	if (net_backend_open(be, &o, err, sizeof(err)) != 0)
+		FAILF("adapter %s: %s", label, err);
+}
+
+static ssize_t be_send_h(struct net_backend *be, const struct net_vnet_hdr *h, const uint8_t *f, size_t len)
+{
+	struct iovec v = { (void *)f, len };
+
+	return net_backend_send(be, h, &v, 1);
+}
+
+static ssize_t be_recv_h(struct net_backend *be, struct net_vnet_hdr *h, uint8_t *buf, size_t len, int ms)
+{
+	struct pollfd p = { be->fd, POLLIN, 0 };
+	struct iovec v = { buf, len };
+
+	if (poll(&p, 1, ms) != 1)
+		return -1;
+	return net_backend_recv(be, h, &v, 1);
+}
+
+/* Posts n receive buffers of size bytes, 4 KiB apart from RXBUF(0). */
+static void post_rx(unsigned int n, uint32_t size)
+{
+	for (unsigned int i = 0; i < n; i++) {
+		fx_desc(RXQ, i, RXBUF(i), size, VIRTQ_DESC_F_WRITE, 0);
+		fx_post(RXQ, (uint16_t)i);
+	}
+}
+
+/* Offloaded frames across a switch: whole between adapters that take the
+ * header (a guest's virtio-net device, a raw adapter), finished by the
+ * switch for a plain adapter and by the device for a guest that did not
+ * negotiate them; a header that lies about its frame is dropped at the
+ * switch and counted. */
+static void test_offloads_through_switch(void)
+{
+	struct virtio_net_opts o = { .name = "virtio-net-off", .queue_size = 32 };
+	struct net_backend v = { .fd = -1 }, p = { .fd = -1 };
+	static uint8_t f[9000], got[9000], joined[9000];
+	struct net_vnet_hdr h, gh;
+	struct virtio_net_stats st;
+	struct virtq_used_elem u;
+	struct nf_layout l;
+	struct virtio_dev *dev;
+	char sock[300], dir[256], err[256];
+	size_t len, at;
+	ssize_t n;
+
+	fx_base();
+	make_store();
+	CHECK_EQ(SWITCH("new", "t3", "--store", net.store), 0);
+	snprintf(dir, sizeof(dir), "%s/switches/t3", net.store);
+	snprintf(sock, sizeof(sock), "%s/ports.sock", dir);
+	o.backend = (struct net_backend_opts){ .kind = NET_BACKEND_SWITCH, .path = sock, .label = "guest/net0" };
+	memcpy(o.backend.mac, MAC_A, 6);
+	if (virtio_net_create(&dev, &o, err, sizeof(err)) != 0)
+		FAILF("virtio_net_create: %s", err);
+	fx_attach(dev, 22);
+	driver_init(~0ULL);
+	adapter_offloads(&v, sock, MAC_B, "raw-offloads");
+	adapter(&p, sock, MAC_G, false, "raw-plain");
+	CHECK(v.vnet_hdr);
+	CHECK(!p.vnet_hdr);
+	post_rx(8, 4096);
+
+	/* A TSO frame to the guest, which negotiated TSO: whole, with its
+	 * header, in mergeable buffers. */
+	len = nf_build(f, false, false, 8000, 0x18, 1, 1448, &h, &l);
+	memcpy(f, MAC_A, 6);
+	memcpy(f + 6, MAC_B, 6);
+	CHECK_EQ(be_send_h(&v, &h, f, len), (ssize_t)len);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 0);
+	CHECK_EQ(u.len, 4096);
+	u = take_used(RXQ);
+	CHECK_EQ(u.id, 1);
+	CHECK_EQ(u.len, HDR + len - 4096);
+	memcpy(&gh, host(RXBUF(0)), HDR);
+	CHECK_EQ(gh.num_buffers, 2);
+	CHECK_EQ(gh.gso_type, NET_HDR_GSO_TCPV4);
+	CHECK_EQ(gh.gso_size, 1448);
+	CHECK_EQ(gh.flags, NET_HDR_F_NEEDS_CSUM);
+	CHECK_EQ(gh.csum_start, l.l4);
+	CHECK_EQ(gh.csum_offset, 16);
+	CHECK(!memcmp(host(RXBUF(0) + HDR), f, 4096 - HDR));
+	CHECK(!memcmp(host(RXBUF(1)), f + 4096 - HDR, len - (4096 - HDR)));
+
+	/* The same to the plain adapter: the switch cuts it into 6 segments. */
+	memcpy(f, MAC_G, 6);
+	CHECK_EQ(be_send_h(&v, &h, f, len), (ssize_t)len);
+	at = 0;
+	for (int i = 0; i < 6; i++) {
+		n = be_recv(&p, got, sizeof(got), 2000);
+		CHECK_EQ(n, l.payload + (i < 5 ? 1448 : 8000 - 5 * 1448));
+		if (!nf_valid(got, (size_t)n, &l))
+			FAILF("segment %d from the switch: bad checksum", i);
+		memcpy(joined + at, got + l.payload, (size_t)n - l.payload);
+		at += (size_t)n - l.payload;
+	}
+	CHECK_EQ(at, 8000);
+	CHECK(!memcmp(joined, f + l.payload, 8000));
+
+	/* The guest's TSO frame reaches the raw adapter whole. */
+	len = tx_tso(MAC_B, MAC_A, 8000, 1448, &l);
+	CHECK_EQ(take_used(TXQ).id, 0);
+	n = be_recv_h(&v, &h, got, sizeof(got), 2000);
+	CHECK_EQ(n, len);
+	CHECK_EQ(h.gso_type, NET_HDR_GSO_TCPV4);
+	CHECK_EQ(h.gso_size, 1448);
+	CHECK(!memcmp(got, host(TXBUF(0) + HDR), len));
+
+	/* A header that lies (segment size 0): dropped, counted, logged. */
+	len = nf_build(f, false, false, 3000, 0x18, 2, 1448, &h, &l);
+	memcpy(f, MAC_A, 6);
+	memcpy(f + 6, MAC_B, 6);
+	h.gso_size = 0;
+	CHECK_EQ(be_send_h(&v, &h, f, len), (ssize_t)len);
+	CHECK(nothing_used(RXQ, 300));
+	CHECK_EQ(SWITCH("show", "t3", "--json", "--store", net.store), 0);
+	CHECK_EQ(json_port_field(out, "raw-offloads", "droppedOffload"), 1);
+	CHECK_EQ(json_port_field(out, "raw-offloads", "rxOffloaded"), 2);
+	CHECK_EQ(json_port_field(out, "guest/net0", "rxOffloaded"), 1);
+	CHECK_EQ(json_port_field(out, "raw-plain", "rxOffloaded"), 0);
+
+	/* The guest again, now without offloads: the device cuts the frame. */
+	driver_init(PLAIN);
+	post_rx(8, HDR + 1518);
+	h.gso_size = 1448;
+	CHECK_EQ(be_send_h(&v, &h, f, len), (ssize_t)len);
+	at = 0;
+	for (int i = 0; i < 3; i++) {
+		u = take_used(RXQ);
+		CHECK_EQ(u.id, i);
+		CHECK_EQ(u.len, HDR + l.payload + (i < 2 ? 1448 : 3000 - 2 * 1448));
+		memcpy(&gh, host(RXBUF(i)), HDR);
+		CHECK_EQ(gh.flags, 0);
+		CHECK_EQ(gh.gso_type, 0);
+		if (!nf_valid(host(RXBUF(i) + HDR), u.len - HDR, &l))
+			FAILF("segment %d from the device: bad checksum", i);
+		memcpy(joined + at, (uint8_t *)host(RXBUF(i) + HDR) + l.payload, u.len - HDR - l.payload);
+		at += u.len - HDR - l.payload;
+	}
+	CHECK_EQ(at, 3000);
+	CHECK(!memcmp(joined, f + l.payload, 3000));
+	virtio_net_get_stats(fx.dev, &st);
+	CHECK_EQ(st.finished, 1);
+	CHECK_EQ(st.rx_offloaded, 2);
+	CHECK_EQ(st.rx_dropped, 0);
+
+	net_backend_close(&v);
+	net_backend_close(&p);
+	fx_close_device();
+	CHECK_EQ(SWITCH("remove", "t3", "--force", "--store", net.store), 0);
+	fx_teardown();
+}
+
 int main(void)
 {
 	RUN(test_probe_and_config);
@@ -885,6 +1191,9 @@ int main(void)
 	RUN(test_tap_held_across_devices);
 	RUN(test_switch_daemon_forwards_and_drops_spoofed);
 	RUN(test_virtio_net_on_switch);
+	RUN(test_tx_tso_finished_for_plain_backend);
+	RUN(test_rx_mergeable_buffers);
+	RUN(test_offloads_through_switch);
 	fx_teardown();
 	return HARNESS_END();
 }
