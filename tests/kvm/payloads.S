@@ -77,11 +77,13 @@ payload_fake_kernel_end:
  * newline on COM1 and powers off through ACPI, but reports nothing else, so
  * that a VMM needs only its own devices to run it. A command line that
  * starts with "r" resets the machine through 0xcf9 instead (the restart
- * stress case). */
+ * stress case); one that starts with "x" runs an exit loop (below). */
 	.globl payload_tiny_guest, payload_tiny_guest_end
 payload_tiny_guest:
 	mov 0x228(%rsi), %ebx          /* cmd_line_ptr */
 	mov %ebx, %edi
+	cmpb $'x', (%rdi)              /* "xoN", "xcN": an exit loop, below */
+	je 10f
 	mov $0x3f8, %dx
 1:	movzbl (%rbx), %eax
 	test %al, %al
@@ -103,6 +105,35 @@ payload_tiny_guest:
 	out %ax, %dx
 3:	hlt
 	jmp 3b
+	/* The exit loop, for bench/nested: N (decimal) writes to port 0x80
+	 * ("xoN") or CPUID leaf 0 ("xcN"), nothing else, then power off: the
+	 * payload bench/kvmloop.c times under a bare KVM_RUN loop, here under
+	 * the whole VMM. */
+10:	movzbl 1(%rdi), %r8d
+	lea 2(%rdi), %rbx
+	xor %r9d, %r9d
+11:	movzbl (%rbx), %eax
+	sub $'0', %eax
+	cmp $9, %eax
+	ja 12f
+	imul $10, %r9, %r9
+	add %rax, %r9
+	inc %rbx
+	jmp 11b
+12:	cmp $'c', %r8b
+	je 14f
+	mov $0x80, %dx
+13:	test %r9, %r9
+	jz 4b
+	out %al, %dx
+	dec %r9
+	jmp 13b
+14:	test %r9, %r9
+	jz 4b
+	xor %eax, %eax
+	cpuid
+	dec %r9
+	jmp 14b
 payload_tiny_guest_end:
 
 /* 64-bit: report 1, 2, 3 on the port, then power off through ACPI. Its

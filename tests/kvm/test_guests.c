@@ -18,6 +18,7 @@ extern const uint8_t payload_long_mmio[], payload_long_mmio_end[];
 extern const uint8_t payload_long_smp[], payload_long_smp_end[];
 extern const uint8_t payload_long_ud[], payload_long_ud_end[];
 extern const uint8_t payload_fake_kernel[], payload_fake_kernel_end[];
+extern const uint8_t payload_tiny_guest[], payload_tiny_guest_end[];
 extern const uint8_t payload_long_reset[], payload_long_reset_end[];
 extern const uint8_t payload_long_kbd_reset[], payload_long_kbd_reset_end[];
 
@@ -210,6 +211,50 @@ static void test_linux_boot_protocol(void)
 	close(pipefd[1]);
 }
 
+/* The tiny guest's exit loop (bench/nested's like-for-like exit cost):
+ * "xoN" writes port 0x80 exactly N times, "xcN" runs CPUID and writes
+ * nothing; both print nothing and power off. */
+static void test_tiny_guest_exit_loop(void)
+{
+	static const struct { const char *cmdline; unsigned int writes; } cases[] = {
+		{ "xo7", 7 }, { "xo0", 0 }, { "xo12", 12 }, { "xc5", 0 },
+	};
+	size_t klen;
+	uint8_t *kernel;
+
+	need_kvm();
+	kernel = fake_bzimage(payload_tiny_guest, (size_t)(payload_tiny_guest_end - payload_tiny_guest), 0, &klen);
+	CHECK(kernel);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct reporter rep = { 0 };
+		struct vm_config cfg;
+		struct vm *vm;
+		char out[64] = { 0 };
+		int pipefd[2];
+
+		CHECK_EQ(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+		cfg = (struct vm_config){
+			.mem_size = 32 << 20, .ncpus = 1, .kernel = BOOT_BLOB_MEM(kernel, klen),
+			.cmdline = cases[i].cmdline, .console_out = pipefd[1],
+		};
+		vm = calloc(1, sizeof(*vm));
+		CHECK(vm);
+		if (vm_create(vm, &cfg) < 0)
+			FAILF("vm_create: %s", vm->err);
+		pthread_mutex_init(&rep.lock, NULL);
+		CHECK_EQ(bus_register(&vm->pio, 0x80, 1, "loop", reporter_io, &rep), 0);
+		CHECK_EQ(vm_run(vm), VM_STOP_POWEROFF);
+		if (rep.n != cases[i].writes)
+			FAILF("\"%s\": %u writes to port 0x80, want %u", cases[i].cmdline, rep.n, cases[i].writes);
+		CHECK_EQ(read(pipefd[0], out, sizeof(out)), -1);        /* nothing on the console */
+		vm_destroy(vm);
+		free(vm);
+		close(pipefd[0]);
+		close(pipefd[1]);
+	}
+	free(kernel);
+}
+
 /* Both ways a guest reboots end the machine with VM_STOP_RESET. */
 static void test_guest_reset(void)
 {
@@ -329,6 +374,7 @@ int main(void)
 	RUN(test_triple_fault_is_diagnosed);
 	RUN(test_linux_boot_protocol);
 	RUN(test_guest_reset);
+	RUN(test_tiny_guest_exit_loop);
 	RUN(test_dynamic_memory_balloon);
 	RUN(test_probe_measures_speed);
 	return HARNESS_END();
