@@ -27,7 +27,8 @@
 # eth0 sent during the nc transfer and received during the bulk one (above
 # 1514: segments larger than the MTU crossed the virtual network, which is
 # TSO and GSO at work).
-# Results are lines "io-guest: result NAME=VALUE"; a failure prints
+# Results are lines "io-guest: result NAME=VALUE", each measurement's begun by
+# "io-guest: begin NAME" (the host times its own CPU in between); a failure prints
 # "io-guest: FAIL ..." . Times come from /proc/uptime (10 ms steps), so
 # every timed step is sized to last seconds.
 # Addresses are from 192.0.2.0/24 (TEST-NET-1) on a network that exists only
@@ -36,6 +37,9 @@
 arg() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" /proc/cmdline; }
 now() { cut -d' ' -f1 /proc/uptime; }
 fail() { echo "io-guest: FAIL $*"; exit 1; }
+# begin NAME: a measurement starts; its "result NAME=" line ends it (the host
+# times what its CPU did in between).
+begin() { echo "io-guest: begin $1"; }
 # rate MIB T0 T1: MiB/s.
 rate() { awk -v m="$1" -v a="$2" -v b="$3" 'BEGIN { d = b - a; if (d <= 0) d = 0.005; printf "%.2f", m / d }'; }
 stat_of() { cat "/sys/class/net/eth0/statistics/$1"; }
@@ -58,6 +62,7 @@ offloads() {
 # and $frame (bytes per frame eth0 sent meanwhile, headers included).
 send() {
 	p0=$(stat_of tx_packets) b0=$(stat_of tx_bytes)
+	begin seq_write_mib_s
 	t0=$(now)
 	dd if=/dev/zero bs=64k count=$(($1 * 16)) 2>/dev/null | nc 192.0.2.1 5001 ||
 		fail "nc to 192.0.2.1:5001 failed"
@@ -86,17 +91,20 @@ disk)
 	mib=$(arg io.mib) rops=$(arg io.rops)
 	dev=/dev/vda
 	[ -b $dev ] || fail "$dev is missing"
+	begin seq_write_mib_s
 	t0=$(now)
 	dd if=/dev/zero of=$dev bs=1M count="$mib" oflag=direct conv=fsync 2>/tmp/dd.err ||
 		fail "dd write: $(cat /tmp/dd.err)"
 	t1=$(now)
 	echo "io-guest: result seq_write_mib_s=$(rate "$mib" "$t0" "$t1") secs=$(secs "$t0" "$t1")"
+	begin seq_read_mib_s
 	t0=$(now)
 	dd if=$dev of=/dev/null bs=1M count="$mib" iflag=direct 2>/tmp/dd.err ||
 		fail "dd read: $(cat /tmp/dd.err)"
 	t1=$(now)
 	echo "io-guest: result seq_read_mib_s=$(rate "$mib" "$t0" "$t1") secs=$(secs "$t0" "$t1")"
 	for op in read write; do
+		begin "rand_${op}_iops"
 		out=$(/bench/io-rand $dev $op "$rops" 2>&1) || fail "io-rand $op: $out"
 		iops=$(echo "$out" | sed -n 's/.* iops=\([0-9.]*\).*/\1/p')
 		secs=$(echo "$out" | sed -n 's/.* secs=\([0-9.]*\).*/\1/p')
@@ -134,9 +142,11 @@ client)
 		[ $i -lt 60 ] || fail "192.0.2.1 does not answer pings"
 	done
 	ping -c 3 -i 0.2 192.0.2.1 >/dev/null 2>&1
+	begin tcp_mib_s
 	send "$nmib"
 	echo "io-guest: result tcp_mib_s=$(rate "$nmib" "$t0" "$t1") secs=$(secs "$t0" "$t1") tx_frame_b=$frame"
 	if [ "${tsecs:-0}" -gt 0 ]; then
+		begin tcp_bulk_mib_s
 		fetch "$nmib"
 		r=$(rate "$nmib" "$t0" "$t1")
 		big=$(awk -v r="$r" -v s="$tsecs" -v m="$nmib" -v hi="${tmax:-$nmib}" \
@@ -150,6 +160,7 @@ client)
 	# Segments TCP sent again (lost frames show here) and the adapter's drops.
 	retrans=$(awk '$1 == "Tcp:" && $13 ~ /^[0-9]+$/ { print $13 }' /proc/net/snmp)
 	echo "io-guest: result tcp_retrans=${retrans:-?} eth0_dropped_rx=$(stat_of rx_dropped) eth0_dropped_tx=$(stat_of tx_dropped)"
+	begin ping_avg_ms
 	ping -c "$pings" -i 0.2 -W 5 192.0.2.1 >/tmp/ping.out 2>&1
 	avg=$(sed -n 's|^round-trip min/avg/max = [0-9.]*/\([0-9.]*\)/.*|\1|p' /tmp/ping.out)
 	[ -n "$avg" ] || fail "ping: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"
