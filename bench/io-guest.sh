@@ -62,7 +62,6 @@ offloads() {
 # and $frame (bytes per frame eth0 sent meanwhile, headers included).
 send() {
 	p0=$(stat_of tx_packets) b0=$(stat_of tx_bytes)
-	begin seq_write_mib_s
 	t0=$(now)
 	dd if=/dev/zero bs=64k count=$(($1 * 16)) 2>/dev/null | nc 192.0.2.1 5001 ||
 		fail "nc to 192.0.2.1:5001 failed"
